@@ -1,0 +1,572 @@
+"""The engine: runs a planned graph, event-driven, with every execution setting enforced.
+
+A :class:`GraphRun` keeps, per node, the count of predecessors not yet finished. A finished
+node decrements its successors; those reaching zero become ready and start while the
+concurrency limit allows. Async nodes get a task each, blocking sync nodes a worker thread,
+cheap sync nodes run inline. Failure is fail-fast (siblings cancelled) unless the node says
+``continueOnFail``; then its dependants are skipped and independent branches finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from atomiton_core import signals
+from atomiton_core.conductor.plan import FROM_CONTAINER, FlowPlan, GraphPlan, PlannedNode
+from atomiton_core.conductor.results import (
+    ExecutionResult,
+    ExecutionStatus,
+    NodeResult,
+    NodeStatus,
+)
+from atomiton_core.errors import (
+    AtomitonError,
+    ExecutionCancelled,
+    ExecutionError,
+    NodeTimeout,
+    OutputContractError,
+)
+from atomiton_core.nodes.context import NodeContext
+
+if TYPE_CHECKING:
+    from atomiton_core.conductor.conductor import Conductor
+
+__all__ = ["GraphRun", "PlannedNode", "Run"]
+
+_perf = time.perf_counter
+_now = time.time
+_COMPLETED = NodeStatus.COMPLETED
+_RUNNING = NodeStatus.RUNNING
+_EMPTY: dict[str, Any] = {}
+
+
+def _check_outputs(pn: PlannedNode, out: Any) -> dict[str, Any]:
+    if out is None:
+        return {}
+    if type(out) is not dict and not isinstance(out, dict):
+        raise OutputContractError(
+            f"node {pn.id!r} ({pn.node_type.id}) returned {type(out).__name__}; a node returns "
+            "a dict keyed by output port",
+            node_id=pn.id,
+        )
+    declared = pn.declared_outputs
+    if declared is not None and not declared.issuperset(out):
+        extra = sorted(set(out) - declared)
+        raise OutputContractError(
+            f"node {pn.id!r} ({pn.node_type.id}) returned undeclared output port(s) {extra}; "
+            f"declared: {sorted(declared)}",
+            node_id=pn.id,
+        )
+    return out
+
+
+def _as_error(exc: BaseException, pn: PlannedNode) -> AtomitonError:
+    if isinstance(exc, AtomitonError):
+        if exc.node_id is None:
+            exc.node_id = pn.id
+        return exc
+    return ExecutionError.from_exception(exc, node_id=pn.id, node_type=pn.node_type.id)
+
+
+class Run:
+    """One execution of a flow plan."""
+
+    def __init__(
+        self,
+        conductor: Conductor,
+        plan: FlowPlan,
+        execution_id: str,
+        variables: dict[str, Any],
+    ) -> None:
+        self.conductor = conductor
+        self.plan = plan
+        self.execution_id = execution_id
+        self.flow_id = plan.flow.id
+        self.variables = variables
+        self.result = ExecutionResult(execution_id, plan.flow.id)
+        self.stop_event = threading.Event()
+        self.cancel_requested = False
+        self.progress = 0.0
+        self.loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()
+        self.top: GraphRun | None = None
+        self.retain_outputs = conductor.retain_outputs
+
+    # -- signals -------------------------------------------------------------------------
+    def node_event(
+        self,
+        signal: Any,
+        kind: str,
+        pn: PlannedNode,
+        res: NodeResult,
+        **extra: Any,
+    ) -> None:
+        if not signal.receivers:
+            return
+        signal.send(
+            self.conductor,
+            event=signals.NodeEvent(
+                type=kind,
+                execution_id=self.execution_id,
+                flow_id=self.flow_id,
+                node_id=pn.id,
+                node_type=pn.node_type.id,
+                path=res.path,
+                timestamp=_now(),
+                progress=self.current_progress(),
+                status=str(res.status),
+                attempt=res.attempts,
+                error=res.error.to_dict() if res.error is not None else None,
+                duration_ms=res.duration_ms,
+                **extra,
+            ),
+        )
+
+    def execution_event(self, signal: Any, kind: str) -> None:
+        if not signal.receivers:
+            return
+        res = self.result
+        signal.send(
+            self.conductor,
+            event=signals.ExecutionEvent(
+                type=kind,
+                execution_id=self.execution_id,
+                flow_id=self.flow_id,
+                timestamp=_now(),
+                progress=self.progress,
+                status=str(res.status),
+                error=res.error.to_dict() if res.error is not None else None,
+                result=res if res.status is not ExecutionStatus.RUNNING else None,
+            ),
+        )
+
+    def current_progress(self) -> float:
+        top = self.top
+        if top is not None and top.n:
+            value = (top.finished + top.frac_sum) / top.n
+            if value > self.progress:
+                self.progress = min(value, 1.0)
+        return self.progress
+
+    # -- called through NodeContext --------------------------------------------------------
+    def node_progress(self, ctx: NodeContext, fraction: float, message: str | None) -> None:
+        if threading.get_ident() != self.loop_thread:
+            self.loop.call_soon_threadsafe(self.node_progress, ctx, fraction, message)
+            return
+        graph = ctx._graph
+        pn = ctx._node
+        graph.set_fraction(pn.index, min(max(fraction, 0.0), 1.0))
+        res = graph.results[pn.index]
+        self.node_event(
+            signals.node_progress, "node.progress", pn, res, fraction=fraction, message=message
+        )
+
+    async def run_children(
+        self,
+        ctx: NodeContext,
+        inputs: Mapping[str, Any],
+        label: str | None,
+        variables: Mapping[str, Any] | None,
+        concurrency: int | None,
+    ) -> dict[str, Any]:
+        pn = ctx._node
+        children = pn.children
+        if children is None:
+            raise ExecutionError(
+                f"node {pn.id!r} ({pn.node_type.id}) asked to run children but has none",
+                node_id=pn.id,
+            )
+        prefix = f"{ctx.path}/{label}/" if label else f"{ctx.path}/"
+        scope = ctx._graph.variables
+        if variables:
+            scope = {**scope, **variables}
+        graph = GraphRun(
+            self,
+            children,
+            prefix,
+            inputs,
+            scope,
+            concurrency if concurrency is not None else children.concurrency,
+            parent=ctx,
+        )
+        await graph.run()
+        return graph.container_outputs(pn)
+
+    # -- the whole execution ---------------------------------------------------------------
+    async def main(self) -> ExecutionResult:
+        result = self.result
+        result.started_at = _now()
+        t0 = _perf()
+        self.execution_event(signals.execution_started, "execution.started")
+        plan = self.plan
+        self.top = top = GraphRun(
+            self, plan.root, "", _EMPTY, self.variables, plan.root.concurrency, parent=None
+        )
+        try:
+            if plan.timeout_s is None:
+                await top.run()
+            else:
+                try:
+                    async with asyncio.timeout(plan.timeout_s):
+                        await top.run()
+                except TimeoutError:
+                    raise NodeTimeout(
+                        f"flow {self.flow_id!r} timed out after {plan.timeout_s * 1000:g} ms",
+                        hint="raise settings.runtime.timeout or make the slow nodes faster",
+                    ) from None
+        except asyncio.CancelledError:
+            if not self.cancel_requested:
+                self._finish(ExecutionStatus.CANCELLED, t0, ExecutionCancelled("cancelled"))
+                raise
+            self._finish(
+                ExecutionStatus.CANCELLED,
+                t0,
+                ExecutionCancelled(f"execution {self.execution_id!r} was cancelled"),
+            )
+        except AtomitonError as exc:
+            self._finish(ExecutionStatus.FAILED, t0, exc)
+        else:
+            results = top.results
+            outputs = top.outputs
+            result.outputs = {
+                results[i].node_id: outputs[i] or {}
+                for i in plan.root.sinks
+                if results[i].status is _COMPLETED
+            }
+            self._finish(ExecutionStatus.COMPLETED, t0, None)
+        return result
+
+    def _finish(self, status: ExecutionStatus, t0: float, error: AtomitonError | None) -> None:
+        result = self.result
+        result.status = status
+        result.error = error
+        result.duration_ms = (_perf() - t0) * 1000
+        if status is ExecutionStatus.COMPLETED:
+            self.progress = 1.0
+            self.execution_event(signals.execution_completed, "execution.completed")
+        elif status is ExecutionStatus.CANCELLED:
+            self.execution_event(signals.execution_cancelled, "execution.cancelled")
+        else:
+            self.execution_event(signals.execution_failed, "execution.failed")
+
+
+class GraphRun:
+    """One run of one graph level: the flow's top level, or a container's children."""
+
+    def __init__(
+        self,
+        run: Run,
+        plan: GraphPlan,
+        prefix: str,
+        inputs: Mapping[str, Any],
+        variables: Mapping[str, Any],
+        concurrency: int | None,
+        parent: NodeContext | None,
+    ) -> None:
+        self.run_ = run
+        self.plan = plan
+        self.prefix = prefix
+        self.inputs = inputs
+        self.variables = variables
+        self.limit = concurrency
+        self.parent = parent
+        nodes = plan.nodes
+        self.n = len(nodes)
+        self.outputs: list[dict[str, Any] | None] = [None] * self.n
+        self.remaining = [pn.n_preds for pn in nodes]
+        self.ready: deque[int] = deque(plan.roots)
+        self.running = 0
+        self.finished = 0
+        self.tasks: dict[int, asyncio.Task[dict[str, Any]]] = {}
+        self.error: AtomitonError | None = None
+        self.stopping = False
+        self.draining = False
+        self.done: asyncio.Future[None] = run.loop.create_future()
+        self.frac: dict[int, float] = {}
+        self.frac_sum = 0.0
+        self.observed = bool(
+            signals.node_progress.receivers
+            or signals.node_completed.receivers
+            or signals.node_started.receivers
+        )
+        table = run.result.nodes
+        self.results: list[NodeResult] = []
+        append = self.results.append
+        for pn in nodes:
+            path = prefix + pn.id if prefix else pn.id
+            res = NodeResult(pn.id, pn.node_type.id, path)
+            append(res)
+            table[path] = res
+
+    # -- driving -------------------------------------------------------------------------
+    async def run(self) -> None:
+        if self.n == 0:
+            return
+        self._drain()
+        try:
+            await self.done
+        except asyncio.CancelledError:
+            self._stop(cancel=True)
+            while self.tasks:
+                await asyncio.wait(list(self.tasks.values()))
+            raise
+        if self.error is not None:
+            raise self.error
+
+    def _drain(self) -> None:
+        if self.draining:
+            return
+        self.draining = True
+        try:
+            ready = self.ready
+            limit = self.limit
+            while ready and not self.stopping and (limit is None or self.running < limit):
+                i = ready.popleft()
+                try:
+                    self._launch(i)
+                except Exception as exc:  # a signal receiver raised
+                    self._fail_run(_as_error(exc, self.plan.nodes[i]))
+        finally:
+            self.draining = False
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self.done.done():
+            return
+        if self.finished == self.n or (self.stopping and self.running == 0):
+            self.done.set_result(None)
+
+    def _launch(self, i: int) -> None:
+        pn = self.plan.nodes[i]
+        res = self.results[i]
+        kwargs: dict[str, Any] = {}
+        if pn.inputs:
+            outputs = self.outputs
+            live = 0
+            for src, sport, tport, multiple in pn.inputs:
+                source = self.inputs if src == FROM_CONTAINER else outputs[src]
+                if source is None or sport not in source:
+                    continue
+                live += 1
+                if multiple:
+                    kwargs.setdefault(tport, []).append(source[sport])
+                else:
+                    kwargs[tport] = source[sport]
+            if live == 0 or (pn.required and not pn.required.issubset(kwargs)):
+                self._skip(i, "upstream")
+                return
+        if not pn.settings.enabled:
+            self._skip(i, "disabled")
+            return
+        run = self.run_
+        res.status = _RUNNING
+        res.started_at = _now()
+        res.attempts = 1
+        if pn.inline:
+            t0 = _perf()
+            if signals.node_started.receivers:
+                run.node_event(signals.node_started, "node.started", pn, res)
+            try:
+                out = _check_outputs(pn, pn.fn(NodeContext(run, self, pn, res.path), pn.params, **kwargs))
+            except Exception as exc:
+                res.duration_ms = (_perf() - t0) * 1000
+                self._failed(i, _as_error(exc, pn))
+                return
+            res.duration_ms = (_perf() - t0) * 1000
+            self._completed(i, out)
+            return
+        self.running += 1
+        task = run.loop.create_task(self._attempts(pn, res, kwargs))
+        self.tasks[i] = task
+        task.add_done_callback(partial(self._task_done, i))
+
+    async def _attempts(
+        self, pn: PlannedNode, res: NodeResult, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        run = self.run_
+        ctx = NodeContext(run, self, pn, res.path)
+        settings = pn.settings
+        timeout_s = pn.timeout_s
+        node_type = pn.node_type
+        t0 = _perf()
+        attempt = 0
+        while True:
+            attempt += 1
+            ctx.attempt = res.attempts = attempt
+            if signals.node_started.receivers:
+                run.node_event(signals.node_started, "node.started", pn, res)
+            try:
+                if node_type.is_async:
+                    pending: Any = pn.fn(ctx, pn.params, **kwargs)
+                else:
+                    pending = run.loop.run_in_executor(
+                        run.conductor.executor, partial(pn.fn, ctx, pn.params, **kwargs)
+                    )
+                if timeout_s is None:
+                    out = await pending
+                else:
+                    scope = asyncio.timeout(timeout_s)
+                    try:
+                        async with scope:
+                            out = await pending
+                    except TimeoutError:
+                        if not scope.expired():
+                            raise
+                        raise NodeTimeout(
+                            f"node {pn.id!r} ({node_type.id}) timed out after "
+                            f"{settings.timeout:g} ms",
+                            node_id=pn.id,
+                            hint="raise its 'timeout' parameter (milliseconds)",
+                        ) from None
+                out = _check_outputs(pn, out)
+                res.duration_ms = (_perf() - t0) * 1000
+                return out
+            except Exception as exc:
+                err = _as_error(exc, pn)
+                if attempt > settings.retries:
+                    res.duration_ms = (_perf() - t0) * 1000
+                    raise err from None
+            delay_ms = settings.retry_delay * 2 ** (attempt - 1)
+            res.error = err
+            if signals.node_retrying.receivers:
+                run.node_event(
+                    signals.node_retrying, "node.retrying", pn, res, delay_ms=delay_ms
+                )
+            res.error = None
+            await asyncio.sleep(delay_ms / 1000)
+
+    def _task_done(self, i: int, task: asyncio.Task[dict[str, Any]]) -> None:
+        self.running -= 1
+        del self.tasks[i]
+        try:
+            if task.cancelled():
+                if self.stopping:
+                    self._cancelled(i)
+                else:  # the node cancelled itself: a failure like any other
+                    self._failed(i, ExecutionCancelled(f"node {self.plan.nodes[i].id!r} was cancelled"))
+            else:
+                exc = task.exception()
+                if exc is None:
+                    self._completed(i, task.result())
+                else:
+                    self._failed(i, _as_error(exc, self.plan.nodes[i]))
+        except Exception as exc:  # a signal receiver raised: the run fails with its error
+            self._fail_run(_as_error(exc, self.plan.nodes[i]))
+        self._drain()
+
+    # -- node outcomes -------------------------------------------------------------------
+    def _advance(self, i: int) -> None:
+        self.finished += 1
+        frac = self.frac
+        if frac and i in frac:
+            self.frac_sum -= frac.pop(i)
+        remaining = self.remaining
+        ready = self.ready
+        for s in self.plan.nodes[i].successors:
+            remaining[s] -= 1
+            if remaining[s] == 0:
+                ready.append(s)
+        if self.observed and self.parent is not None:
+            self._propagate()
+
+    def _completed(self, i: int, out: dict[str, Any]) -> None:
+        res = self.results[i]
+        res.status = _COMPLETED
+        if self.run_.retain_outputs:
+            res.outputs = out
+        self.outputs[i] = out
+        self._advance(i)
+        if signals.node_completed.receivers:
+            self.run_.node_event(
+                signals.node_completed, "node.completed", self.plan.nodes[i], res, outputs=out
+            )
+
+    def _skip(self, i: int, reason: str) -> None:
+        res = self.results[i]
+        res.status = NodeStatus.SKIPPED
+        res.reason = reason
+        self._advance(i)
+        if signals.node_skipped.receivers:
+            self.run_.node_event(
+                signals.node_skipped, "node.skipped", self.plan.nodes[i], res, message=reason
+            )
+
+    def _failed(self, i: int, err: AtomitonError) -> None:
+        pn = self.plan.nodes[i]
+        res = self.results[i]
+        res.status = NodeStatus.FAILED
+        res.error = err
+        if pn.settings.continue_on_fail:
+            self._advance(i)
+            self.run_.node_event(signals.node_failed, "node.failed", pn, res)
+            return
+        self.run_.node_event(signals.node_failed, "node.failed", pn, res)
+        self._fail_run(err)
+
+    def _fail_run(self, err: AtomitonError) -> None:
+        if self.error is None:
+            self.error = err
+        self._stop(cancel=False)
+
+    def _cancelled(self, i: int) -> None:
+        res = self.results[i]
+        res.status = NodeStatus.CANCELLED
+        if res.error is None:
+            res.error = ExecutionCancelled(f"node {res.node_id!r} was cancelled", node_id=res.node_id)
+        if res.started_at is not None and res.duration_ms is None:
+            res.duration_ms = (_now() - res.started_at) * 1000
+        self.run_.node_event(signals.node_cancelled, "node.cancelled", self.plan.nodes[i], res)
+
+    def _stop(self, *, cancel: bool) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        if self.parent is None:
+            self.run_.stop_event.set()
+        for task in self.tasks.values():
+            task.cancel()
+        status = NodeStatus.CANCELLED if cancel else NodeStatus.SKIPPED
+        for res in self.results:
+            if res.status is NodeStatus.PENDING:
+                res.status = status
+                res.reason = "cancelled" if cancel else "run failed"
+        self._maybe_done()
+
+    # -- progress ------------------------------------------------------------------------
+    def set_fraction(self, i: int, fraction: float) -> None:
+        old = self.frac.get(i, 0.0)
+        if fraction > old:
+            self.frac[i] = fraction
+            self.frac_sum += fraction - old
+            if self.parent is not None:
+                self._propagate()
+
+    def fraction(self) -> float:
+        return (self.finished + self.frac_sum) / self.n if self.n else 1.0
+
+    def _propagate(self) -> None:
+        parent = self.parent
+        if parent is not None:
+            parent._graph.set_fraction(parent._node.index, self.fraction())
+
+    # -- results -------------------------------------------------------------------------
+    def container_outputs(self, container: PlannedNode) -> dict[str, Any]:
+        outputs = self.outputs
+        if self.plan.outputs_from:
+            out: dict[str, Any] = {}
+            for src, sport, name in self.plan.outputs_from:
+                source = outputs[src]
+                if source is not None and sport in source:
+                    out[name] = source[sport]
+            return out
+        return {
+            self.results[i].node_id: outputs[i]
+            for i in self.plan.sinks
+            if outputs[i] is not None
+        }

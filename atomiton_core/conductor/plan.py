@@ -1,0 +1,160 @@
+"""Planning: a validated flow compiled once into index-based graphs the engine walks.
+
+Everything that does not change between runs is done here, not per node per run: node types
+resolved, parameters validated, execution settings parsed, edges turned into index lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from atomiton_core.flow.models import Edge, ExecutionSettings, Flow, NodeSpec
+from atomiton_core.flow.validation import ValidationReport, validate
+from atomiton_core.nodes.definition import NodeType
+
+if TYPE_CHECKING:
+    from atomiton_core.catalogue import Catalogue
+
+__all__ = ["FlowPlan", "GraphPlan", "PlannedNode", "plan_flow"]
+
+#: Source index of an input that comes from the enclosing container.
+FROM_CONTAINER = -1
+
+
+class PlannedNode:
+    __slots__ = (
+        "child_outputs",
+        "children",
+        "declared_outputs",
+        "fn",
+        "id",
+        "index",
+        "inline",
+        "inputs",
+        "n_preds",
+        "node_type",
+        "params",
+        "required",
+        "settings",
+        "spec",
+        "successors",
+        "timeout_s",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        spec: NodeSpec,
+        node_type: NodeType,
+        params: BaseModel,
+        settings: ExecutionSettings,
+    ) -> None:
+        self.index = index
+        self.id = spec.id
+        self.spec = spec
+        self.node_type = node_type
+        self.fn: Callable[..., Any] = node_type.fn
+        self.params = params
+        self.settings = settings
+        #: (source index or FROM_CONTAINER, source port, target port, port takes several edges)
+        self.inputs: list[tuple[int, str, str, bool]] = []
+        self.successors: list[int] = []
+        self.n_preds = 0
+        self.required = frozenset(node_type.required_inputs)
+        self.children: GraphPlan | None = None
+        self.child_outputs: tuple[str, ...] = ()
+        self.declared_outputs: frozenset[str] | None = (
+            None if node_type.dynamic_outputs else frozenset(node_type.outputs)
+        )
+        self.timeout_s = settings.timeout / 1000 if settings.timeout is not None else None
+        #: Cheap sync nodes with no timeout or retries run inline, without a task or thread.
+        self.inline = (
+            not node_type.is_async
+            and not node_type.blocking
+            and not node_type.container
+            and settings.timeout is None
+            and settings.retries == 0
+        )
+
+
+@dataclass(slots=True)
+class GraphPlan:
+    nodes: list[PlannedNode]
+    roots: list[int]
+    sinks: list[int]
+    #: Edges from a child to the container: (child index, source port, container output name).
+    outputs_from: list[tuple[int, str, str]]
+    concurrency: int | None
+
+
+@dataclass(slots=True)
+class FlowPlan:
+    flow: Flow
+    report: ValidationReport
+    root: GraphPlan
+    variables: dict[str, Any]
+    timeout_s: float | None
+
+
+def _plan_graph(
+    nodes: list[NodeSpec],
+    edges: list[Edge],
+    report: ValidationReport,
+    container_id: str | None,
+    concurrency: int | None,
+) -> GraphPlan:
+    planned: list[PlannedNode] = []
+    index: dict[str, int] = {}
+    for spec in nodes:
+        resolved = report.resolved[id(spec)]
+        pn = PlannedNode(len(planned), spec, resolved.node_type, resolved.params, resolved.settings)
+        if spec.is_container:
+            pn.child_outputs = resolved.child_outputs
+            child_concurrency = getattr(resolved.params, "concurrency", None)
+            if getattr(resolved.params, "parallel", True) is False:
+                child_concurrency = 1
+            pn.children = _plan_graph(
+                spec.nodes or [],
+                spec.edges or [],
+                report,
+                spec.id,
+                child_concurrency if isinstance(child_concurrency, int) else None,
+            )
+        index[spec.id] = pn.index
+        planned.append(pn)
+    outputs_from: list[tuple[int, str, str]] = []
+    preds: list[set[int]] = [set() for _ in planned]
+    for edge in edges:
+        src = FROM_CONTAINER if edge.source == container_id else index[edge.source]
+        if edge.target == container_id:
+            if src != FROM_CONTAINER:
+                outputs_from.append((src, edge.source_handle, edge.target_handle))
+            continue
+        tgt = planned[index[edge.target]]
+        port = tgt.node_type.inputs.get(edge.target_handle)
+        tgt.inputs.append(
+            (src, edge.source_handle, edge.target_handle, port is not None and port.multiple)
+        )
+        if src != FROM_CONTAINER and src not in preds[tgt.index]:
+            preds[tgt.index].add(src)
+            planned[src].successors.append(tgt.index)
+    for pn in planned:
+        pn.n_preds = len(preds[pn.index])
+    roots = [pn.index for pn in planned if pn.n_preds == 0]
+    sinks = [pn.index for pn in planned if not pn.successors]
+    return GraphPlan(planned, roots, sinks, outputs_from, concurrency)
+
+
+def plan_flow(flow: Flow, catalogue: Catalogue) -> FlowPlan:
+    """Validate and compile a flow; raises FlowValidationError listing every problem."""
+    report = validate(flow, catalogue)
+    report.raise_for_problems(flow.source)
+    runtime = flow.settings.runtime
+    concurrency = runtime.concurrency if runtime.parallel else 1
+    root = _plan_graph(flow.nodes, flow.edges, report, None, concurrency)
+    timeout_s = runtime.timeout / 1000 if runtime.timeout is not None else None
+    return FlowPlan(flow, report, root, flow.variable_defaults(), timeout_s)

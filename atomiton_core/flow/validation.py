@@ -1,0 +1,503 @@
+"""Validation: every problem of a flow at once, each with a stable code and its location.
+
+Locations are key paths into the file (``nodes[2].parameters.path``, ``edges[0].target``),
+and problems name the node or edge id as well, so an editor can highlight the culprit.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from atomiton_core.errors import FlowValidationError
+from atomiton_core.flow.models import Edge, ExecutionSettings, Flow, NodeSpec
+from atomiton_core.nodes.definition import RESERVED_PARAMETERS, NodeType
+
+if TYPE_CHECKING:
+    from atomiton_core.catalogue import Catalogue
+
+__all__ = ["Problem", "ValidationReport", "validate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    code: str
+    message: str
+    location: str
+    node_id: str | None = None
+    edge_id: str | None = None
+    hint: str | None = None
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = self.location
+        if self.node_id:
+            where += f" (node {self.node_id!r})"
+        elif self.edge_id:
+            where += f" (edge {self.edge_id!r})"
+        text = f"[{self.code}] {where}: {self.message}"
+        return f"{text} — {self.hint}" if self.hint else text
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "code": self.code,
+            "message": self.message,
+            "location": self.location,
+            "severity": self.severity,
+        }
+        if self.node_id:
+            data["nodeId"] = self.node_id
+        if self.edge_id:
+            data["edgeId"] = self.edge_id
+        if self.hint:
+            data["hint"] = self.hint
+        return data
+
+
+@dataclass(slots=True)
+class ResolvedNode:
+    """What validation learnt about one node, reused by the planner."""
+
+    node_type: NodeType
+    params: BaseModel
+    settings: ExecutionSettings
+    #: For containers: the output ports its children define (edges to the container's id).
+    child_outputs: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class ValidationReport:
+    flow_id: str
+    problems: list[Problem] = field(default_factory=list)
+    #: id(NodeSpec) -> what the planner needs; only for nodes without errors.
+    resolved: dict[int, ResolvedNode] = field(default_factory=dict, repr=False)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def __str__(self) -> str:
+        if not self.problems:
+            return f"flow {self.flow_id!r} is valid"
+        head = f"flow {self.flow_id!r}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "flowId": self.flow_id,
+            "valid": self.ok,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+    def raise_for_problems(self, source: str | None = None) -> None:
+        if not self.ok:
+            raise FlowValidationError(self, source=source)
+
+
+def _loc(prefix: str, rest: str) -> str:
+    return f"{prefix}.{rest}" if prefix else rest
+
+
+def _pydantic_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _unknown_parameter_names(model: type[BaseModel], params: Mapping[str, Any]) -> list[str]:
+    if model.model_config.get("extra") in ("allow", "forbid"):
+        return []
+    known: set[str] = set()
+    for name, info in model.model_fields.items():
+        known.add(name)
+        if info.alias:
+            known.add(info.alias)
+        if isinstance(info.validation_alias, str):
+            known.add(info.validation_alias)
+    return [k for k in params if k not in known]
+
+
+def _known_parameter_names(model: type[BaseModel]) -> list[str]:
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
+class _Validator:
+    def __init__(self, flow: Flow, catalogue: Catalogue) -> None:
+        self.flow = flow
+        self.catalogue = catalogue
+        self.report = ValidationReport(flow.id)
+
+    def add(self, code: str, message: str, location: str, **kw: Any) -> None:
+        self.report.problems.append(Problem(code, message, location, **kw))
+
+    def run(self) -> ValidationReport:
+        self.graph(self.flow.nodes, self.flow.edges, "", None)
+        return self.report
+
+    # -- one level: nodes, then edges, then cycles --------------------------------------
+    def graph(
+        self,
+        nodes: list[NodeSpec],
+        edges: list[Edge],
+        prefix: str,
+        container: tuple[NodeSpec, NodeType | None] | None,
+    ) -> None:
+        specs: dict[str, NodeSpec] = {}
+        types: dict[str, NodeType | None] = {}
+        for i, spec in enumerate(nodes):
+            here = _loc(prefix, f"nodes[{i}]")
+            if spec.id in specs or (container and spec.id == container[0].id):
+                self.add(
+                    "DUPLICATE_ID",
+                    f"node id {spec.id!r} is used more than once",
+                    f"{here}.id",
+                    node_id=spec.id,
+                    hint="ids must be unique among the nodes of one flow or container",
+                )
+                continue
+            specs[spec.id] = spec
+            types[spec.id] = self.node(spec, here)
+        incoming = self.edges(edges, prefix, specs, types, container)
+        for node_id, spec in specs.items():
+            nt = types[node_id]
+            if nt is None:
+                continue
+            i = nodes.index(spec)
+            for port in nt.required_inputs:
+                if port not in incoming.get(node_id, ()):
+                    self.add(
+                        "MISSING_REQUIRED_INPUT",
+                        f"required input port {port!r} of node {node_id!r} ({nt.id}) has no "
+                        "incoming edge",
+                        _loc(prefix, f"nodes[{i}]"),
+                        node_id=node_id,
+                        hint=f"connect an output to {node_id}.{port}",
+                    )
+        self.cycles(edges, prefix, specs)
+
+    def node(self, spec: NodeSpec, here: str) -> NodeType | None:
+        nt = self.catalogue.get(spec.type)
+        if nt is None:
+            self.add(
+                "NODE_TYPE_NOT_FOUND",
+                f"node type {spec.type!r} is not installed",
+                f"{here}.type",
+                node_id=spec.id,
+                hint=self.catalogue.missing_hint(spec.type),
+            )
+        settings = self.settings(spec, here)
+        params = self.params(spec, nt, here) if nt is not None else None
+        child_outputs: tuple[str, ...] = ()
+        if spec.is_container:
+            if nt is not None and not nt.container:
+                self.add(
+                    "NOT_A_CONTAINER",
+                    f"node {spec.id!r} has child nodes but its type {nt.id!r} does not run "
+                    "children",
+                    f"{here}.nodes",
+                    node_id=spec.id,
+                    hint="use a container type such as 'group', 'loop' or 'parallel'",
+                )
+            self.graph(spec.nodes or [], spec.edges or [], here, (spec, nt))
+            child_outputs = tuple(
+                dict.fromkeys(e.target_handle for e in spec.edges or [] if e.target == spec.id)
+            )
+        elif nt is not None and nt.container:
+            self.add(
+                "EMPTY_CONTAINER",
+                f"container node {spec.id!r} ({nt.id}) has no child nodes",
+                here,
+                node_id=spec.id,
+                severity="warning",
+            )
+        if nt is not None and params is not None and settings is not None:
+            self.report.resolved[id(spec)] = ResolvedNode(nt, params, settings, child_outputs)
+        return nt
+
+    def settings(self, spec: NodeSpec, here: str) -> ExecutionSettings | None:
+        try:
+            return ExecutionSettings.from_parameters(spec.parameters)
+        except ValidationError as exc:
+            for err in exc.errors():
+                self.add(
+                    "INVALID_PARAMETER",
+                    f"execution setting: {err['msg']} (got {err.get('input')!r})",
+                    f"{here}.parameters{_pydantic_loc(err['loc'])}",
+                    node_id=spec.id,
+                )
+            return None
+
+    def params(self, spec: NodeSpec, nt: NodeType, here: str) -> BaseModel | None:
+        given = {k: v for k, v in spec.parameters.items() if k not in RESERVED_PARAMETERS}
+        ok = True
+        unknown = _unknown_parameter_names(nt.params, given)
+        for name in unknown:
+            close = difflib.get_close_matches(name, _known_parameter_names(nt.params), n=1)
+            known = ", ".join(_known_parameter_names(nt.params)) or "none"
+            self.add(
+                "UNKNOWN_PARAMETER",
+                f"node type {nt.id!r} has no parameter {name!r}",
+                f"{here}.parameters.{name}",
+                node_id=spec.id,
+                hint=f"did you mean {close[0]!r}?" if close else f"its parameters are: {known}",
+            )
+            ok = False
+        try:
+            model = nt.params.model_validate(given)
+        except ValidationError as exc:
+            known = _known_parameter_names(nt.params)
+            for err in exc.errors():
+                where = f"{here}.parameters{_pydantic_loc(err['loc'])}"
+                if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
+                    name = str(err["loc"][0])
+                    close = difflib.get_close_matches(name, known, n=1)
+                    self.add(
+                        "UNKNOWN_PARAMETER",
+                        f"node type {nt.id!r} has no parameter {name!r}",
+                        where,
+                        node_id=spec.id,
+                        hint=f"did you mean {close[0]!r}?"
+                        if close
+                        else f"its parameters are: {', '.join(known) or 'none'}",
+                    )
+                    continue
+                self.add(
+                    "INVALID_PARAMETER",
+                    f"{err['msg']} (got {_short(err.get('input'))})",
+                    where,
+                    node_id=spec.id,
+                )
+            return None
+        return model if ok else None
+
+    def edges(
+        self,
+        edges: list[Edge],
+        prefix: str,
+        specs: dict[str, NodeSpec],
+        types: dict[str, NodeType | None],
+        container: tuple[NodeSpec, NodeType | None] | None,
+    ) -> dict[str, dict[str, int]]:
+        incoming: dict[str, dict[str, int]] = {}
+        seen_ids: set[str] = set()
+        own_id = container[0].id if container else None
+        for j, edge in enumerate(edges):
+            here = _loc(prefix, f"edges[{j}]")
+            label = edge.id or f"{edge.source}->{edge.target}"
+            if edge.id is not None:
+                if edge.id in seen_ids:
+                    self.add(
+                        "DUPLICATE_ID",
+                        f"edge id {edge.id!r} is used more than once",
+                        f"{here}.id",
+                        edge_id=edge.id,
+                    )
+                seen_ids.add(edge.id)
+            ok = True
+            for end, node_id in (("source", edge.source), ("target", edge.target)):
+                if node_id not in specs and node_id != own_id:
+                    close = difflib.get_close_matches(node_id, list(specs), n=1)
+                    self.add(
+                        "NODE_NOT_FOUND",
+                        f"edge {end} {node_id!r} is not a node of this "
+                        + ("container" if container else "flow"),
+                        f"{here}.{end}",
+                        edge_id=label,
+                        hint=f"did you mean {close[0]!r}?" if close else None,
+                    )
+                    ok = False
+            if not ok:
+                continue
+            if edge.source == own_id and container is not None:
+                self.container_source(edge, here, label, container)
+            else:
+                self.output_port(edge, here, label, specs[edge.source], types[edge.source])
+            if edge.target == own_id:
+                continue
+            nt = types[edge.target]
+            ports = incoming.setdefault(edge.target, {})
+            ports[edge.target_handle] = ports.get(edge.target_handle, 0) + 1
+            if nt is None:
+                continue
+            port = nt.inputs.get(edge.target_handle)
+            if port is None and not nt.dynamic_inputs:
+                self.add(
+                    "PORT_NOT_FOUND",
+                    f"node {edge.target!r} ({nt.id}) has no input port {edge.target_handle!r}",
+                    f"{here}.targetHandle",
+                    edge_id=label,
+                    hint=_ports_hint(nt.inputs),
+                )
+            elif port is not None and not port.multiple and ports[edge.target_handle] == 2:
+                self.add(
+                    "DUPLICATE_INPUT",
+                    f"input port {edge.target_handle!r} of node {edge.target!r} has more than "
+                    "one incoming edge and accepts one",
+                    f"{here}.targetHandle",
+                    edge_id=label,
+                    hint="merge the values first (a 'merge' node) or use another port",
+                )
+        return incoming
+
+    def container_source(
+        self, edge: Edge, here: str, label: str, container: tuple[NodeSpec, NodeType | None]
+    ) -> None:
+        spec, nt = container
+        if nt is None:
+            return
+        offered: Iterable[str] | None = nt.child_sources
+        if offered is None and not nt.dynamic_inputs:
+            offered = nt.inputs
+        if offered is not None and edge.source_handle not in offered:
+            self.add(
+                "PORT_NOT_FOUND",
+                f"container {spec.id!r} ({nt.id}) offers its children no port "
+                f"{edge.source_handle!r}",
+                f"{here}.sourceHandle",
+                edge_id=label,
+                hint="it offers: " + ", ".join(sorted(offered)),
+            )
+
+    def output_port(
+        self, edge: Edge, here: str, label: str, spec: NodeSpec, nt: NodeType | None
+    ) -> None:
+        if nt is None or edge.source_handle in nt.outputs:
+            return
+        if nt.dynamic_outputs:
+            if not spec.is_container:
+                return
+            declared = [e.target_handle for e in spec.edges or [] if e.target == spec.id]
+            if not declared:
+                declared = _sink_ids(spec)
+            if edge.source_handle in declared:
+                return
+            self.add(
+                "PORT_NOT_FOUND",
+                f"container {spec.id!r} has no output {edge.source_handle!r}",
+                f"{here}.sourceHandle",
+                edge_id=label,
+                hint="its outputs are: " + (", ".join(declared) or "none"),
+            )
+            return
+        self.add(
+            "PORT_NOT_FOUND",
+            f"node {spec.id!r} ({nt.id}) has no output port {edge.source_handle!r}",
+            f"{here}.sourceHandle",
+            edge_id=label,
+            hint=_ports_hint(nt.outputs),
+        )
+
+    def cycles(self, edges: list[Edge], prefix: str, specs: dict[str, NodeSpec]) -> None:
+        succ: dict[str, list[str]] = {n: [] for n in specs}
+        for e in edges:
+            if e.source in specs and e.target in specs:
+                succ[e.source].append(e.target)
+        for cycle in find_cycles(succ):
+            path = " -> ".join([*cycle, cycle[0]])
+            self.add(
+                "CIRCULAR_DEPENDENCY",
+                f"nodes form a cycle: {path}",
+                _loc(prefix, "edges"),
+                node_id=cycle[0],
+                hint="remove one of these edges; use a 'loop' node to repeat work",
+            )
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _ports_hint(ports: Mapping[str, Any]) -> str:
+    return "its ports are: " + (", ".join(ports) or "none")
+
+
+def _sink_ids(spec: NodeSpec) -> list[str]:
+    sources = {e.source for e in spec.edges or [] if e.target != spec.id}
+    return [n.id for n in spec.nodes or [] if n.id not in sources]
+
+
+def find_cycles(succ: Mapping[str, list[str]]) -> list[list[str]]:
+    """Strongly connected components with a cycle (Tarjan, iterative), each in edge order."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    found: list[list[str]] = []
+    counter = 0
+    for root in succ:
+        if root in index:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on_stack.add(v)
+            children = succ[v]
+            if i < len(children):
+                work.append((v, i + 1))
+                w = children[i]
+                if w not in index:
+                    work.append((w, 0))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            if low[v] == index[v]:
+                comp: list[str] = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1 or v in succ[v]:
+                    found.append(_order_cycle(comp, succ))
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+    return found
+
+
+def _order_cycle(comp: list[str], succ: Mapping[str, list[str]]) -> list[str]:
+    """One shortest cycle through the component's smallest id, in edge order."""
+    members = set(comp)
+    start = min(comp)
+    parent: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        nxt: list[str] = []
+        for v in frontier:
+            for w in succ[v]:
+                if w not in members:
+                    continue
+                if w == start:
+                    path = [v]
+                    while path[-1] != start:
+                        path.append(parent[path[-1]])
+                    return list(reversed(path))
+                if w not in parent:
+                    parent[w] = v
+                    nxt.append(w)
+        frontier = nxt
+    return sorted(comp)
+
+
+def validate(flow: Flow, catalogue: Catalogue) -> ValidationReport:
+    """Check a flow against a catalogue and report every problem found."""
+    return _Validator(flow, catalogue).run()

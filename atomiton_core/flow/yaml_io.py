@@ -1,0 +1,153 @@
+"""Flow files: ruamel.yaml in round-trip mode, so a load -> save cycle loses nothing.
+
+A loaded flow remembers its YAML document. Saving merges the flow's current data into that
+document: unchanged values keep their quoting and comments, keys keep their order, removed
+keys go, new ones are appended. A flow made in Python is written plainly.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from atomiton_core.errors import FlowLoadError
+from atomiton_core.flow.models import Flow
+
+__all__ = ["dump_flow", "dumps_flow", "load_flow", "loads_flow", "save_flow", "to_plain"]
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096
+    return yaml
+
+
+def to_plain(value: Any) -> Any:
+    """Convert ruamel's round-trip types to plain dicts, lists, str, int, float, bool."""
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, str) else str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    return value
+
+
+def loads_flow(text: str, *, source: str | None = None) -> Flow:
+    """Parse flow YAML (or JSON, a subset of YAML) text."""
+    where = source or "<string>"
+    try:
+        document = _yaml().load(text)
+    except YAMLError as exc:
+        raise FlowLoadError.from_yaml(where, exc) from None
+    flow = Flow.from_data(to_plain(document), source=source)
+    flow._document = document
+    return flow
+
+
+def load_flow(path: str | os.PathLike[str]) -> Flow:
+    """Load a flow file: a local path or any fsspec URL."""
+    import fsspec
+
+    where = os.fspath(path)
+    try:
+        with fsspec.open(where, "r", encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise FlowLoadError(f"{where}: no such flow file", source=where) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlowLoadError(f"{where}: cannot read: {exc}", source=where) from None
+    return loads_flow(text, source=where)
+
+
+def _same_scalar(old: Any, new: Any) -> bool:
+    plain = to_plain(old)
+    return type(plain) is type(new) and plain == new
+
+
+def _merge(old: Any, new: Any) -> Any:
+    """Merge plain ``new`` into round-trip ``old``, keeping what is unchanged as it was."""
+    if isinstance(old, CommentedMap) and isinstance(new, dict):
+        for key in [k for k in old if k not in new]:
+            del old[key]
+        for key, value in new.items():
+            old[key] = _merge(old[key], value) if key in old else value
+        return old
+    if isinstance(old, CommentedSeq) and isinstance(new, list):
+        keyed = all(isinstance(x, dict) and "id" in x for x in old) and all(
+            isinstance(x, dict) and "id" in x for x in new
+        )
+        if keyed and [x["id"] for x in old] != [x["id"] for x in new]:
+            by_id = {x["id"]: x for x in old}
+            merged = [_merge(by_id[x["id"]], x) if x["id"] in by_id else x for x in new]
+            old[:] = merged
+            return old
+        for i, value in enumerate(new[: len(old)]):
+            old[i] = _merge(old[i], value)
+        del old[len(new) :]
+        old.extend(new[len(old) :])
+        return old
+    if isinstance(old, dict | list) or isinstance(new, dict | list):
+        return new
+    if isinstance(old, datetime | date) and old == new:
+        return old
+    return old if _same_scalar(old, new) else new
+
+
+def _document_for(flow: Flow) -> Any:
+    data = flow.to_data()
+    if flow._document is None:
+        flow._document = _merge(CommentedMap(), data)
+    else:
+        flow._document = _merge(flow._document, data)
+    return flow._document
+
+
+def dumps_flow(flow: Flow) -> str:
+    """The flow as YAML text, keeping the comments, order and styles it was loaded with."""
+    buf = io.StringIO()
+    _yaml().dump(_document_for(flow), buf)
+    return buf.getvalue()
+
+
+def dump_flow(flow: Flow, stream: Any) -> None:
+    stream.write(dumps_flow(flow))
+
+
+def save_flow(flow: Flow, path: str | os.PathLike[str]) -> None:
+    """Write a flow file atomically: a failed save leaves the old file as it was."""
+    text = dumps_flow(flow)
+    where = os.fspath(path)
+    if "://" in where and not where.startswith("file://"):
+        from atomiton_core.storage.files import atomic_write_text
+
+        atomic_write_text(where, text)
+        return
+    target = Path(where.removeprefix("file://"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

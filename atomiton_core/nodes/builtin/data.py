@@ -1,0 +1,203 @@
+"""Data nodes: ``edit-fields`` (set values from templates) and ``transform`` (list operations).
+
+Both evaluate user text only through the Jinja2 sandbox (``atomiton_core.nodes.expressions``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from atomiton_core.errors import ExpressionError
+from atomiton_core.nodes.context import NodeContext
+from atomiton_core.nodes.definition import node
+from atomiton_core.nodes.expressions import compile_expression
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, extra="forbid")
+
+
+class EditFieldsParams(_Params):
+    values: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Fields to set; string values are templates over `input` and variables",
+    )
+    keep_only_set: bool = Field(
+        False, description="Output only these fields instead of merging them into the input"
+    )
+
+
+@node(
+    "edit-fields",
+    params=EditFieldsParams,
+    outputs={"output": Any},
+    name="Edit Fields",
+    category="data",
+    icon="pencil-line",
+    blocking=False,
+    description="Create or overwrite fields; values are Jinja2 templates ({{ input.x }})",
+)
+def edit_fields(ctx: NodeContext, params: EditFieldsParams, input: Any = None) -> dict[str, Any]:
+    rendered = {key: ctx.render(value, input=input) for key, value in params.values.items()}
+    if params.keep_only_set or not isinstance(input, dict):
+        return {"output": rendered}
+    return {"output": {**input, **rendered}}
+
+
+Operation = Literal[
+    "map", "filter", "reduce", "sort", "group", "flatten", "unique", "reverse", "limit", "skip",
+    "slice",
+]
+_NEEDS_EXPRESSION = {"map", "filter", "reduce", "group"}
+
+
+class TransformParams(_Params):
+    operation: Operation = Field("map", description="What to do with the list")
+    expression: str | None = Field(
+        None,
+        description="Per-item Jinja2 expression over `item`, `index` (and `acc` for reduce), "
+        "e.g. item.price * 2; the key for sort/group/unique",
+    )
+    initial: Any = Field(None, description="reduce: the starting accumulator")
+    order: Literal["asc", "desc"] = Field("asc", description="sort: direction")
+    depth: int = Field(1, ge=1, description="flatten: how many levels")
+    count: int | None = Field(None, ge=0, description="limit / skip: how many items")
+    start: int | None = Field(None, description="slice: first index (negative counts from end)")
+    end: int | None = Field(None, description="slice: index to stop before")
+    transform_function: str | None = Field(
+        None, description="Not supported (the original's JavaScript); use `expression`"
+    )
+
+    @field_validator("expression")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                compile_expression(value)
+            except ExpressionError as exc:
+                raise ValueError(exc.message + "; " + (exc.hint or "")) from None
+        return value
+
+    @field_validator("transform_function")
+    @classmethod
+    def _no_javascript(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "JavaScript functions are not run; write a Jinja2 expression in 'expression' "
+                "instead, e.g. expression: item.message ~ ' ' ~ item.author"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _expression_needed(self) -> TransformParams:
+        if self.operation in _NEEDS_EXPRESSION and self.expression is None:
+            raise ValueError(f"operation {self.operation!r} needs an 'expression'")
+        if self.operation in ("limit", "skip") and self.count is None:
+            raise ValueError(f"operation {self.operation!r} needs a 'count'")
+        return self
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return json.dumps(value, sort_keys=True, default=repr)
+    return value
+
+
+def _flatten(items: list[Any], depth: int) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        if depth > 0 and isinstance(item, list | tuple):
+            out.extend(_flatten(list(item), depth - 1))
+        else:
+            out.append(item)
+    return out
+
+
+@node(
+    "transform",
+    params=TransformParams,
+    outputs={"output": Any},
+    name="Transform",
+    category="data",
+    icon="wand-2",
+    blocking=False,
+    pure=True,
+    description="map / filter / reduce / sort / group / flatten / unique / reverse / limit / "
+    "skip / slice a list with sandboxed expressions",
+)
+def transform(ctx: NodeContext, params: TransformParams, input: Any) -> dict[str, Any]:
+    items: list[Any] = list(input) if isinstance(input, list | tuple) else [input]
+    op = params.operation
+    scope = dict(ctx.variables)
+    scope["vars"] = ctx.variables
+
+    def call(item: Any, index: int, **extra: Any) -> Any:
+        scope["item"] = item
+        scope["index"] = index
+        scope.update(extra)
+        try:
+            return fn(**scope)
+        except ExpressionError:
+            raise
+        except Exception as exc:
+            raise ExpressionError(
+                f"node {ctx.node_id!r}: expression {params.expression!r} failed on item "
+                f"{index}: {type(exc).__name__}: {exc}",
+                node_id=ctx.node_id,
+            ) from exc
+
+    fn: Callable[..., Any] = compile_expression(params.expression) if params.expression else (
+        lambda **names: names["item"]
+    )
+    result: Any
+    if op == "map":
+        result = [call(item, i) for i, item in enumerate(items)]
+    elif op == "filter":
+        result = [item for i, item in enumerate(items) if call(item, i)]
+    elif op == "reduce":
+        acc = params.initial
+        for i, item in enumerate(items):
+            acc = call(item, i, acc=acc)
+        result = acc
+    elif op == "sort":
+        keyed = [(call(item, i), i, item) for i, item in enumerate(items)]
+        try:
+            keyed.sort(key=lambda t: (t[0] is None, t[0]), reverse=params.order == "desc")
+        except TypeError as exc:
+            raise ExpressionError(
+                f"node {ctx.node_id!r}: cannot sort, keys are not comparable: {exc}",
+                node_id=ctx.node_id,
+                hint="give an 'expression' that yields keys of one type",
+            ) from exc
+        result = [t[2] for t in keyed]
+    elif op == "group":
+        groups: dict[str, list[Any]] = {}
+        for i, item in enumerate(items):
+            groups.setdefault(str(call(item, i)), []).append(item)
+        result = groups
+    elif op == "flatten":
+        result = _flatten(items, params.depth)
+    elif op == "unique":
+        seen: set[Any] = set()
+        result = []
+        for i, item in enumerate(items):
+            key = _hashable(call(item, i))
+            if key not in seen:
+                seen.add(key)
+                result.append(item)
+    elif op == "reverse":
+        result = items[::-1]
+    elif op == "limit":
+        result = items[: params.count]
+    elif op == "skip":
+        result = items[params.count :]
+    else:  # slice
+        result = items[params.start : params.end]
+    return {"output": result}

@@ -1,0 +1,297 @@
+"""The node-author API: ``@node`` turns a function into a checked :class:`NodeType`.
+
+A node function takes ``(ctx, params, **inputs)``: the context, the validated parameter model
+and one keyword argument per input port. It returns a dict keyed by output port. Async
+functions run on the event loop; sync ones run in a worker thread unless declared
+``blocking=False`` (cheap, never waits), in which case they run inline.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from atomiton_core.errors import NodeDefinitionError
+
+__all__ = ["NoParams", "NodeType", "Port", "node"]
+
+_TYPE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_PORT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_MISSING: Any = inspect.Parameter.empty
+
+#: Parameter names every node accepts; the conductor enforces them (see flow.models).
+RESERVED_PARAMETERS = frozenset({"enabled", "timeout", "retries", "retryDelay", "continueOnFail"})
+
+_TYPE_NAMES: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    tuple: "array",
+    dict: "object",
+    bytes: "buffer",
+    type(None): "null",
+    Any: "any",
+}
+
+
+class NoParams(BaseModel):
+    """Parameter model of a node type that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def type_name(tp: Any) -> str:
+    """A short, editor-friendly name for a port type (``number``, ``array``, ``Image``...)."""
+    if tp in _TYPE_NAMES:
+        return _TYPE_NAMES[tp]
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        return " | ".join(type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        return _TYPE_NAMES.get(origin, getattr(origin, "__name__", str(origin)))
+    return getattr(tp, "__name__", str(tp))
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    """An input or output port of a node type."""
+
+    name: str
+    type: Any = Any
+    required: bool = True
+    default: Any = None
+    #: An input port that accepts several edges receives the list of their values, in edge order.
+    multiple: bool = False
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "type": type_name(self.type),
+            "required": self.required,
+        }
+        if self.multiple:
+            data["multiple"] = True
+        if self.description:
+            data["description"] = self.description
+        return data
+
+
+@dataclass(eq=False, slots=True)
+class NodeType:
+    """A node type: what the catalogue holds and the conductor runs."""
+
+    id: str
+    fn: Callable[..., Any]
+    params: type[BaseModel]
+    inputs: dict[str, Port]
+    outputs: dict[str, Port]
+    name: str
+    category: str = "general"
+    description: str = ""
+    version: str = "1.0.0"
+    icon: str | None = None
+    is_async: bool = False
+    #: Sync functions run in a worker thread unless their author says they never block.
+    blocking: bool = True
+    #: Same params and inputs always give the same outputs (checked by the testing kit).
+    pure: bool = False
+    #: Accepts input ports not declared in its signature (``**kwargs``).
+    dynamic_inputs: bool = False
+    #: Output ports are defined per flow node (containers: by the edges to the container's id).
+    dynamic_outputs: bool = False
+    #: Runs child nodes (``nodes``/``edges`` inside the node) through ``ctx.run_children``.
+    container: bool = False
+    #: The ports a container offers its children (edges whose source is the container's id);
+    #: ``None`` means its own input ports, whatever they are.
+    child_sources: frozenset[str] | None = None
+    #: The distribution that contributed this node type (filled in by the catalogue).
+    distribution: str | None = field(default=None, compare=False)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<NodeType {self.id!r} from {self.distribution or 'unregistered'}>"
+
+    @property
+    def required_inputs(self) -> list[str]:
+        return [p.name for p in self.inputs.values() if p.required]
+
+    def params_schema(self) -> dict[str, Any]:
+        """The JSON schema of the parameter model, for editors drawing a form."""
+        return self.params.model_json_schema(by_alias=True)
+
+    def to_dict(self, *, schema: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "category": self.category,
+            "description": self.description,
+            "version": self.version,
+            "distribution": self.distribution,
+            "inputs": [p.to_dict() for p in self.inputs.values()],
+            "outputs": [p.to_dict() for p in self.outputs.values()],
+            "dynamicInputs": self.dynamic_inputs,
+            "dynamicOutputs": self.dynamic_outputs,
+            "container": self.container,
+        }
+        if self.icon:
+            data["icon"] = self.icon
+        if schema:
+            data["parameters"] = self.params_schema()
+        return data
+
+
+def _ports_from_outputs(type_id: str, outputs: Mapping[str, Any] | None) -> dict[str, Port]:
+    ports: dict[str, Port] = {}
+    for name, spec in (outputs or {}).items():
+        if not isinstance(name, str) or not _PORT_NAME.match(name):
+            raise NodeDefinitionError(
+                f"node type {type_id!r}: output port name {name!r} is not valid",
+                hint="use letters, digits, '_' and '-', starting with a letter",
+            )
+        ports[name] = spec if isinstance(spec, Port) else Port(name, spec, required=False)
+    return ports
+
+
+def _ports_from_signature(
+    type_id: str, fn: Callable[..., Any], overrides: Mapping[str, Any] | None, multiple: set[str]
+) -> tuple[dict[str, Port], bool]:
+    sig = inspect.signature(fn)
+    params = list(sig.parameters.values())
+    if len(params) < 2 or params[0].kind not in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    ):
+        raise NodeDefinitionError(
+            f"node type {type_id!r}: {fn.__qualname__} must accept (ctx, params, **inputs); "
+            f"its signature is {sig}",
+            hint="the first two parameters receive the context and the validated parameters",
+        )
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolvable forward references: ports stay untyped
+        hints = {}
+    ports: dict[str, Port] = {}
+    dynamic = False
+    for p in params[2:]:
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            dynamic = True
+            continue
+        if p.kind is inspect.Parameter.VAR_POSITIONAL:
+            raise NodeDefinitionError(
+                f"node type {type_id!r}: *{p.name} is not allowed; input ports are keywords",
+            )
+        if not _PORT_NAME.match(p.name):
+            raise NodeDefinitionError(f"node type {type_id!r}: bad input port name {p.name!r}")
+        required = p.default is _MISSING
+        ports[p.name] = Port(
+            p.name,
+            hints.get(p.name, Any),
+            required=required,
+            default=None if required else p.default,
+            multiple=p.name in multiple,
+        )
+    for name, spec in (overrides or {}).items():
+        if name not in ports and not dynamic:
+            raise NodeDefinitionError(
+                f"node type {type_id!r}: inputs= names {name!r}, which is not a parameter of "
+                f"{fn.__qualname__}",
+            )
+        if isinstance(spec, Port):
+            ports[name] = spec
+        else:
+            old = ports.get(name, Port(name, required=False))
+            ports[name] = Port(name, spec, old.required, old.default, old.multiple)
+    unknown = multiple - set(ports)
+    if unknown:
+        raise NodeDefinitionError(
+            f"node type {type_id!r}: multiple= names unknown input port(s) {sorted(unknown)}"
+        )
+    return ports, dynamic
+
+
+def node(
+    type_id: str,
+    *,
+    params: type[BaseModel] | None = None,
+    outputs: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    category: str = "general",
+    description: str | None = None,
+    version: str = "1.0.0",
+    icon: str | None = None,
+    pure: bool = False,
+    blocking: bool | None = None,
+    multiple: tuple[str, ...] | list[str] = (),
+    container: bool = False,
+    child_sources: frozenset[str] | set[str] | None = None,
+    dynamic_outputs: bool = False,
+) -> Callable[[Callable[..., Any]], NodeType]:
+    """Declare a node type; the declaration is checked here, not when the node first runs.
+
+    ``outputs`` maps output port names to their types; input ports are the function's
+    keyword parameters (a default makes a port optional, ``**kwargs`` accepts any port).
+    ``multiple`` names input ports that take several edges (they receive a list).
+    """
+    if not isinstance(type_id, str) or not _TYPE_ID.match(type_id):
+        raise NodeDefinitionError(
+            f"node type id {type_id!r} is not valid",
+            hint="use letters, digits, '.', '_' and '-', e.g. 'acme.scale'",
+        )
+    if params is not None and not (isinstance(params, type) and issubclass(params, BaseModel)):
+        raise NodeDefinitionError(
+            f"node type {type_id!r}: params= must be a pydantic BaseModel subclass, "
+            f"got {params!r}"
+        )
+    clash = RESERVED_PARAMETERS & set((params or NoParams).model_fields)
+    if clash:
+        raise NodeDefinitionError(
+            f"node type {type_id!r}: parameter(s) {sorted(clash)} are reserved for execution "
+            "settings on every node",
+            hint="rename them; the conductor enforces enabled/timeout/retries/retryDelay/"
+            "continueOnFail itself",
+        )
+    out_ports = _ports_from_outputs(type_id, outputs)
+
+    def decorate(fn: Callable[..., Any]) -> NodeType:
+        if not callable(fn):
+            raise NodeDefinitionError(f"@node({type_id!r}) must decorate a function")
+        in_ports, dynamic = _ports_from_signature(type_id, fn, inputs, set(multiple))
+        is_async = inspect.iscoroutinefunction(fn)
+        if is_async and blocking:
+            raise NodeDefinitionError(
+                f"node type {type_id!r}: blocking=True makes no sense for an async function"
+            )
+        doc = inspect.getdoc(fn) or ""
+        return NodeType(
+            id=type_id,
+            fn=fn,
+            params=params or NoParams,
+            inputs=in_ports,
+            outputs=out_ports,
+            name=name or type_id,
+            category=category,
+            description=description if description is not None else doc.split("\n\n")[0],
+            version=version,
+            icon=icon,
+            is_async=is_async,
+            blocking=(not is_async) if blocking is None else blocking,
+            pure=pure,
+            dynamic_inputs=dynamic,
+            dynamic_outputs=dynamic_outputs or container,
+            container=container,
+            child_sources=frozenset(child_sources) if child_sources is not None else None,
+        )
+
+    return decorate

@@ -1,0 +1,186 @@
+"""Blinker signals: anyone can observe executions and storage without the SDK knowing them.
+
+Every signal is sent by the :class:`~atomiton_core.Conductor` (or storage) that emits it, with
+one keyword argument ``event`` holding a typed payload. Connect to all senders, or to one::
+
+    from atomiton_core import signals
+
+    @signals.node_completed.connect_via(conductor)
+    def on_done(sender, event):
+        print(event.path, event.duration_ms)
+
+The conductor checks ``signal.receivers`` before building a payload, so a signal nobody
+listens to costs one attribute test. Receiver exceptions propagate, as blinker intends: a
+receiver that raises fails the node (or run) it was observing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from blinker import Namespace
+
+__all__ = [
+    "ALL_SIGNALS",
+    "ExecutionEvent",
+    "FlowEvent",
+    "NodeEvent",
+    "execution_cancelled",
+    "execution_completed",
+    "execution_failed",
+    "execution_started",
+    "flow_deleted",
+    "flow_saved",
+    "node_cancelled",
+    "node_completed",
+    "node_failed",
+    "node_progress",
+    "node_retrying",
+    "node_skipped",
+    "node_started",
+]
+
+_signals = Namespace()
+
+execution_started = _signals.signal(
+    "execution.started", doc="An execution began; event: ExecutionEvent (progress 0)."
+)
+execution_completed = _signals.signal(
+    "execution.completed", doc="An execution finished; event.result holds the ExecutionResult."
+)
+execution_failed = _signals.signal(
+    "execution.failed", doc="An execution failed; event.error and event.result say why."
+)
+execution_cancelled = _signals.signal(
+    "execution.cancelled", doc="An execution was cancelled; event.result has what ran."
+)
+node_started = _signals.signal("node.started", doc="A node attempt began (event.attempt).")
+node_progress = _signals.signal(
+    "node.progress", doc="A node reported progress: event.fraction (0..1), event.message."
+)
+node_completed = _signals.signal(
+    "node.completed", doc="A node finished; event.outputs, event.duration_ms."
+)
+node_failed = _signals.signal("node.failed", doc="A node failed after its last attempt.")
+node_cancelled = _signals.signal(
+    "node.cancelled", doc="A running node was cancelled (run cancelled, or a sibling failed)."
+)
+node_skipped = _signals.signal(
+    "node.skipped", doc="A node did not run: disabled, or its inputs never arrived."
+)
+node_retrying = _signals.signal(
+    "node.retrying", doc="A node attempt failed and will be retried after event.delay_ms."
+)
+flow_saved = _signals.signal("flow.saved", doc="A flow was saved to storage; event: FlowEvent.")
+flow_deleted = _signals.signal("flow.deleted", doc="A flow was deleted from storage.")
+
+ALL_SIGNALS = (
+    execution_started,
+    execution_completed,
+    execution_failed,
+    execution_cancelled,
+    node_started,
+    node_progress,
+    node_completed,
+    node_failed,
+    node_cancelled,
+    node_skipped,
+    node_retrying,
+    flow_saved,
+    flow_deleted,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionEvent:
+    type: str
+    execution_id: str
+    flow_id: str
+    timestamp: float
+    progress: float
+    status: str
+    error: dict[str, Any] | None = None
+    #: The ExecutionResult, on the finishing events.
+    result: Any = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "type": self.type,
+            "executionId": self.execution_id,
+            "flowId": self.flow_id,
+            "timestamp": self.timestamp,
+            "progress": self.progress,
+            "status": self.status,
+        }
+        if self.error is not None:
+            data["error"] = self.error
+        if self.result is not None:
+            data["result"] = self.result.to_dict()
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEvent:
+    type: str
+    execution_id: str
+    flow_id: str
+    node_id: str
+    node_type: str
+    #: Where the node sits: ``group-1/resize``, ``loop-1/iteration 3/resize``.
+    path: str
+    timestamp: float
+    #: Overall progress of the execution, 0..1, never decreasing.
+    progress: float
+    status: str
+    attempt: int = 0
+    fraction: float | None = None
+    message: str | None = None
+    error: dict[str, Any] | None = None
+    outputs: Any = field(default=None, compare=False)
+    duration_ms: float | None = None
+    delay_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        from atomiton_core.conductor.results import jsonable
+
+        data: dict[str, Any] = {
+            "type": self.type,
+            "executionId": self.execution_id,
+            "flowId": self.flow_id,
+            "nodeId": self.node_id,
+            "nodeType": self.node_type,
+            "path": self.path,
+            "timestamp": self.timestamp,
+            "progress": self.progress,
+            "status": self.status,
+            "attempt": self.attempt,
+        }
+        for key, value in (
+            ("fraction", self.fraction),
+            ("message", self.message),
+            ("error", self.error),
+            ("durationMs", self.duration_ms),
+            ("delayMs", self.delay_ms),
+        ):
+            if value is not None:
+                data[key] = value
+        if self.outputs is not None:
+            data["outputs"] = jsonable(self.outputs)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class FlowEvent:
+    type: str
+    flow_id: str
+    location: str
+    timestamp: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "flowId": self.flow_id,
+            "location": self.location,
+            "timestamp": self.timestamp,
+        }
