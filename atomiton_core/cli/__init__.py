@@ -1,0 +1,7 @@
+"""The ``atomiton`` console script. Each command group lives in its own module of this package."""
+
+from __future__ import annotations
+
+from atomiton_core.cli.main import main
+
+__all__ = ["main"]

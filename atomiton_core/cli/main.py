@@ -1,0 +1,340 @@
+"""The ``atomiton`` command: run, validate, list node types, manage stored flows.
+
+Exit codes of ``run`` and ``validate``: 0 completed / valid, 1 failed or cancelled,
+2 the flow is invalid or unreadable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal as os_signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from atomiton_core import signals
+from atomiton_core.conductor.conductor import Conductor, create_conductor
+from atomiton_core.conductor.results import ExecutionResult, jsonable
+from atomiton_core.errors import AtomitonError, FlowLoadError, FlowValidationError
+from atomiton_core.flow.yaml_io import dumps_flow, load_flow
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+_STATUS_STYLE = {
+    "pending": "dim",
+    "running": "cyan",
+    "completed": "green",
+    "failed": "bold red",
+    "skipped": "yellow",
+    "cancelled": "magenta",
+}
+_STATUS_MARK = {
+    "completed": "✓",
+    "failed": "✗",
+    "skipped": "-",
+    "cancelled": "⊘",
+    "running": "…",
+    "pending": " ",
+}
+
+storage_option = click.option(
+    "--storage",
+    "storage",
+    metavar="URL",
+    default=None,
+    help="Flow storage: a folder or fsspec URL (default: $ATOMITON_STORAGE or the user data dir).",
+)
+
+
+def _err_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int) -> None:
+    _err_console().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    sys.exit(code)
+
+
+def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--input")
+        try:
+            inputs[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            inputs[key] = raw
+    return inputs
+
+
+def _conductor(storage: str | None) -> Conductor:
+    try:
+        return create_conductor(storage)
+    except AtomitonError as exc:
+        _fail(str(exc), EXIT_FAILED)
+        raise  # unreachable
+
+
+class _LiveView:
+    """A table of node states, redrawn as signals arrive."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.progress = 0.0
+
+    def update(self, event: signals.NodeEvent) -> None:
+        row = self.rows.setdefault(event.path, {"type": event.node_type, "detail": ""})
+        row["status"] = event.status
+        if event.type == "node.progress" and event.fraction is not None:
+            row["detail"] = f"{event.fraction:.0%} {event.message or ''}".strip()
+        elif event.error:
+            row["detail"] = event.error.get("message", "")
+        elif event.duration_ms is not None:
+            row["detail"] = f"{event.duration_ms:.1f} ms"
+        elif event.type == "node.retrying":
+            row["detail"] = f"retrying (attempt {event.attempt})"
+        self.progress = max(self.progress, event.progress)
+
+    def __rich__(self) -> Table:
+        table = Table(title=f"progress {self.progress:.0%}", title_justify="left", expand=False)
+        table.add_column("node")
+        table.add_column("type", style="dim")
+        table.add_column("status")
+        table.add_column("detail", overflow="fold", max_width=60)
+        for path, row in self.rows.items():
+            status = row.get("status", "pending")
+            style = _STATUS_STYLE.get(status, "")
+            table.add_row(path, row["type"], f"[{style}]{status}[/]", row["detail"])
+        return table
+
+
+_NODE_SIGNALS = (
+    signals.node_started,
+    signals.node_progress,
+    signals.node_completed,
+    signals.node_failed,
+    signals.node_cancelled,
+    signals.node_skipped,
+    signals.node_retrying,
+)
+
+
+@contextmanager
+def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
+    """Show node events: a live table on a terminal, one line per event otherwise."""
+    console = _err_console()
+    if quiet:
+        yield
+        return
+    view = _LiveView()
+
+    def on_event(sender: Any, event: signals.NodeEvent) -> None:
+        if live:
+            view.update(event)
+        elif event.type != "node.progress" or event.message:
+            mark = _STATUS_MARK.get(event.status, "·")
+            detail = ""
+            if event.error:
+                detail = f" — {event.error.get('message', '')}"
+            elif event.duration_ms is not None and event.type == "node.completed":
+                detail = f" ({event.duration_ms:.1f} ms)"
+            elif event.type == "node.progress":
+                detail = f" {event.fraction:.0%} {event.message}"
+            console.print(f"{mark} {event.path} [{event.node_type}] {event.type[5:]}{detail}",
+                          markup=False, highlight=False)
+
+    for sig in _NODE_SIGNALS:
+        sig.connect(on_event, sender=conductor)
+    try:
+        if live:
+            with Live(view, console=console, refresh_per_second=12, transient=False):
+                yield
+        else:
+            yield
+    finally:
+        for sig in _NODE_SIGNALS:
+            sig.disconnect(on_event, sender=conductor)
+
+
+async def _execute_with_signals(
+    conductor: Conductor, flow: Any, inputs: dict[str, Any]
+) -> ExecutionResult:
+    execution = conductor.start(flow, inputs)
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(os_signal.SIGINT, execution.cancel)
+        loop.add_signal_handler(os_signal.SIGTERM, execution.cancel)
+    except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+        pass
+    return await execution.result()
+
+
+def _print_summary(result: ExecutionResult, console: Console) -> None:
+    colour = _STATUS_STYLE.get(str(result.status), "")
+    console.print(
+        f"[{colour}]{result.status}[/] in {result.duration_ms or 0:.1f} ms "
+        f"(execution {result.execution_id})"
+    )
+    if result.error is not None:
+        console.print(f"[red]{result.error.code}: {result.error}[/]", soft_wrap=True)
+    if result.outputs:
+        console.print_json(json.dumps(jsonable(result.outputs)))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="atomiton-core", prog_name="atomiton")
+def main() -> None:
+    """Atomiton: run, validate and manage flows of nodes."""
+
+
+@main.command()
+@click.argument("flow")
+@click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE",
+              help="Set a flow variable (VALUE is parsed as JSON when it can be). Repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="No per-node progress.")
+@storage_option
+def run(flow: str, inputs: tuple[str, ...], as_json: bool, quiet: bool, storage: str | None) -> None:
+    """Run FLOW: a flow file, a URL, or the id of a stored flow."""
+    conductor = _conductor(storage)
+    values = _parse_inputs(inputs)
+    try:
+        plan = conductor.prepare(flow)
+    except (FlowValidationError, FlowLoadError) as exc:
+        if as_json:
+            click.echo(json.dumps({"status": "invalid", "error": exc.to_dict()}, indent=2))
+        _fail(str(exc), EXIT_INVALID)
+    except AtomitonError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    live = sys.stderr.isatty() and not as_json
+    with _watch(conductor, live=live, quiet=quiet or as_json):
+        result = asyncio.run(_execute_with_signals(conductor, plan, values))
+    conductor.close()
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        _print_summary(result, Console(highlight=False))
+    sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+@main.command()
+@click.argument("flow")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@storage_option
+def validate(flow: str, as_json: bool, storage: str | None) -> None:
+    """Check FLOW and report every problem at once."""
+    conductor = _conductor(storage)
+    try:
+        report = conductor.validate(flow)
+    except (FlowLoadError, AtomitonError) as exc:
+        if as_json:
+            click.echo(json.dumps({"valid": False, "error": exc.to_dict()}, indent=2))
+        _fail(str(exc), EXIT_INVALID)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        Console(highlight=False).print(str(report), markup=False, soft_wrap=True)
+    sys.exit(EXIT_OK if report.ok else EXIT_INVALID)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print node types (with schemas) as JSON.")
+def nodes(as_json: bool) -> None:
+    """List the installed node types and the distribution each came from."""
+    conductor = create_conductor("memory://atomiton-cli-nodes", record_runs=False)
+    catalogue = conductor.catalogue
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "nodeTypes": [catalogue[t].to_dict(schema=True) for t in sorted(catalogue)],
+                    "problems": [p.to_dict() for p in catalogue.problems],
+                },
+                indent=2,
+            )
+        )
+        return
+    table = Table(title=f"{len(catalogue)} node types")
+    for column in ("type", "name", "category", "distribution"):
+        table.add_column(column)
+    for type_id in sorted(catalogue):
+        nt = catalogue[type_id]
+        table.add_row(nt.id, nt.name, nt.category, nt.distribution or "")
+    console = Console(highlight=False)
+    console.print(table)
+    for problem in catalogue.problems:
+        console.print(f"[yellow]warning:[/] {problem.message}", soft_wrap=True)
+
+
+@main.group()
+def flows() -> None:
+    """Manage stored flows."""
+
+
+@flows.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@storage_option
+def flows_list(as_json: bool, storage: str | None) -> None:
+    """List stored flows."""
+    store = _conductor(storage).storage
+    assert store is not None
+    found = store.list()
+    if as_json:
+        click.echo(json.dumps([s.to_dict() for s in found], indent=2))
+        return
+    table = Table(title=f"{len(found)} flows in {store.url}")
+    for column in ("id", "name", "description"):
+        table.add_column(column)
+    for summary in found:
+        table.add_row(summary.id, summary.name or "", summary.description or "")
+    Console(highlight=False).print(table)
+
+
+@flows.command("show")
+@click.argument("flow_id")
+@storage_option
+def flows_show(flow_id: str, storage: str | None) -> None:
+    """Print a stored flow as YAML."""
+    store = _conductor(storage).storage
+    assert store is not None
+    try:
+        click.echo(dumps_flow(store.load(flow_id)), nl=False)
+    except AtomitonError as exc:
+        _fail(str(exc), EXIT_FAILED)
+
+
+@flows.command("save")
+@click.argument("path")
+@storage_option
+def flows_save(path: str, storage: str | None) -> None:
+    """Store the flow file PATH under its id (comments and layout kept)."""
+    store = _conductor(storage).storage
+    assert store is not None
+    try:
+        flow = load_flow(path)
+        location = store.save(flow)
+    except AtomitonError as exc:
+        _fail(str(exc), EXIT_INVALID if isinstance(exc, FlowLoadError) else EXIT_FAILED)
+    click.echo(f"saved {flow.id} -> {location}")
+
+
+@flows.command("delete")
+@click.argument("flow_id")
+@storage_option
+def flows_delete(flow_id: str, storage: str | None) -> None:
+    """Delete a stored flow."""
+    store = _conductor(storage).storage
+    assert store is not None
+    try:
+        store.delete(flow_id)
+    except AtomitonError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    click.echo(f"deleted {flow_id}")
