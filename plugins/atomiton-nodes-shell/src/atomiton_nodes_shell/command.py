@@ -1,0 +1,422 @@
+"""The ``shell-command`` node: run one program with arguments, never through a shell.
+
+Why each rule is there:
+
+- ``program`` + ``args`` go straight to ``execve``: no shell parses them, so ``;``, ``|``,
+  ``$(...)`` in a value are just characters. Only ``args`` items and ``stdin`` containing
+  ``{{`` are rendered, through the sandboxed Jinja2 templates of the core.
+- The program runs as the leader of a new session (its own process group). When the node is
+  timed out or cancelled, the whole group gets SIGTERM, then SIGKILL after
+  ``killGracePeriod``; children it spawned go too. The node then re-raises, so the conductor
+  reports TIMEOUT or CANCELLED.
+- stdout and stderr are read concurrently and kept up to ``maxOutputBytes`` each; the rest
+  is read and thrown away so the program never blocks on a full pipe.
+- Loader and interpreter injection variables are scrubbed from the environment (see
+  :data:`SCRUBBED_ENVIRONMENT`).
+- ``ctx.config["allowedPrograms"]`` (conductor-wide) restricts which programs may run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from atomiton_core import NodeContext, node
+from atomiton_core.errors import ExecutionError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+__all__ = ["SCRUBBED_ENVIRONMENT", "SCRUBBED_PREFIXES", "ShellCommandParams", "shell_command"]
+
+#: Variables that make the dynamic loader or an interpreter run code the flow did not name.
+#: They are removed from the inherited environment and refused in ``environment``.
+SCRUBBED_ENVIRONMENT = frozenset(
+    {
+        # glibc / musl dynamic loader (GLIBC_TUNABLES: CVE-2023-4911) and iconv modules
+        "GLIBC_TUNABLES",
+        "GCONV_PATH",
+        # shells: startup files and exported functions
+        "BASH_ENV",
+        "ENV",
+        "SHELLOPTS",
+        "PS4",
+        # interpreters that load code from the environment
+        "PYTHONSTARTUP",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONINSPECT",
+        "PYTHONBREAKPOINT",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PERLLIB",
+        "RUBYOPT",
+        "RUBYLIB",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+    }
+)
+#: Every variable starting with one of these is scrubbed too: ``LD_PRELOAD``,
+#: ``LD_LIBRARY_PATH``, ``LD_AUDIT``... (Linux), ``DYLD_INSERT_LIBRARIES``... (macOS) and
+#: bash's exported functions (``BASH_FUNC_name%%``).
+SCRUBBED_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_")
+
+_CHUNK = 64 * 1024
+_TAIL = 2000
+
+
+def is_scrubbed(name: str) -> bool:
+    return name in SCRUBBED_ENVIRONMENT or name.startswith(SCRUBBED_PREFIXES)
+
+
+class ShellCommandParams(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, extra="forbid")
+
+    program: str = Field(
+        min_length=1,
+        description="The program to run: a name looked up on PATH, or a path. Never a shell "
+        "command line; put each argument in `args`",
+    )
+    args: list[str] = Field(
+        default_factory=list,
+        description="Arguments, passed as they are (no shell); items containing {{ }} are "
+        "templates over `input` and the variables",
+    )
+    working_directory: str | None = Field(None, description="Directory to run in")
+    environment: dict[str, str] = Field(
+        default_factory=dict,
+        description="Variables set over the inherited environment (loader and interpreter "
+        "injection variables are refused)",
+    )
+    inherit_environment: bool = Field(
+        True, description="Start from this process's environment (scrubbed); false: only PATH"
+    )
+    stdin: str | None = Field(
+        None, description="Text fed to the program's standard input (a template if it has {{ }})"
+    )
+    capture_output: bool = Field(
+        True, description="Collect stdout/stderr; false: they go to this process's own"
+    )
+    encoding: str | None = Field(
+        "utf-8", description="Decode stdout/stderr with it (invalid bytes replaced); null: bytes"
+    )
+    max_output_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=0,
+        description="Keep at most this many bytes of stdout and of stderr; the rest is "
+        "discarded and `truncated` is set",
+    )
+    kill_grace_period: float = Field(
+        2000, ge=0, description="ms between SIGTERM and SIGKILL when the node is stopped"
+    )
+    cpu_time_limit: int | None = Field(
+        None, gt=0, description="CPU seconds the program may use (RLIMIT_CPU)"
+    )
+    memory_limit: int | None = Field(
+        None, gt=0, description="Bytes of address space the program may use (RLIMIT_AS)"
+    )
+    fail_on_non_zero_exit: bool = Field(
+        True, description="A non-zero exit fails the node; false: it is just a result"
+    )
+
+    @field_validator("environment")
+    @classmethod
+    def _no_injection(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = sorted(name for name in value if is_scrubbed(name))
+        if bad:
+            raise ValueError(
+                f"environment variable(s) {bad} are not allowed: they make the loader or an "
+                "interpreter run code the flow does not name (see SCRUBBED_ENVIRONMENT)"
+            )
+        return value
+
+
+def _environment(params: ShellCommandParams) -> dict[str, str]:
+    if params.inherit_environment:
+        env = {k: v for k, v in os.environ.items() if not is_scrubbed(k)}
+    else:
+        env = {"PATH": os.environ.get("PATH", os.defpath)}
+    env.update(params.environment)
+    return env
+
+
+def _resolve(ctx: NodeContext, program: str, env: Mapping[str, str], cwd: str | None) -> str:
+    """The absolute path of the program, after the allow-list check."""
+    has_dir = os.sep in program or (os.altsep is not None and os.altsep in program)
+    if has_dir:
+        path = os.path.abspath(os.path.join(cwd, program) if cwd else program)
+        found = path if os.path.isfile(path) and os.access(path, os.X_OK) else None
+    else:
+        found = shutil.which(program, path=env.get("PATH", os.defpath))
+    allowed = ctx.config.get("allowedPrograms")
+    if allowed is not None:
+        names = {a for a in allowed if os.sep not in a}
+        paths = {os.path.realpath(a) for a in allowed if os.sep in a}
+        ok = (not has_dir and program in names) or (
+            found is not None and os.path.realpath(found) in paths
+        )
+        if not ok:
+            raise ExecutionError(
+                f"node {ctx.node_id!r}: program {program!r} is not in the conductor's "
+                f"allowedPrograms {sorted(allowed)}",
+                node_id=ctx.node_id,
+                hint="add its name or absolute path to config['allowedPrograms'] of the "
+                "conductor, or use an allowed program",
+            )
+    if found is None:
+        where = "" if has_dir else f" on PATH={env.get('PATH', os.defpath)!r}"
+        raise ExecutionError(
+            f"node {ctx.node_id!r}: program {program!r} was not found{where} or is not executable",
+            node_id=ctx.node_id,
+            hint="give an absolute path, or set PATH in 'environment'",
+        )
+    return found
+
+
+def _limits(params: ShellCommandParams) -> Callable[[], None] | None:
+    if params.cpu_time_limit is None and params.memory_limit is None:
+        return None
+    import resource
+
+    cpu = params.cpu_time_limit
+    memory = params.memory_limit
+
+    def apply() -> None:  # runs in the child between fork and exec: syscalls only
+        if cpu is not None:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        if memory is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    return apply
+
+
+def _stdin_bytes(
+    ctx: NodeContext, params: ShellCommandParams, input: Any, port: Any
+) -> bytes | None:
+    value: Any = port if port is not None else params.stdin
+    if value is None:
+        return None
+    if isinstance(value, str) and port is None:
+        value = ctx.render(value, input=input)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    if not isinstance(value, str):
+        value = json.dumps(value, default=str)
+    text: str = value
+    return text.encode(params.encoding or "utf-8")
+
+
+class _Capped:
+    """Reads a stream to its end, keeping the first ``cap`` bytes."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.data = bytearray()
+        self.truncated = False
+
+    async def drain(self, stream: asyncio.StreamReader | None) -> None:
+        if stream is None:
+            return
+        while chunk := await stream.read(_CHUNK):
+            room = self.cap - len(self.data)
+            if room > 0:
+                self.data += chunk[:room]
+            if len(chunk) > room:
+                self.truncated = True
+
+
+async def _feed(proc: asyncio.subprocess.Process, data: bytes | None) -> None:
+    if proc.stdin is None:
+        return
+    try:
+        if data:
+            proc.stdin.write(data)
+            await proc.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the program exited or closed stdin without reading it all: its choice
+    finally:
+        proc.stdin.close()
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to the group; False if no process of the group is left."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """True while a process of the group is alive; zombies do not count.
+
+    Orphans are reparented to PID 1, which does not reap them in every container: the
+    signal-0 probe alone would see their zombies as alive, so on Linux ``/proc`` decides.
+    """
+    if not _signal_group(pgid, 0):
+        return False
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+async def _terminate(proc: asyncio.subprocess.Process, grace_s: float) -> None:
+    """SIGTERM the program's process group, SIGKILL what is left after ``grace_s``."""
+    pgid = proc.pid
+    try:
+        if _signal_group(pgid, signal.SIGTERM):
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline and _group_alive(pgid):
+                await asyncio.sleep(0.02)
+    finally:
+        _signal_group(pgid, signal.SIGKILL)
+        if proc.stdin is not None:
+            proc.stdin.close()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            # reap the leader; bounded, it was just SIGKILLed
+            await asyncio.wait_for(asyncio.shield(proc.wait()), 5)
+
+
+async def _finish_pipes(proc: asyncio.subprocess.Process, out: _Capped, err: _Capped) -> None:
+    """Read the pipes to EOF after a kill, so their transports close (no leaked fds)."""
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        async with asyncio.timeout(1):
+            await asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr))
+
+
+def _decode(data: bytes, encoding: str | None) -> str | bytes:
+    return data.decode(encoding, errors="replace") if encoding is not None else data
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+@node(
+    "shell-command",
+    params=ShellCommandParams,
+    outputs={
+        "output": dict,
+        "stdout": str | bytes,
+        "stderr": str | bytes,
+        "exitCode": int,
+    },
+    name="Shell Command",
+    category="system",
+    icon="terminal",
+    description="Run a program with arguments (no shell), with output caps, resource limits "
+    "and the whole process group killed on timeout or cancel",
+)
+async def shell_command(
+    ctx: NodeContext, params: ShellCommandParams, input: Any = None, stdin: Any = None
+) -> dict[str, Any]:
+    cwd = params.working_directory
+    if cwd is not None:
+        cwd = str(ctx.render(cwd, input=input))
+        if not os.path.isdir(cwd):
+            raise ExecutionError(
+                f"node {ctx.node_id!r}: workingDirectory {cwd!r} is not a directory",
+                node_id=ctx.node_id,
+            )
+    env = _environment(params)
+    program = _resolve(ctx, params.program, env, cwd)
+    args = [str(ctx.render(a, input=input)) if "{{" in a else a for a in params.args]
+    data = _stdin_bytes(ctx, params, input, stdin)
+    capture = asyncio.subprocess.PIPE if params.capture_output else None
+    out, err = _Capped(params.max_output_bytes), _Capped(params.max_output_bytes)
+    t0 = time.perf_counter()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            program,
+            *args,
+            stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
+            stdout=capture,
+            stderr=capture,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_limits(params),
+        )
+    except OSError as exc:
+        raise ExecutionError(
+            f"node {ctx.node_id!r}: cannot start {program!r}: {exc.strerror or exc}",
+            node_id=ctx.node_id,
+        ) from exc
+    ctx.logger.debug("started %s (pid %d)", program, proc.pid)
+    try:
+        await asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr), _feed(proc, data))
+        code = await proc.wait()
+    except BaseException:  # timeout or cancel reach us as CancelledError
+        await _terminate(proc, params.kill_grace_period / 1000)
+        await _finish_pipes(proc, out, err)
+        raise
+    # the program is done; whatever it left running in its group goes with it
+    _signal_group(proc.pid, signal.SIGKILL)
+    duration = (time.perf_counter() - t0) * 1000
+    timed_out = code == -signal.SIGXCPU and params.cpu_time_limit is not None
+    stdout, stderr = (
+        _decode(bytes(out.data), params.encoding),
+        _decode(bytes(err.data), params.encoding),
+    )
+    result = {
+        "stdout": stdout,
+        "stderr": stderr,
+        "exitCode": code,
+        "duration": duration,
+        "timedOut": timed_out,
+        "truncated": out.truncated or err.truncated,
+    }
+    if code != 0 and params.fail_on_non_zero_exit:
+        raise _failure(ctx, params, code, bytes(err.data), timed_out, result)
+    return {"output": result, "stdout": stdout, "stderr": stderr, "exitCode": code}
+
+
+def _failure(
+    ctx: NodeContext,
+    params: ShellCommandParams,
+    code: int,
+    stderr: bytes,
+    timed_out: bool,
+    result: dict[str, Any],
+) -> ExecutionError:
+    if code < 0:
+        how = f"was killed by {_signal_name(code)}"
+        if timed_out:
+            how += f" (cpuTimeLimit of {params.cpu_time_limit} s exceeded)"
+    else:
+        how = f"exited with code {code}"
+    tail = stderr[-_TAIL:].decode(params.encoding or "utf-8", errors="replace").strip()
+    message = f"node {ctx.node_id!r}: program {params.program!r} {how}"
+    message += f"; stderr ends with:\n{tail}" if tail else "; stderr was empty"
+    return ExecutionError(
+        message,
+        node_id=ctx.node_id,
+        hint="set failOnNonZeroExit: false to receive non-zero exits as results",
+        exit_code=code,
+        result=result,
+    )
