@@ -107,6 +107,8 @@ def _merge(old: Any, new: Any) -> Any:
         return new
     if isinstance(old, datetime | date) and old == new:
         return old
+    if isinstance(new, float):  # ruamel's ScalarFloat can re-emit exponents imprecisely
+        return new
     return old if _same_scalar(old, new) else new
 
 

@@ -1,0 +1,209 @@
+"""Lossless YAML: the original flows, comments, key order, edits, and a hypothesis round trip."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from atomiton_core import Edge, Flow, FlowLoadError, NodeSpec, dumps_flow, load_flow, loads_flow, save_flow
+
+ORIGINALS = sorted((Path(__file__).parents[3] / "shared" / "atomiton-flows").glob("*.flow.yaml"))
+
+
+def _key_paths(value: Any, prefix: str = "") -> list[str]:
+    """Every key path in document order: equal lists mean equal keys in equal order."""
+    out: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.append(f"{prefix}/{k}")
+            out.extend(_key_paths(v, f"{prefix}/{k}"))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out.extend(_key_paths(v, f"{prefix}[{i}]"))
+    return out
+
+
+def test_originals_are_present() -> None:
+    assert len(ORIGINALS) == 3
+
+
+@pytest.mark.parametrize("path", ORIGINALS, ids=lambda p: p.name)
+def test_original_flows_round_trip(path: Path, tmp_path: Path) -> None:
+    flow = load_flow(path)
+    text = dumps_flow(flow)
+    again = loads_flow(text)
+    assert again == flow
+    original = YAML(typ="safe").load(path.read_text())
+    reloaded = YAML(typ="safe").load(text)
+    assert reloaded == original  # every key, UI data included
+    assert _key_paths(reloaded) == _key_paths(original)  # and in the same order
+    out = tmp_path / path.name
+    save_flow(flow, out)
+    assert YAML(typ="safe").load(out.read_text()) == original
+
+
+COMMENTED = """\
+# A flow with comments everywhere
+id: commented   # the id
+name: Commented flow
+# variables come next
+variables:
+  who: {type: string, defaultValue: world}   # flow style kept
+nodes:
+  # the first node
+  - id: greet
+    type: edit-fields
+    position: {x: 10, y: 20}
+    parameters:
+      values:
+        message: 'Hello {{ who }}'   # single quotes kept
+      keepOnlySet: true
+  - id: shout
+    type: transform
+    parameters:
+      operation: map
+      expression: item.message | upper
+edges:
+  - id: e1
+    source: greet
+    target: shout
+    style: {stroke: red}   # editor styling survives
+"""
+
+
+def test_comments_order_and_unknown_keys_survive_edits() -> None:
+    flow = loads_flow(COMMENTED)
+    assert flow.nodes[0].model_extra == {"position": {"x": 10, "y": 20}}
+    assert flow.edges[0].model_extra == {"style": {"stroke": "red"}}
+    flow.name = "Renamed flow"
+    flow.nodes[1].parameters["operation"] = "filter"
+    flow.nodes.append(NodeSpec(id="extra", type="transform", parameters={"operation": "reverse"}))
+    flow.edges.append(Edge(id="e2", source="shout", target="extra"))
+    text = dumps_flow(flow)
+    for comment in (
+        "# A flow with comments everywhere",
+        "# the id",
+        "# variables come next",
+        "# flow style kept",
+        "# the first node",
+        "# single quotes kept",
+        "# editor styling survives",
+    ):
+        assert comment in text
+    assert "'Hello {{ who }}'" in text
+    assert "name: Renamed flow" in text
+    again = loads_flow(text)
+    assert again == flow
+    assert [n.id for n in again.nodes] == ["greet", "shout", "extra"]
+    assert again.nodes[1].parameters["operation"] == "filter"
+    assert list(YAML(typ="safe").load(text)) == ["id", "name", "variables", "nodes", "edges"]
+
+
+def test_removed_keys_disappear_and_reordered_nodes_keep_their_comments() -> None:
+    flow = loads_flow(COMMENTED)
+    del flow.nodes[0].parameters["keepOnlySet"]
+    flow.nodes.reverse()
+    text = dumps_flow(flow)
+    assert "keepOnlySet" not in text
+    assert loads_flow(text) == flow
+    assert "# single quotes kept" in text
+
+
+def test_bad_yaml_names_file_and_line() -> None:
+    with pytest.raises(FlowLoadError) as info:
+        loads_flow("id: x\nname: [unclosed\nnodes: []\n", source="broken.flow.yaml")
+    assert "broken.flow.yaml:" in str(info.value)
+    assert info.value.code == "FLOW_LOAD_FAILED"
+
+
+def test_structural_errors_name_every_key_path() -> None:
+    with pytest.raises(FlowLoadError) as info:
+        loads_flow("id: x\nnodes:\n  - {id: a}\n  - {type: b}\n", source="f.yaml")
+    message = str(info.value)
+    assert "f.yaml" in message
+    assert "name" in message
+    assert "nodes[0].type" in message
+    assert "nodes[1].id" in message
+
+
+def test_missing_file_is_clear(tmp_path: Path) -> None:
+    with pytest.raises(FlowLoadError, match="no such flow file"):
+        load_flow(tmp_path / "nope.flow.yaml")
+
+
+def test_not_a_mapping() -> None:
+    with pytest.raises(FlowLoadError, match="must be a mapping"):
+        loads_flow("- 1\n- 2\n")
+
+
+def test_snake_case_in_python_camel_case_in_files() -> None:
+    flow = loads_flow(COMMENTED)
+    assert flow.variables["who"].default_value == "world"
+    assert flow.edges[0].source_handle == "output"
+    assert "defaultValue" in dumps_flow(flow)
+
+
+# -- hypothesis: load(save(x)) == x -------------------------------------------------------
+
+_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufeff"),
+    max_size=12,
+) | st.sampled_from(["yes", "no", "null", "~", "1.0", "0x1F", "true", "", " lead", "a: b", "#x", "{{ x }}", "- y", "multi\nline\n"])
+_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | _text
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=8,
+)
+_ids = st.text(alphabet=string.ascii_lowercase + string.digits + "-_", min_size=1, max_size=8)
+
+
+@st.composite
+def flows(draw: st.DrawFn) -> Flow:
+    ids = draw(st.lists(_ids, min_size=0, max_size=5, unique=True))
+    nodes = [
+        {
+            "id": node_id,
+            "type": draw(st.sampled_from(["edit-fields", "transform", "acme.thing"])),
+            "parameters": draw(st.dictionaries(_text, _json, max_size=3)),
+            **draw(st.fixed_dictionaries({}, optional={"position": st.fixed_dictionaries({"x": st.integers(), "y": st.integers()}), "name": _text, "uiColour": _json})),
+        }
+        for node_id in ids
+    ]
+    edges = []
+    if len(ids) >= 2:
+        for j in range(draw(st.integers(0, 4))):
+            a, b = draw(st.sampled_from(ids)), draw(st.sampled_from(ids))
+            edges.append({"id": f"e{j}", "source": a, "target": b, "sourceHandle": draw(_ids), "targetHandle": draw(_ids)})
+    data: dict[str, Any] = {"id": draw(_ids), "name": draw(_text), "nodes": nodes, "edges": edges}
+    data.update(
+        draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "description": _text,
+                    "version": st.sampled_from(["1.0.0", "2"]),
+                    "metadata": st.dictionaries(_text, _json, max_size=3),
+                    "variables": st.dictionaries(_ids, st.fixed_dictionaries({"type": st.sampled_from(["string", "number"]), "defaultValue": _json}), max_size=2),
+                    "settings": st.fixed_dictionaries({"runtime": st.fixed_dictionaries({}, optional={"timeout": st.integers(1, 10**6), "parallel": st.booleans(), "concurrency": st.integers(1, 64)})}),
+                    "editorState": _json,
+                },
+            )
+        )
+    )
+    return Flow.model_validate(data)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flows())
+def test_round_trip_property(flow: Flow) -> None:
+    text = dumps_flow(flow)
+    again = loads_flow(text)
+    assert again == flow
+    assert loads_flow(dumps_flow(again)) == flow  # and a loaded flow saves back the same
