@@ -1,0 +1,313 @@
+"""``file-system``: read, write, list, exists, create, delete, copy and move on any fsspec URL.
+
+Local paths, ``memory://``, ``s3://`` (with s3fs installed)... all work the same way. Writes
+are atomic on local disk. The conductor-wide setting ``allowedRoots`` confines every path.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from atomiton_core import NodeContext, node
+from atomiton_core.errors import ExecutionError
+from atomiton_core.storage.files import atomic_write_bytes
+from pydantic import AliasChoices, Field, field_validator
+
+from atomiton_nodes_io._common import (
+    IOParams,
+    Location,
+    check_writable,
+    locate,
+    normalise_encoding,
+    render_str,
+)
+from atomiton_nodes_io._glob import matcher
+
+__all__ = ["FileSystemParams", "file_system"]
+
+Operation = Literal["read", "write", "list", "exists", "create", "delete", "copy", "move"]
+
+
+class FileSystemParams(IOParams):
+    operation: Operation = Field("read", description="What to do with `path`")
+    path: str | None = Field(
+        None,
+        validation_alias=AliasChoices("path", "filePath"),
+        description="A path or fsspec URL (memory://, s3://...); a template over `input` and "
+        "variables; the `path` input port wins when connected",
+    )
+    destination: str | None = Field(
+        None,
+        validation_alias=AliasChoices("destination", "targetPath", "destinationPath"),
+        description="copy / move: where to",
+    )
+    content: Any = Field(
+        None,
+        description="write: what to write (a template such as {{$input}}); default: the input",
+    )
+    encoding: str | None = Field(
+        "utf8",
+        description="Text encoding (utf8, latin-1...); `base64` reads/writes base64 text; "
+        "`binary` or null reads bytes",
+    )
+    create_directories: bool = Field(
+        False,
+        validation_alias=AliasChoices("createDirectories", "createDirectory"),
+        description="write / copy / move: create missing parent directories",
+    )
+    overwrite: bool = Field(True, description="write / copy / move: replace an existing file")
+    recursive: bool = Field(
+        False, description="list: descend into sub-directories; delete/copy: whole directories"
+    )
+    pattern: str | None = Field(
+        None, description="list: glob on file names, braces allowed: *.{jpg,png}"
+    )
+    include_stats: bool = Field(False, description="list: add size and modification time")
+    include_directories: bool = Field(True, description="list: include directories")
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str | None) -> str | None:
+        normalise_encoding(value)
+        return value
+
+
+_OUTPUTS = {"output": dict, "content": Any, "files": list, "exists": bool, "path": str}
+
+
+@node(
+    "file-system",
+    params=FileSystemParams,
+    outputs=_OUTPUTS,
+    name="File System",
+    category="io",
+    icon="folder",
+    description="Read, write, list, check, create, delete, copy and move files on any fsspec "
+    "URL (local disk, memory://, s3://...)",
+)
+def file_system(
+    ctx: NodeContext,
+    params: FileSystemParams,
+    input: Any = None,
+    path: str | None = None,
+    content: Any = None,
+) -> dict[str, Any]:
+    """Run one file operation; ``output`` holds the whole result."""
+    raw = path if path is not None else render_str(ctx, params.path, "path", input=input)
+    loc = locate(ctx, raw or "")
+    op = params.operation
+    result: dict[str, Any] = {"operation": op, "path": loc.url, "success": True}
+    if op == "read":
+        result.update(_read(ctx, params, loc))
+    elif op == "write":
+        data = content if content is not None else _content(ctx, params, input)
+        result.update(_write(ctx, params, loc, data))
+    elif op == "list":
+        result.update(_list(ctx, params, loc))
+    elif op == "exists":
+        exists = bool(loc.fs.exists(loc.path))
+        kind = _kind(loc) if exists else None
+        result.update(exists=exists, type=kind)
+    elif op == "create":
+        existed = bool(loc.fs.exists(loc.path))
+        if existed and not loc.fs.isdir(loc.path):
+            raise ExecutionError(
+                f"node {ctx.node_id!r}: cannot create directory {loc.url!r}: a file is there",
+                node_id=ctx.node_id,
+            )
+        loc.fs.makedirs(loc.path, exist_ok=True)
+        result["created"] = not existed
+    elif op == "delete":
+        result["deleted"] = _delete(ctx, params, loc)
+    else:
+        dest_raw = render_str(ctx, params.destination, "destination", input=input)
+        dest = locate(ctx, dest_raw or "", "destination")
+        _transfer(ctx, params, loc, dest, move=op == "move")
+        result["destination"] = dest.url
+    return {
+        "output": result,
+        "path": loc.url,
+        **{port: result[port] for port in ("content", "files", "exists") if port in result},
+    }
+
+
+def _fail(ctx: NodeContext, message: str, **kw: Any) -> ExecutionError:
+    return ExecutionError(f"node {ctx.node_id!r}: {message}", node_id=ctx.node_id, **kw)
+
+
+def _kind(loc: Location) -> str:
+    return "directory" if loc.fs.isdir(loc.path) else "file"
+
+
+def _content(ctx: NodeContext, params: FileSystemParams, input: Any) -> Any:
+    if params.content is None:
+        return input
+    if isinstance(params.content, str | dict | list):
+        return ctx.render(params.content, input=input)
+    return params.content
+
+
+def _encode(ctx: NodeContext, data: Any, encoding: str | None) -> bytes:
+    if data is None:
+        raise _fail(
+            ctx,
+            "nothing to write: no `content` parameter and no `input`",
+            hint="set `content` or connect the `input` port",
+        )
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    text = (
+        data
+        if isinstance(data, str)
+        else json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    )
+    if encoding == "base64":
+        try:
+            return base64.b64decode(text, validate=True)
+        except ValueError as exc:
+            raise _fail(ctx, f"content is not valid base64: {exc}") from exc
+    return text.encode(encoding or "utf-8")
+
+
+def _read(ctx: NodeContext, params: FileSystemParams, loc: Location) -> dict[str, Any]:
+    fs = loc.fs
+    if not fs.exists(loc.path):
+        raise _fail(ctx, f"file {loc.url!r} does not exist", code="FILE_NOT_FOUND")
+    if fs.isdir(loc.path):
+        raise _fail(
+            ctx, f"{loc.url!r} is a directory", hint="use operation: list to see what it holds"
+        )
+    data: bytes = fs.cat_file(loc.path)
+    encoding = normalise_encoding(params.encoding)
+    text: str | bytes
+    if encoding is None:
+        text = data
+    elif encoding == "base64":
+        text = base64.b64encode(data).decode("ascii")
+    else:
+        try:
+            text = data.decode("utf-8-sig" if encoding == "utf-8" else encoding)
+        except UnicodeDecodeError as exc:
+            raise _fail(
+                ctx,
+                f"file {loc.url!r} is not valid {params.encoding}: {exc}",
+                hint="set `encoding: binary` to read bytes, or the file's real encoding",
+            ) from exc
+    return {"content": text, "size": len(data), "encoding": encoding or "binary"}
+
+
+def _check_target(ctx: NodeContext, params: FileSystemParams, loc: Location) -> bool:
+    return check_writable(ctx, loc, params.overwrite, params.create_directories)
+
+
+def _write(ctx: NodeContext, params: FileSystemParams, loc: Location, data: Any) -> dict[str, Any]:
+    payload = _encode(ctx, data, normalise_encoding(params.encoding))
+    existed = _check_target(ctx, params, loc)
+    atomic_write_bytes(loc.path, payload, fs=loc.fs)
+    return {"size": len(payload), "created": not existed}
+
+
+def _entry(loc: Location, info: dict[str, Any], stats: bool) -> dict[str, Any]:
+    name = str(info["name"]).rstrip("/")
+    is_dir = info.get("type") == "directory"
+    entry: dict[str, Any] = {
+        "name": name.rsplit("/", 1)[-1],
+        "path": loc.child_url(name),
+        "type": "directory" if is_dir else "file",
+        "isFile": not is_dir,
+        "isDirectory": is_dir,
+    }
+    if stats:
+        entry["size"] = info.get("size")
+        modified = info.get("mtime", info.get("LastModified", info.get("created")))
+        if isinstance(modified, int | float):
+            modified = datetime.fromtimestamp(modified, UTC).isoformat()
+        elif isinstance(modified, datetime):
+            modified = modified.isoformat()
+        entry["modified"] = modified
+    return entry
+
+
+def _list(ctx: NodeContext, params: FileSystemParams, loc: Location) -> dict[str, Any]:
+    fs = loc.fs
+    if not fs.isdir(loc.path):
+        what = "is a file, not a directory" if fs.exists(loc.path) else "does not exist"
+        raise _fail(ctx, f"cannot list {loc.url!r}: it {what}", code="FILE_NOT_FOUND")
+    if params.recursive:
+        infos = fs.find(loc.path, withdirs=params.include_directories, detail=True).values()
+    else:
+        infos = fs.ls(loc.path, detail=True)
+    match = matcher(params.pattern).fullmatch if params.pattern else None
+    root = loc.path.rstrip("/")
+    files = []
+    for info in sorted(infos, key=lambda i: str(i["name"])):
+        if ctx.cancelled:
+            break
+        name = str(info["name"]).rstrip("/")
+        if name == root:
+            continue
+        if not params.include_directories and info.get("type") == "directory":
+            continue
+        if match is not None and not match(name.rsplit("/", 1)[-1]):
+            continue
+        files.append(_entry(loc, info, params.include_stats))
+    return {"files": files, "count": len(files)}
+
+
+def _delete(ctx: NodeContext, params: FileSystemParams, loc: Location) -> bool:
+    fs = loc.fs
+    if not fs.exists(loc.path):
+        return False
+    if fs.isdir(loc.path):
+        if not params.recursive and fs.ls(loc.path):
+            raise _fail(
+                ctx,
+                f"directory {loc.url!r} is not empty",
+                hint="set `recursive: true` to delete it with everything inside",
+            )
+        fs.rm(loc.path, recursive=True)
+    else:
+        fs.rm_file(loc.path)
+    return True
+
+
+def _transfer(
+    ctx: NodeContext, params: FileSystemParams, src: Location, dest: Location, *, move: bool
+) -> None:
+    verb = "move" if move else "copy"
+    if not src.fs.exists(src.path):
+        raise _fail(ctx, f"cannot {verb} {src.url!r}: it does not exist", code="FILE_NOT_FOUND")
+    is_dir = bool(src.fs.isdir(src.path))
+    if is_dir and not params.recursive:
+        raise _fail(
+            ctx,
+            f"cannot {verb} directory {src.url!r} without `recursive: true`",
+            hint="set `recursive: true` to include everything inside",
+        )
+    if is_dir:
+        if dest.fs.exists(dest.path) and not params.overwrite:
+            raise _fail(
+                ctx,
+                f"{dest.url!r} already exists and overwrite is false",
+                code="FILE_EXISTS",
+                hint="set `overwrite: true`, or choose another destination",
+            )
+        for info in src.fs.find(src.path, detail=True).values():
+            if ctx.cancelled:
+                return
+            name = str(info["name"])
+            rel = name[len(src.path.rstrip("/")) + 1 :]
+            target = Location(dest.fs, f"{dest.path.rstrip('/')}/{rel}", dest.url)
+            atomic_write_bytes(target.path, src.fs.cat_file(name), fs=dest.fs)
+    else:
+        _check_target(ctx, params, dest)
+        if move and src.fs is dest.fs:
+            dest.fs.makedirs(dest.fs._parent(dest.path), exist_ok=True)
+            src.fs.mv(src.path, dest.path)
+            return
+        atomic_write_bytes(dest.path, src.fs.cat_file(src.path), fs=dest.fs)
+    if move:
+        src.fs.rm(src.path, recursive=is_dir)

@@ -1,0 +1,323 @@
+"""``http-request``: one HTTP call with httpx, bounded in time and size.
+
+Timeouts and retries are the node's execution settings (``timeout``, ``retries``,
+``retryDelay``), enforced by the conductor. This node adds what the conductor cannot know:
+httpx gets the same timeout (and a timeout becomes code TIMEOUT), and before a retryable
+failure (connection error, 429, 5xx) is handed back for a retry, the node waits out the part
+of the server's ``Retry-After`` that the conductor's own backoff would not cover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import httpx
+from atomiton_core import NodeContext, node
+from atomiton_core.errors import ExecutionError, NodeTimeout
+from pydantic import Field, field_validator
+
+from atomiton_nodes_io._common import IOParams, render_str
+
+__all__ = ["HttpAuth", "HttpRequestParams", "http_request"]
+
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+_DEFAULT_TIMEOUT_S = 30.0
+
+
+class HttpAuth(IOParams):
+    type: Literal["basic", "bearer", "none"] = Field("basic", description="basic or bearer")
+    username: str | None = None
+    password: str | None = None
+    token: str | None = Field(None, description="bearer: the token")
+
+
+class HttpRequestParams(IOParams):
+    method: Method = Field("GET", description="HTTP method")
+    url: str = Field("", description="The URL (a template); the `url` input port wins")
+    headers: dict[str, str] = Field(default_factory=dict, description="Request headers")
+    params: dict[str, Any] = Field(default_factory=dict, description="Query parameters")
+    body: Any = Field(
+        None,
+        description="Request body: objects and lists are sent as JSON (or as a form when "
+        "Content-Type says application/x-www-form-urlencoded); default for POST/PUT/PATCH: "
+        "the input",
+    )
+    auth: HttpAuth | None = Field(
+        None, description="{type: basic, username, password} or {type: bearer, token}"
+    )
+    response_type: Literal["auto", "json", "text", "binary"] = Field(
+        "auto", description="How to parse the body; binary gives base64 text"
+    )
+    fail_on_http_error: bool = Field(True, description="Fail the node on a 4xx/5xx status")
+    follow_redirects: bool = Field(True, description="Follow 3xx redirects")
+    max_redirects: int = Field(20, ge=0, description="Most redirects to follow")
+    max_response_bytes: int = Field(
+        50 * 1024 * 1024, gt=0, description="Refuse response bodies larger than this"
+    )
+    max_retry_wait: float = Field(
+        60_000, ge=0, description="Longest Retry-After (ms) the node will honour"
+    )
+    verify_ssl: bool = Field(True, description="Check TLS certificates")
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+@node(
+    "http-request",
+    params=HttpRequestParams,
+    outputs={"output": dict, "result": Any, "status": int, "headers": dict, "ok": bool},
+    name="HTTP Request",
+    category="io",
+    icon="globe",
+    description="Call an HTTP API (GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS) and parse "
+    "the answer as JSON, text or bytes",
+)
+async def http_request(
+    ctx: NodeContext,
+    params: HttpRequestParams,
+    input: Any = None,
+    url: str | None = None,
+    body: Any = None,
+) -> dict[str, Any]:
+    """Send one request; ``output`` is {result, status, statusText, headers, ok, duration, url}."""
+    target = url if url is not None else render_str(ctx, params.url, "url", input=input)
+    if not target:
+        raise ExecutionError(
+            f"node {ctx.node_id!r}: no url given",
+            node_id=ctx.node_id,
+            hint="set the `url` parameter or connect the `url` input port",
+        )
+    settings = ctx._node.settings
+    timeout_s = settings.timeout / 1000 if settings.timeout is not None else _DEFAULT_TIMEOUT_S
+    headers = {k: str(ctx.render(v, input=input)) for k, v in params.headers.items()}
+    query = ctx.render(params.params, input=input)
+    request_kw = _body(params, headers, body, input, ctx)
+    auth = _auth(ctx, params.auth, input)
+    t0 = time.perf_counter()
+    try:
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s),
+            follow_redirects=params.follow_redirects,
+            max_redirects=params.max_redirects,
+            verify=params.verify_ssl,
+        ) as client:
+            request = client.build_request(
+                params.method, target, headers=headers, params=query, **request_kw
+            )
+            response = await client.send(request, auth=auth, stream=True)
+            try:
+                content = await _read_capped(ctx, response, params.max_response_bytes)
+            finally:
+                await response.aclose()
+    except httpx.TimeoutException as exc:
+        raise NodeTimeout(
+            f"node {ctx.node_id!r}: {params.method} {target} timed out after {timeout_s:g} s "
+            f"({type(exc).__name__})",
+            node_id=ctx.node_id,
+            hint="raise the node's 'timeout' parameter (milliseconds)",
+        ) from exc
+    except httpx.TooManyRedirects as exc:
+        raise ExecutionError(
+            f"node {ctx.node_id!r}: {params.method} {target}: more than "
+            f"{params.max_redirects} redirects",
+            node_id=ctx.node_id,
+            code="HTTP_ERROR",
+        ) from exc
+    except (httpx.TransportError, httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        await _wait_before_retry(ctx, params, None, t0)
+        raise ExecutionError(
+            f"node {ctx.node_id!r}: {params.method} {target} failed: {type(exc).__name__}: {exc}",
+            node_id=ctx.node_id,
+            code="HTTP_ERROR",
+            hint="check the url and that the server is reachable",
+        ) from exc
+    duration_ms = (time.perf_counter() - t0) * 1000
+    status = response.status_code
+    ok = response.is_success
+    retryable = status == 429 or status >= 500
+    error_status = status >= 400
+    if retryable and ctx.attempt <= settings.retries:
+        await _wait_before_retry(ctx, params, response.headers.get("retry-after"), t0)
+    if error_status and (
+        params.fail_on_http_error or (retryable and ctx.attempt <= settings.retries)
+    ):
+        snippet = content[:200].decode("utf-8", "replace")
+        raise ExecutionError(
+            f"node {ctx.node_id!r}: {params.method} {response.url} answered {status} "
+            f"{response.reason_phrase}: {snippet!r}",
+            node_id=ctx.node_id,
+            code="HTTP_ERROR",
+            status=status,
+            hint="set `failOnHttpError: false` to receive error responses as output"
+            + ("; set `retries` to retry" if retryable and not settings.retries else ""),
+        )
+    result = _parse(ctx, params.response_type, response, content)
+    out = {
+        "result": result,
+        "status": status,
+        "statusText": response.reason_phrase,
+        "headers": dict(response.headers),
+        "ok": ok,
+        "duration": duration_ms,
+        "url": str(response.url),
+    }
+    return {"output": out, "result": result, "status": status, "headers": out["headers"], "ok": ok}
+
+
+def _body(
+    params: HttpRequestParams, headers: dict[str, str], body: Any, input: Any, ctx: NodeContext
+) -> dict[str, Any]:
+    value = body
+    if value is None and params.body is not None:
+        value = ctx.render(params.body, input=input)
+    if value is None and params.method in _BODY_METHODS and params.method != "DELETE":
+        value = input
+    if value is None:
+        return {}
+    if isinstance(value, bytes | bytearray):
+        return {"content": bytes(value)}
+    if isinstance(value, str):
+        return {"content": value.encode("utf-8")}
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    if "application/x-www-form-urlencoded" in content_type and isinstance(value, dict):
+        return {"data": value}
+    return {"json": value}
+
+
+def _auth(ctx: NodeContext, auth: HttpAuth | None, input: Any) -> httpx.Auth | None:
+    if auth is None or auth.type == "none":
+        return None
+    if auth.type == "basic":
+        return httpx.BasicAuth(
+            str(ctx.render(auth.username or "", input=input)),
+            str(ctx.render(auth.password or "", input=input)),
+        )
+    token = str(ctx.render(auth.token or "", input=input))
+    if not token:
+        raise ExecutionError(
+            f"node {ctx.node_id!r}: bearer auth without a token",
+            node_id=ctx.node_id,
+            hint="set auth.token (a template such as '{{ apiToken }}' works)",
+        )
+    return _Bearer(token)
+
+
+class _Bearer(httpx.Auth):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+async def _read_capped(ctx: NodeContext, response: httpx.Response, limit: int) -> bytes:
+    def too_big(size: str) -> ExecutionError:
+        return ExecutionError(
+            f"node {ctx.node_id!r}: response from {response.url} is {size}, more than "
+            f"maxResponseBytes={limit}",
+            node_id=ctx.node_id,
+            code="RESPONSE_TOO_LARGE",
+            hint="raise `maxResponseBytes` if you really need the whole body",
+        )
+
+    declared = response.headers.get("content-length")
+    total = int(declared) if declared and declared.isdigit() else None
+    if total is not None and total > limit:
+        raise too_big(f"{total} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise too_big(f"over {size} bytes")
+        chunks.append(chunk)
+        if total:
+            ctx.progress(size / total)
+    return b"".join(chunks)
+
+
+def _parse(ctx: NodeContext, response_type: str, response: httpx.Response, content: bytes) -> Any:
+    if response.request.method == "HEAD" or (not content and response_type != "binary"):
+        return None if response_type != "text" else ""
+    content_type = response.headers.get("content-type", "").lower()
+    if response_type == "auto":
+        if "json" in content_type:
+            response_type = "json"
+        elif content_type.startswith("text/") or any(
+            t in content_type for t in ("xml", "javascript", "x-www-form-urlencoded")
+        ):
+            response_type = "text"
+        elif content_type:
+            response_type = "binary"
+        else:
+            try:
+                return content.decode("utf-8")
+            except UnicodeDecodeError:
+                response_type = "binary"
+    if response_type == "binary":
+        return base64.b64encode(content).decode("ascii")
+    text = content.decode(response.encoding or "utf-8", errors="replace")
+    if response_type == "text":
+        return text
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ExecutionError(
+            f"node {ctx.node_id!r}: response from {response.url} is not valid JSON: {exc}",
+            node_id=ctx.node_id,
+            hint="set `responseType: text` to receive it as text",
+        ) from exc
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+async def _wait_before_retry(
+    ctx: NodeContext, params: HttpRequestParams, retry_after: str | None, t0: float
+) -> None:
+    """Before the conductor retries, sleep what Retry-After asks beyond its own backoff."""
+    settings = ctx._node.settings
+    if ctx.attempt > settings.retries:
+        return
+    wanted = _retry_after_s(retry_after)
+    if wanted is None:
+        return
+    wanted = min(wanted, params.max_retry_wait / 1000)
+    backoff = settings.retry_delay / 1000 * 2 ** (ctx.attempt - 1)
+    extra = wanted - backoff
+    if extra <= 0:
+        return
+    if settings.timeout is not None:
+        left = settings.timeout / 1000 - (time.perf_counter() - t0)
+        if extra >= left:
+            ctx.logger.warning(
+                "Retry-After %.3g s does not fit in the node's timeout; retrying sooner", wanted
+            )
+            return
+    ctx.logger.info("server asked to retry after %.3g s; waiting", wanted)
+    await asyncio.sleep(extra)
