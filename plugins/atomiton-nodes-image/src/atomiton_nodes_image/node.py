@@ -1,0 +1,157 @@
+"""The ``image`` node: its parameters and declaration. Pillow is imported only when it runs."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from atomiton_core import NodeContext, node
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+__all__ = ["ImageParams", "Point", "image"]
+
+Operation = Literal[
+    "resize",
+    "crop",
+    "rotate",
+    "convert",
+    "blur",
+    "sharpen",
+    "grayscale",
+    "overlay",
+    "composite",
+    "blend",
+    "merge",
+    "watermark",
+]
+Fit = Literal["contain", "cover", "fill", "inside", "outside"]
+Format = Literal["png", "jpeg", "jpg", "webp", "gif", "bmp", "tiff"]
+NamedPosition = Literal[
+    "top-left",
+    "top",
+    "top-center",
+    "top-right",
+    "left",
+    "center-left",
+    "center",
+    "middle",
+    "right",
+    "center-right",
+    "bottom-left",
+    "bottom",
+    "bottom-center",
+    "bottom-right",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, extra="forbid")
+
+
+class Point(_Model):
+    """An explicit position: pixels from the top-left corner."""
+
+    x: int
+    y: int
+
+
+class ImageParams(_Model):
+    operation: Operation = Field(description="What to do with the image")
+    input_path: str | None = Field(
+        None, description="Image to read (any fsspec URL) when the `input` port is not connected"
+    )
+    output_path: str | None = Field(
+        None, description="Where to write the result (any fsspec URL); without it: bytes"
+    )
+    format: Format | None = Field(
+        None, description="Output format; default: from outputPath's extension, else the input's"
+    )
+    quality: int | None = Field(None, ge=1, le=100, description="jpeg / webp quality")
+    width: int | None = Field(None, gt=0, description="resize / crop: target width in pixels")
+    height: int | None = Field(None, gt=0, description="resize / crop: target height in pixels")
+    maintain_aspect_ratio: bool = Field(
+        True, description="resize without `fit`: true = inside, false = fill"
+    )
+    fit: Fit | None = Field(
+        None,
+        description="resize with width and height: contain (letterbox), cover (crop), fill "
+        "(stretch), inside (fit within), outside (cover both, no crop)",
+    )
+    scale: float | None = Field(
+        None,
+        gt=0,
+        description="resize: factor; overlay / composite / watermark: the overlay's width as "
+        "a fraction of the image's width",
+    )
+    left: int | None = Field(None, ge=0, description="crop: x of the box (default: by position)")
+    top: int | None = Field(None, ge=0, description="crop: y of the box (default: by position)")
+    angle: float | None = Field(None, description="rotate: degrees clockwise")
+    position: NamedPosition | Point | None = Field(
+        None,
+        description="Where an overlay, watermark, crop box or contained image goes: a name "
+        "(bottom-right, center...) or {x, y}; default center (watermark: bottom-right)",
+    )
+    margin: int = Field(0, ge=0, description="Pixels kept from the edges for named positions")
+    opacity: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="overlay / watermark / blend strength (default 1; watermark and blend 0.5)",
+    )
+    blur: float | None = Field(
+        None,
+        gt=0,
+        description="Gaussian blur radius (operation blur: default 2); else blur after it",
+    )
+    sharpen: bool = Field(False, description="Sharpen after the operation")
+    grayscale: bool = Field(False, description="Convert to grayscale after the operation")
+    background: str | None = Field(
+        None,
+        description="Colour for new pixels (contain, rotate, merge gaps) and for flattening "
+        "transparency into jpeg; default transparent (jpeg: white)",
+    )
+    overlay_path: str | None = Field(
+        None, description="overlay / composite / blend / merge: the second image (or the port)"
+    )
+    direction: Literal["horizontal", "vertical"] = Field(
+        "horizontal", description="merge: side by side or stacked"
+    )
+    watermark_path: str | None = Field(None, description="watermark: an image to stamp")
+    watermark_text: str | None = Field(None, description="watermark: text to stamp")
+    font_size: int | None = Field(
+        None, gt=0, description="watermark text size in pixels (default: image height / 20)"
+    )
+    color: str = Field("#ffffff", description="watermark text colour")
+
+    @model_validator(mode="after")
+    def _operation_needs(self) -> ImageParams:
+        op = self.operation
+        if op == "resize" and self.width is None and self.height is None and self.scale is None:
+            raise ValueError("operation 'resize' needs 'width', 'height' or 'scale'")
+        if op == "crop" and (self.width is None or self.height is None):
+            raise ValueError("operation 'crop' needs 'width' and 'height'")
+        if op == "rotate" and self.angle is None:
+            raise ValueError("operation 'rotate' needs 'angle' (degrees clockwise)")
+        if self.watermark_path is not None and self.watermark_text is not None:
+            raise ValueError("give 'watermarkPath' or 'watermarkText', not both")
+        return self
+
+
+@node(
+    "image",
+    params=ImageParams,
+    outputs={"output": dict, "result": Any, "metadata": dict},
+    multiple=("overlay",),
+    name="Image",
+    category="media",
+    icon="image",
+    description="Resize, crop, rotate, convert (png / jpeg / webp), blur, sharpen, grayscale, "
+    "overlay, blend, merge or watermark images; paths (any fsspec URL) or bytes in and out",
+)
+def image(
+    ctx: NodeContext, params: ImageParams, input: Any = None, overlay: Any = None
+) -> dict[str, Any]:
+    """Process one image; see the README for each operation."""
+    from atomiton_nodes_image.operations import process
+
+    return process(ctx, params, input, overlay)
