@@ -1,4 +1,4 @@
-"""Shared fixtures: a conductor with the installed plugin, unique memory roots, a real HTTP server."""
+"""Shared fixtures: a conductor with the installed plugin, memory roots, a real HTTP server."""
 
 from __future__ import annotations
 
