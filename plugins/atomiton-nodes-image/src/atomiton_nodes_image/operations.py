@@ -376,7 +376,7 @@ class _Job:
             "crop": self.crop,
             "rotate": self.rotate,
             "convert": lambda i: i,
-            "blur": lambda i: i.filter(ImageFilter.GaussianBlur(p.blur or 2)),
+            "blur": lambda i: _filter(i, ImageFilter.GaussianBlur(p.blur or 2)),
             "sharpen": lambda i: _filter(i, ImageFilter.SHARPEN),
             "grayscale": _grayscale,
             "overlay": self.overlay,
@@ -389,7 +389,7 @@ class _Job:
         if p.grayscale and op != "grayscale":
             out = _grayscale(out)
         if p.blur is not None and op != "blur":
-            out = out.filter(ImageFilter.GaussianBlur(p.blur))
+            out = _filter(out, ImageFilter.GaussianBlur(p.blur))
         if p.sharpen and op != "sharpen":
             out = _filter(out, ImageFilter.SHARPEN)
         return out
@@ -418,7 +418,13 @@ def process(ctx: NodeContext, params: ImageParams, input: Any, overlay: Any) -> 
         overlays = [overlay]
     img = _load(source, "image", fail)
     ctx.progress(0.3, "decoded")
-    result_img = _Job(ctx, params, input, overlays).run(img)
+    try:
+        result_img = _Job(ctx, params, input, overlays).run(img)
+    except (ValueError, OSError) as exc:
+        raise fail(
+            f"operation {params.operation!r} failed on the {img.width}x{img.height} {img.mode} "
+            f"image: {type(exc).__name__}: {exc}"
+        ) from exc
     output_path = _render(ctx, params.output_path, input)
     fmt = _output_format(params, output_path, img)
     data = _encode(result_img, fmt, params, fail)

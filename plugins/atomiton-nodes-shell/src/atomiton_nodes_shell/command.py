@@ -19,6 +19,7 @@ Why each rule is there:
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import json
 import os
@@ -128,6 +129,16 @@ class ShellCommandParams(BaseModel):
         True, description="A non-zero exit fails the node; false: it is just a result"
     )
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding {value!r}") from None
+        return value
+
     @field_validator("environment")
     @classmethod
     def _no_injection(cls, value: dict[str, str]) -> dict[str, str]:
@@ -212,7 +223,14 @@ def _stdin_bytes(
     if not isinstance(value, str):
         value = json.dumps(value, default=str)
     text: str = value
-    return text.encode(params.encoding or "utf-8")
+    try:
+        return text.encode(params.encoding or "utf-8")
+    except UnicodeEncodeError as exc:
+        raise ExecutionError(
+            f"node {ctx.node_id!r}: stdin cannot be encoded as {params.encoding}: {exc}",
+            node_id=ctx.node_id,
+            hint="set 'encoding', or send bytes to the stdin port",
+        ) from None
 
 
 class _Capped:
@@ -362,9 +380,10 @@ async def shell_command(
             start_new_session=True,
             preexec_fn=_limits(params),
         )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument or variable
         raise ExecutionError(
-            f"node {ctx.node_id!r}: cannot start {program!r}: {exc.strerror or exc}",
+            f"node {ctx.node_id!r}: cannot start {program!r}: "
+            f"{getattr(exc, 'strerror', None) or exc}",
             node_id=ctx.node_id,
         ) from exc
     ctx.logger.debug("started %s (pid %d)", program, proc.pid)
