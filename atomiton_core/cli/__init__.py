@@ -3,5 +3,8 @@
 from __future__ import annotations
 
 from atomiton_core.cli.main import main
+from atomiton_core.cli.serve import serve
+
+main.add_command(serve)
 
 __all__ = ["main"]

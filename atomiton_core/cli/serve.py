@@ -1,0 +1,160 @@
+"""``atomiton serve``: the HTTP + WebSocket API and the live page, under uvicorn.
+
+Starlette and uvicorn are imported only when the command runs, so ``atomiton --help`` stays
+fast and works without the ``server`` extra.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import socket
+
+import click
+
+from atomiton_core.conductor.conductor import create_conductor
+from atomiton_core.errors import AtomitonError
+
+#: Node types ``--safe`` disables: they reach the machine the server runs on.
+SAFE_DISABLED = ("shell-command", "file-system")
+INSTALL_HINT = "the server needs the 'server' extra: pip install 'atomiton-core[server]'"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """Bind first, so the URL printed has the real port (``--port 0`` picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on; the default accepts local connections only.",
+)
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port (0: any free port).",
+)
+@click.option(
+    "--storage",
+    metavar="URL",
+    default=None,
+    help="Flow storage: a folder or fsspec URL (default: $ATOMITON_STORAGE or the user data dir).",
+)
+@click.option(
+    "--token",
+    envvar="ATOMITON_TOKEN",
+    default=None,
+    help="Bearer token clients must send (default: $ATOMITON_TOKEN, else a new "
+    "random one, printed at start).",
+)
+@click.option(
+    "--disable-type",
+    "disabled",
+    multiple=True,
+    metavar="TYPE",
+    help="Refuse flows that use this node type. Repeatable.",
+)
+@click.option(
+    "--safe",
+    is_flag=True,
+    help=f"Disable the node types that reach the host: {', '.join(SAFE_DISABLED)}.",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="URL",
+    help="Allow browser calls from this origin (CORS is off without it). Repeatable.",
+)
+@click.option(
+    "--max-body-bytes",
+    default=1024 * 1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Larger request bodies are refused with 413.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+def serve(
+    host: str,
+    port: int,
+    storage: str | None,
+    token: str | None,
+    disabled: tuple[str, ...],
+    safe: bool,
+    cors_origins: tuple[str, ...],
+    max_body_bytes: int,
+    log_level: str,
+) -> None:
+    """Serve the REST + WebSocket API and the live execution page."""
+    try:
+        import uvicorn
+
+        from atomiton_core.server import create_app, uvicorn_ws_protocol
+    except ImportError as exc:
+        raise click.ClickException(f"{INSTALL_HINT} ({exc})") from None
+    disabled_types = sorted({*disabled, *(SAFE_DISABLED if safe else ())})
+    try:
+        conductor = create_conductor(storage, disabled_types=disabled_types)
+    except AtomitonError as exc:
+        raise click.ClickException(str(exc)) from None
+    token = token or secrets.token_urlsafe(32)
+    app = create_app(
+        conductor, token=token, max_body_bytes=max_body_bytes, cors_origins=cors_origins
+    )
+    sock = _bind(host, port)
+    bound_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound_port}"
+    click.echo(f"Atomiton server on {url}/  (API under {url}/api)")
+    click.echo(f"token: {token}")
+    click.echo(f"live page: {url}/?token={token}")
+    if conductor.storage is not None:
+        click.echo(f"storage: {conductor.storage.url}")
+    if disabled_types:
+        click.echo(f"disabled node types: {', '.join(disabled_types)}")
+    if not _is_loopback(host):
+        click.echo(
+            f"warning: listening on {host}, reachable from other machines; the token is the "
+            "only protection and travels in clear text without TLS in front",
+            err=True,
+        )
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        ws=uvicorn_ws_protocol(),
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+        conductor.close()

@@ -1,0 +1,558 @@
+"""The HTTP + WebSocket API of one conductor, and the live execution page, as a Starlette app.
+
+Everything under ``/api`` except ``/api/health`` needs the bearer token: an
+``Authorization: Bearer <token>`` header, or (WebSockets only, since browsers cannot set
+headers there) a ``?token=`` query parameter. The page at ``/`` and its static files need none;
+they hold no data and ask for the token themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from atomiton_core import __version__
+from atomiton_core.conductor.conductor import Conductor
+from atomiton_core.errors import (
+    AtomitonError,
+    ExecutionError,
+    FlowLoadError,
+    FlowNotFound,
+    FlowValidationError,
+    InvalidFlowId,
+    NodeTypeNotFound,
+    StorageError,
+)
+from atomiton_core.flow.models import Flow
+from atomiton_core.flow.validation import validate
+from atomiton_core.flow.yaml_io import dumps_flow, loads_flow, to_plain
+from atomiton_core.server.events import CLOSE_TOO_SLOW, END, OVERFLOW, EventHub, Subscriber
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "uvicorn_ws_protocol"]
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+STATIC_DIR = Path(__file__).parent / "static"
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+#: Close code for a WebSocket refused because it lacked the token, where the server cannot
+#: answer the handshake with HTTP 401.
+CLOSE_POLICY = 1008
+
+_STATUS_FOR_ERROR: tuple[tuple[type[AtomitonError], int], ...] = (
+    (FlowNotFound, 404),
+    (InvalidFlowId, 400),
+    (FlowLoadError, 422),
+    (FlowValidationError, 422),
+    (NodeTypeNotFound, 422),
+    (ExecutionError, 409),
+    (StorageError, 500),
+)
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status and a JSON ``{"error": {"code", "message", ...}}``."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"error": {"code": code, "message": message, **extra}}
+
+
+def _error_response(exc: Exception) -> JSONResponse:
+    if isinstance(exc, ApiError):
+        return JSONResponse(exc.body, exc.status)
+    if isinstance(exc, AtomitonError):
+        status = next((s for t, s in _STATUS_FOR_ERROR if isinstance(exc, t)), 500)
+        body: dict[str, Any] = {"error": exc.to_dict()}
+        if isinstance(exc, FlowValidationError):
+            body["report"] = exc.report.to_dict()
+        return JSONResponse(body, status)
+    if isinstance(exc, HTTPException):
+        return JSONResponse(
+            {"error": {"code": "HTTP_ERROR", "message": exc.detail}}, exc.status_code
+        )
+    raise exc
+
+
+async def _handle_error(request: Request, exc: Exception) -> Response:
+    return _error_response(exc)
+
+
+class TokenGate:
+    """Refuse ``/api`` requests without the bearer token (``/api/health`` stays open)."""
+
+    def __init__(self, app: ASGIApp, token: str, open_paths: Iterable[str] = ("/api/health",)):
+        self.app = app
+        self.token = token.encode()
+        self.open_paths = frozenset(open_paths)
+
+    def _protected(self, path: str) -> bool:
+        return (path == "/api" or path.startswith("/api/")) and path not in self.open_paths
+
+    def _presented(self, scope: Scope) -> str | None:
+        headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+        for name, value in headers:
+            if name == b"authorization":
+                scheme, _, credentials = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer":
+                    return credentials.strip()
+        if scope["type"] == "websocket":
+            query = QueryParams(scope.get("query_string", b"").decode("latin-1"))
+            token: str | None = query.get("token")
+            return token
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not self._protected(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        presented = self._presented(scope)
+        if presented is not None and secrets.compare_digest(presented.encode(), self.token):
+            await self.app(scope, receive, send)
+            return
+        response = JSONResponse(
+            {
+                "error": {
+                    "code": "UNAUTHORIZED",
+                    "message": "missing or wrong token"
+                    if presented is not None
+                    else "this endpoint needs a token",
+                    "hint": "send `Authorization: Bearer <token>` (WebSockets: or ?token=<token>);"
+                    " `atomiton serve` prints the token",
+                }
+            },
+            401,
+            headers={"WWW-Authenticate": 'Bearer realm="atomiton"'},
+        )
+        if scope["type"] == "http":
+            await response(scope, receive, send)
+            return
+        websocket = WebSocket(scope, receive, send)
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await websocket.send_denial_response(response)
+        else:
+            await websocket.close(CLOSE_POLICY, "unauthorized")
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _wants_yaml(request: Request) -> bool:
+    if request.query_params.get("format", "").lower() in ("yaml", "yml"):
+        return True
+    accept = request.headers.get("accept", "").lower()
+    return any(t in accept for t in YAML_TYPES)
+
+
+def _with_id(data: Any, expected_id: str | None) -> Any:
+    """Fill in an absent ``id`` from the URL; refuse one that differs from it."""
+    if not isinstance(data, dict) or expected_id is None:
+        return data
+    if "id" not in data:
+        return {"id": expected_id, **data}
+    if data["id"] != expected_id:
+        raise ApiError(
+            422,
+            "FLOW_ID_MISMATCH",
+            f"the flow's id {data['id']!r} does not match the URL's {expected_id!r}",
+            hint="leave `id` out of the body, or PUT it to /api/flows/<its id>",
+        )
+    return data
+
+
+def _flow_from_text(text: str, *, expected_id: str | None, source: str) -> Flow:
+    """YAML (or JSON) text to a flow; comments are kept when the text names its own id."""
+    if expected_id is not None:
+        try:
+            plain = to_plain(YAML(typ="safe", pure=True).load(text))
+        except YAMLError as exc:
+            raise FlowLoadError.from_yaml(source, exc) from None
+        if not isinstance(plain, dict) or "id" not in plain:
+            return Flow.from_data(_with_id(plain, expected_id), source=source)
+        _with_id(plain, expected_id)
+    return loads_flow(text, source=source)
+
+
+def _decode(body: bytes, source: str) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FlowLoadError(f"{source}: not UTF-8 text: {exc}", source=source) from None
+
+
+class Api:
+    """The endpoints, sharing one conductor and one event hub."""
+
+    def __init__(
+        self,
+        conductor: Conductor,
+        hub: EventHub,
+        *,
+        max_body_bytes: int,
+        max_running: int,
+    ) -> None:
+        self.conductor = conductor
+        self.hub = hub
+        self.max_body_bytes = max_body_bytes
+        self.max_running = max_running
+
+    # -- helpers ---------------------------------------------------------------------------
+    async def body(self, request: Request) -> bytes:
+        """The request body, refused with 413 past the limit (declared or actually sent)."""
+        limit = self.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                raise ApiError(400, "BAD_REQUEST", "Content-Length is not a number") from None
+            if size > limit:
+                raise self._too_large(size)
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise self._too_large(total)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, size: int) -> ApiError:
+        return ApiError(
+            413,
+            "BODY_TOO_LARGE",
+            f"the request body has {size} bytes or more; this server accepts at most "
+            f"{self.max_body_bytes}",
+            hint="start the server with a larger --max-body-bytes",
+        )
+
+    async def json_body(self, request: Request) -> dict[str, Any]:
+        raw = await self.body(request)
+        try:
+            data = json.loads(raw or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "BAD_REQUEST", f"the body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "BAD_REQUEST", "the body must be a JSON object")
+        return data
+
+    async def flow_body(self, request: Request, expected_id: str | None) -> Flow:
+        """A flow from a JSON or YAML body (chosen by Content-Type; YAML when unsaid)."""
+        raw = await self.body(request)
+        source = "request body"
+        if _media_type(request) == "application/json" or _media_type(request).endswith("+json"):
+            try:
+                data = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise FlowLoadError(f"{source}: not valid JSON: {exc}", source=source) from None
+            return Flow.from_data(_with_id(data, expected_id), source=source)
+        return _flow_from_text(_decode(raw, source), expected_id=expected_id, source=source)
+
+    def storage(self) -> Any:
+        if self.conductor.storage is None:
+            raise ApiError(404, "NO_STORAGE", "this server has no flow storage")
+        return self.conductor.storage
+
+    # -- endpoints -------------------------------------------------------------------------
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    async def nodes(self, request: Request) -> Response:
+        catalogue = self.conductor.catalogue
+        return JSONResponse(
+            {
+                "nodeTypes": [catalogue[t].to_dict(schema=True) for t in sorted(catalogue)],
+                "disabled": sorted(catalogue.disabled),
+                "problems": [p.to_dict() for p in catalogue.problems],
+            }
+        )
+
+    async def list_flows(self, request: Request) -> Response:
+        found = await asyncio.to_thread(self.storage().list)
+        return JSONResponse({"flows": [s.to_dict() for s in found]})
+
+    async def get_flow(self, request: Request) -> Response:
+        flow = await asyncio.to_thread(self.storage().load, request.path_params["flow_id"])
+        if _wants_yaml(request):
+            return Response(dumps_flow(flow), media_type="application/yaml")
+        return JSONResponse(flow.to_data())
+
+    async def put_flow(self, request: Request) -> Response:
+        flow_id = request.path_params["flow_id"]
+        storage = self.storage()
+        storage.flow_location(flow_id)  # refuses ids that cannot be stored (400)
+        flow = await self.flow_body(request, flow_id)
+        report = validate(flow, self.conductor.catalogue)
+        if not report.ok:
+            raise FlowValidationError(report, source="request body")
+        existed = await asyncio.to_thread(storage.exists, flow_id)
+        location = await asyncio.to_thread(storage.save, flow)
+        return JSONResponse(
+            {"id": flow.id, "location": location, "report": report.to_dict()},
+            200 if existed else 201,
+        )
+
+    async def delete_flow(self, request: Request) -> Response:
+        await asyncio.to_thread(self.storage().delete, request.path_params["flow_id"])
+        return Response(status_code=204)
+
+    async def validate_flow(self, request: Request) -> Response:
+        flow = await self.flow_body(request, None)
+        return JSONResponse(validate(flow, self.conductor.catalogue).to_dict())
+
+    async def start_execution(self, request: Request) -> Response:
+        body = await self.json_body(request)
+        inputs = body.get("inputs") or {}
+        if not isinstance(inputs, dict):
+            raise ApiError(400, "BAD_REQUEST", "`inputs` must be an object of variable values")
+        flow_id, given = body.get("flowId"), body.get("flow")
+        if (flow_id is None) == (given is None):
+            raise ApiError(
+                400, "BAD_REQUEST", "give exactly one of `flowId` (a stored flow) or `flow`"
+            )
+        if flow_id is not None:
+            if not isinstance(flow_id, str):
+                raise ApiError(400, "BAD_REQUEST", "`flowId` must be a string")
+            flow = await asyncio.to_thread(self.storage().load, flow_id)
+        elif isinstance(given, str):
+            flow = loads_flow(given, source="request body")
+        else:
+            flow = Flow.from_data(given, source="request body")
+        if self.hub.running_count >= self.max_running:
+            raise ApiError(
+                429,
+                "TOO_MANY_EXECUTIONS",
+                f"{self.max_running} executions are running; try again when some finish",
+            )
+        execution = self.conductor.start(flow, inputs, execution_id=uuid.uuid4().hex)
+        self.hub.track(execution)
+        eid = execution.execution_id
+        return JSONResponse(
+            {"executionId": eid, "flowId": execution.flow_id, "status": "running"},
+            202,
+            headers={"Location": f"/api/executions/{eid}"},
+        )
+
+    async def list_executions(self, request: Request) -> Response:
+        records = reversed(self.hub.records.values())
+        return JSONResponse({"executions": [r.summary() for r in records]})
+
+    async def get_execution(self, request: Request) -> Response:
+        eid = request.path_params["execution_id"]
+        record = self.hub.get(eid)
+        if record is not None:
+            return JSONResponse(record.to_dict())
+        storage = self.conductor.storage
+        if storage is not None:
+            with contextlib.suppress(StorageError):
+                data = await asyncio.to_thread(storage.load_run, eid)
+                return JSONResponse({**data, "progress": 1.0})
+        raise ApiError(404, "EXECUTION_NOT_FOUND", f"no execution {eid!r} on this server")
+
+    async def cancel_execution(self, request: Request) -> Response:
+        eid = request.path_params["execution_id"]
+        record = self.hub.get(eid)
+        if record is None:
+            raise ApiError(404, "EXECUTION_NOT_FOUND", f"no execution {eid!r} on this server")
+        if record.finished:
+            raise ApiError(
+                409,
+                "EXECUTION_FINISHED",
+                f"execution {eid!r} already finished ({record.status})",
+                executionStatus=record.status,
+            )
+        if record.execution is not None:
+            record.execution.cancel()
+        else:
+            self.conductor.cancel(eid)
+        return JSONResponse({"executionId": eid, "status": "cancelling"}, 202)
+
+    async def execution_events(self, websocket: WebSocket) -> None:
+        eid = websocket.path_params["execution_id"]
+        record = self.hub.get(eid)
+        if record is None:
+            response = JSONResponse(
+                {"error": {"code": "EXECUTION_NOT_FOUND", "message": f"no execution {eid!r}"}},
+                404,
+            )
+            if "websocket.http.response" in websocket.scope.get("extensions", {}):
+                await websocket.send_denial_response(response)
+            else:
+                await websocket.close(CLOSE_POLICY, "no such execution")
+            return
+        await websocket.accept()
+        history, sub = self.hub.subscribe(record)
+        try:
+            await _stream(websocket, history, sub)
+        finally:
+            if sub is not None:
+                self.hub.unsubscribe(record, sub)
+
+    async def all_events(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        sub = self.hub.subscribe_all()
+        try:
+            await _stream(websocket, [], sub)
+        finally:
+            self.hub.unsubscribe_all(sub)
+
+    async def page(self, request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
+
+
+async def _stream(websocket: WebSocket, history: list[str], sub: Subscriber | None) -> None:
+    """Send the history, then live events, until the end, an overflow or a disconnect."""
+
+    async def pump() -> tuple[int, str]:
+        for text in history:
+            await websocket.send_text(text)
+        if sub is None:
+            return 1000, "execution finished"
+        while True:
+            item = await sub.get()
+            if item is END:
+                return 1000, "execution finished"
+            if item is OVERFLOW:
+                return CLOSE_TOO_SLOW, "too slow: event queue overflowed; reconnect to replay"
+            assert isinstance(item, str)
+            await websocket.send_text(item)
+
+    async def until_disconnect() -> None:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+    sending = asyncio.ensure_future(pump())
+    listening = asyncio.ensure_future(until_disconnect())
+    done: set[asyncio.Future[Any]] = set()
+    try:
+        done, _ = await asyncio.wait({sending, listening}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sending, listening):
+            task.cancel()
+        await asyncio.gather(sending, listening, return_exceptions=True)
+    if sending not in done:  # the client went away first
+        return
+    error = sending.exception()
+    if isinstance(error, WebSocketDisconnect | OSError):
+        return
+    if error is not None:
+        raise error
+    code, reason = sending.result()
+    with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):
+        await websocket.close(code, reason)
+
+
+def uvicorn_ws_protocol() -> str:
+    """The uvicorn ``ws`` implementation to use: wsproto when installed.
+
+    uvicorn's ``websockets-sansio`` answers a refused handshake (our 401 / 404) correctly but
+    then logs "ASGI callable returned without completing handshake" as an error; its legacy
+    ``websockets`` implementation is deprecated by websockets itself.
+    """
+    return "wsproto" if importlib.util.find_spec("wsproto") is not None else "websockets-sansio"
+
+
+def create_app(
+    conductor: Conductor,
+    *,
+    token: str,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    cors_origins: Iterable[str] = (),
+    max_events: int = 10_000,
+    max_executions: int = 1000,
+    subscriber_queue: int = 1000,
+    max_running: int = 256,
+) -> Starlette:
+    """The server app for ``conductor``; run it with uvicorn (``atomiton serve`` does).
+
+    ``token``: the bearer token every ``/api`` request but ``/api/health`` must present.
+    ``max_body_bytes``: larger request bodies get 413. ``cors_origins``: origins allowed to
+    call the API from a browser (none: no CORS headers at all). ``max_events``: events kept
+    per execution for late subscribers; ``max_executions``: finished executions kept for
+    ``GET /api/executions/{id}``; ``subscriber_queue``: events a WebSocket client may lag
+    behind before it is dropped (close code 1013); ``max_running``: concurrent executions
+    started over the API (more get 429).
+    """
+    if not token:
+        raise ValueError("create_app needs a non-empty token; secrets.token_urlsafe() makes one")
+    hub = EventHub(
+        conductor,
+        max_events=max_events,
+        max_executions=max_executions,
+        subscriber_queue=subscriber_queue,
+    )
+    api = Api(conductor, hub, max_body_bytes=max_body_bytes, max_running=max_running)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
+        hub.start()
+        try:
+            yield {}
+        finally:
+            await hub.stop()
+
+    routes = [
+        Route("/", api.page),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        Route("/api/health", api.health),
+        Route("/api/nodes", api.nodes),
+        Route("/api/flows", api.list_flows),
+        Route("/api/flows/validate", api.validate_flow, methods=["POST"]),
+        Route("/api/flows/{flow_id}", api.get_flow, methods=["GET"]),
+        Route("/api/flows/{flow_id}", api.put_flow, methods=["PUT"]),
+        Route("/api/flows/{flow_id}", api.delete_flow, methods=["DELETE"]),
+        Route("/api/executions", api.start_execution, methods=["POST"]),
+        Route("/api/executions", api.list_executions, methods=["GET"]),
+        Route("/api/executions/{execution_id}", api.get_execution),
+        Route("/api/executions/{execution_id}/cancel", api.cancel_execution, methods=["POST"]),
+        WebSocketRoute("/api/executions/{execution_id}/events", api.execution_events),
+        WebSocketRoute("/api/events", api.all_events),
+    ]
+    origins = list(cors_origins)
+    middleware = [Middleware(TokenGate, token=token)]
+    if origins:
+        # Outermost, so preflight requests (which carry no token) are answered before the gate.
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_methods=["GET", "PUT", "POST", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "Accept"],
+                max_age=600,
+            ),
+        )
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            ApiError: _handle_error,
+            AtomitonError: _handle_error,
+            HTTPException: _handle_error,
+        },
+    )
+    app.state.hub = hub
+    app.state.conductor = conductor
+    return app
