@@ -101,11 +101,7 @@ def test_basic_and_bearer_auth(run_node: RunNode, base_url: str) -> None:
     )
     expected = "Basic " + base64.b64encode(b"ann:s3cret").decode()
     assert out["result"]["headers"]["authorization"] == expected
-    out = _out(
-        run_node(
-            "http-request", {"url": f"{base_url}/echo", "auth": {"type": "bearer", "token": "tok"}}
-        )
-    )
+    out = _out(run_node("http-request", {"url": f"{base_url}/echo", "auth": {"token": "tok"}}))
     assert out["result"]["headers"]["authorization"] == "Bearer tok"
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import httpx
 from atomiton_core import NodeContext, node
 from atomiton_core.errors import ExecutionError, NodeTimeout
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from atomiton_nodes_io._common import IOParams, render_str
 
@@ -38,6 +38,13 @@ class HttpAuth(IOParams):
     username: str | None = None
     password: str | None = None
     token: str | None = Field(None, description="bearer: the token")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bearer_if_token(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "type" not in data and data.get("token"):
+            return {**data, "type": "bearer"}
+        return data
 
 
 class HttpRequestParams(IOParams):
