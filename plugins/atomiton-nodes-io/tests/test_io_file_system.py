@@ -251,3 +251,16 @@ def test_allowed_roots_refuse_escapes(run_node: RunNode, tmp_path: Path, mem_roo
             conductor=c,
         )
         assert res.status == "completed", res.error
+
+
+def test_filesystem_errors_become_clear_errors(run_node: RunNode, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    target = tmp_path / "afile" / "below.txt"
+    res = run_node(
+        "file-system",
+        {"operation": "write", "path": str(target), "content": "x", "createDirectories": True},
+    )
+    err = res.nodes["n"].error
+    assert res.status == "failed" and err is not None
+    assert err.message.startswith("node 'n': write ") and "failed" in err.message
+    assert str(target) in err.message and "raised" not in err.message

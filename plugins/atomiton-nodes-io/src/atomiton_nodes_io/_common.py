@@ -5,7 +5,8 @@ from __future__ import annotations
 import codecs
 import os
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "check_writable",
     "locate",
     "normalise_encoding",
+    "os_errors",
     "render_str",
 ]
 
@@ -180,3 +182,25 @@ def check_writable(
             hint="set `createDirectories: true` to create it",
         )
     return exists
+
+
+_OS_CODES = {
+    FileNotFoundError: "FILE_NOT_FOUND",
+    FileExistsError: "FILE_EXISTS",
+    PermissionError: "PERMISSION_DENIED",
+}
+
+
+@contextmanager
+def os_errors(ctx: NodeContext, doing: str) -> Iterator[None]:
+    """Turn what the filesystem raises into an ExecutionError saying what was being done."""
+    try:
+        yield
+    except OSError as exc:
+        code = next((c for t, c in _OS_CODES.items() if isinstance(exc, t)), None)
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ExecutionError(
+            f"node {ctx.node_id!r}: {doing} failed: {type(exc).__name__}: {reason}",
+            node_id=ctx.node_id,
+            code=code,
+        ) from exc

@@ -22,6 +22,7 @@ from atomiton_nodes_io._common import (
     check_writable,
     locate,
     normalise_encoding,
+    os_errors,
     render_str,
 )
 from atomiton_nodes_io._glob import matcher
@@ -98,6 +99,18 @@ def file_system(
     """Run one file operation; ``output`` holds the whole result."""
     raw = path if path is not None else render_str(ctx, params.path, "path", input=input)
     loc = locate(ctx, raw or "")
+    with os_errors(ctx, f"{params.operation} {loc.url!r}"):
+        result = _operate(ctx, params, loc, input, content)
+    return {
+        "output": result,
+        "path": loc.url,
+        **{port: result[port] for port in ("content", "files", "exists") if port in result},
+    }
+
+
+def _operate(
+    ctx: NodeContext, params: FileSystemParams, loc: Location, input: Any, content: Any
+) -> dict[str, Any]:
     op = params.operation
     result: dict[str, Any] = {"operation": op, "path": loc.url, "success": True}
     if op == "read":
@@ -127,11 +140,7 @@ def file_system(
         dest = locate(ctx, dest_raw or "", "destination")
         _transfer(ctx, params, loc, dest, move=op == "move")
         result["destination"] = dest.url
-    return {
-        "output": result,
-        "path": loc.url,
-        **{port: result[port] for port in ("content", "files", "exists") if port in result},
-    }
+    return result
 
 
 def _fail(ctx: NodeContext, message: str, **kw: Any) -> ExecutionError:

@@ -23,6 +23,7 @@ from atomiton_nodes_io._common import (
     check_writable,
     locate,
     normalise_encoding,
+    os_errors,
     render_str,
 )
 
@@ -153,7 +154,8 @@ def _read(
         loc = locate(ctx, target)
         if not loc.fs.exists(loc.path) or loc.fs.isdir(loc.path):
             raise _fail(ctx, f"spreadsheet file {target!r} does not exist", code="FILE_NOT_FOUND")
-        raw = loc.fs.cat_file(loc.path)
+        with os_errors(ctx, f"read {target!r}"):
+            raw = loc.fs.cat_file(loc.path)
         source = target
     else:
         raise _fail(
@@ -367,7 +369,8 @@ def _write(
         else:
             table.append([row])
     loc = locate(ctx, target)
-    check_writable(ctx, loc, params.overwrite, params.create_directories)
+    with os_errors(ctx, f"write {loc.url!r}"):
+        check_writable(ctx, loc, params.overwrite, params.create_directories)
     sheet = None
     if fmt == "xlsx":
         sheet = params.sheet_name or "Sheet1"
@@ -378,7 +381,8 @@ def _write(
         writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
         writer.writerows([[_plain(c) for c in row] for row in table])
         payload = buf.getvalue().encode(normalise_encoding(params.encoding) or "utf-8")
-    atomic_write_bytes(loc.path, payload, fs=loc.fs)
+    with os_errors(ctx, f"write {loc.url!r}"):
+        atomic_write_bytes(loc.path, payload, fs=loc.fs)
     return {
         "operation": "write",
         "path": loc.url,
