@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 
@@ -181,7 +181,7 @@ class Catalogue(Mapping[str, NodeType]):
             plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
             dist = dists.get(plugin_name) or plugin_name
             try:
-                contributed = impl.function()
+                contributed = cast("Iterable[Any] | None", impl.function())
             except Exception as exc:
                 found.append(
                     PluginProblem(

@@ -142,7 +142,9 @@ nodes:
     events: list[Any] = []
     from atomiton_core import signals
 
-    with signals.node_retrying.connected_to(lambda s, event: events.append(event), sender=conductor):
+    with signals.node_retrying.connected_to(
+        lambda s, event: events.append(event), sender=conductor
+    ):
         t0 = time.perf_counter()
         result = conductor.run(flow)
         elapsed = time.perf_counter() - t0
@@ -370,7 +372,7 @@ def test_run_inside_event_loop_is_refused_clearly(conductor: Conductor) -> None:
     flow = loads_flow("id: x\nname: X\nnodes:\n  - {id: a, type: test.sleep}\n")
 
     async def scenario() -> None:
-        with pytest.raises(Exception, match="await conductor.execute"):
+        with pytest.raises(Exception, match=r"await conductor\.execute"):
             conductor.run(flow)
 
     asyncio.run(scenario())

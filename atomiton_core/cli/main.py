@@ -148,8 +148,11 @@ def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
                 detail = f" ({event.duration_ms:.1f} ms)"
             elif event.type == "node.progress":
                 detail = f" {event.fraction:.0%} {event.message}"
-            console.print(f"{mark} {event.path} [{event.node_type}] {event.type[5:]}{detail}",
-                          markup=False, highlight=False)
+            console.print(
+                f"{mark} {event.path} [{event.node_type}] {event.type[5:]}{detail}",
+                markup=False,
+                highlight=False,
+            )
 
     for sig in _NODE_SIGNALS:
         sig.connect(on_event, sender=conductor)
@@ -161,7 +164,7 @@ def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
             yield
     finally:
         for sig in _NODE_SIGNALS:
-            sig.disconnect(on_event, sender=conductor)
+            sig.disconnect(on_event)
 
 
 async def _execute_with_signals(
@@ -197,12 +200,20 @@ def main() -> None:
 
 @main.command()
 @click.argument("flow")
-@click.option("--input", "-i", "inputs", multiple=True, metavar="KEY=VALUE",
-              help="Set a flow variable (VALUE is parsed as JSON when it can be). Repeatable.")
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a flow variable (VALUE is parsed as JSON when it can be). Repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-node progress.")
 @storage_option
-def run(flow: str, inputs: tuple[str, ...], as_json: bool, quiet: bool, storage: str | None) -> None:
+def run(
+    flow: str, inputs: tuple[str, ...], as_json: bool, quiet: bool, storage: str | None
+) -> None:
     """Run FLOW: a flow file, a URL, or the id of a stored flow."""
     conductor = _conductor(storage)
     values = _parse_inputs(inputs)

@@ -91,7 +91,9 @@ class ValidationReport:
     def __str__(self) -> str:
         if not self.problems:
             return f"flow {self.flow_id!r} is valid"
-        head = f"flow {self.flow_id!r}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+        head = (
+            f"flow {self.flow_id!r}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+        )
         return "\n".join([head, *(f"  - {p}" for p in self.problems)])
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,6 +159,7 @@ class _Validator:
     ) -> None:
         specs: dict[str, NodeSpec] = {}
         types: dict[str, NodeType | None] = {}
+        positions: dict[str, int] = {}
         for i, spec in enumerate(nodes):
             here = _loc(prefix, f"nodes[{i}]")
             if spec.id in specs or (container and spec.id == container[0].id):
@@ -169,13 +172,14 @@ class _Validator:
                 )
                 continue
             specs[spec.id] = spec
+            positions[spec.id] = i
             types[spec.id] = self.node(spec, here)
         incoming = self.edges(edges, prefix, specs, types, container)
         for node_id, spec in specs.items():
             nt = types[node_id]
             if nt is None:
                 continue
-            i = nodes.index(spec)
+            i = positions[node_id]
             for port in nt.required_inputs:
                 if port not in incoming.get(node_id, ()):
                     self.add(
@@ -258,12 +262,12 @@ class _Validator:
         try:
             model = nt.params.model_validate(given)
         except ValidationError as exc:
-            known = _known_parameter_names(nt.params)
+            names = _known_parameter_names(nt.params)
             for err in exc.errors():
                 where = f"{here}.parameters{_pydantic_loc(err['loc'])}"
                 if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
                     name = str(err["loc"][0])
-                    close = difflib.get_close_matches(name, known, n=1)
+                    close = difflib.get_close_matches(name, names, n=1)
                     self.add(
                         "UNKNOWN_PARAMETER",
                         f"node type {nt.id!r} has no parameter {name!r}",
@@ -271,7 +275,7 @@ class _Validator:
                         node_id=spec.id,
                         hint=f"did you mean {close[0]!r}?"
                         if close
-                        else f"its parameters are: {', '.join(known) or 'none'}",
+                        else f"its parameters are: {', '.join(names) or 'none'}",
                     )
                     continue
                 self.add(

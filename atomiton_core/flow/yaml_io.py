@@ -35,7 +35,7 @@ def _yaml() -> YAML:
 def to_plain(value: Any) -> Any:
     """Convert ruamel's round-trip types to plain dicts, lists, str, int, float, bool."""
     if isinstance(value, dict):
-        return {str(k) if not isinstance(k, str) else str(k): to_plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_plain(v) for v in value]
     if isinstance(value, bool):

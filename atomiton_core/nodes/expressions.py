@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from atomiton_core.errors import ExpressionError
@@ -43,6 +43,8 @@ _SAFE_GLOBALS: dict[str, Any] = {
 
 def _environment() -> SandboxedEnvironment:
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    for name in ("lipsum", "cycler", "joiner"):
+        env.globals.pop(name, None)
     env.globals.update(_SAFE_GLOBALS)
     return env
 
@@ -88,13 +90,17 @@ def evaluate(source: str, names: Mapping[str, Any]) -> Any:
     """Evaluate an expression against ``names``; errors name the expression."""
     fn = compile_expression(source)
     try:
-        return fn(**_names(names))
+        value = fn(**_names(names))
     except TemplateError as exc:
         raise ExpressionError(f"expression {source!r} failed: {exc}") from exc
     except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
+        raise ExpressionError(f"expression {source!r} failed: {type(exc).__name__}: {exc}") from exc
+    if isinstance(value, Undefined):
         raise ExpressionError(
-            f"expression {source!r} failed: {type(exc).__name__}: {exc}"
-        ) from exc
+            f"expression {source!r} is undefined: {value._undefined_message}",
+            hint="check the names and attributes it uses; unsafe attributes are never available",
+        )
+    return value
 
 
 def render(value: Any, names: Mapping[str, Any]) -> Any:

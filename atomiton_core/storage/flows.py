@@ -6,6 +6,7 @@ atomic, so a crash mid-save leaves the previous file intact.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
@@ -34,7 +35,8 @@ def check_id(kind: str, value: str) -> str:
         raise InvalidFlowId(
             f"{kind} id {value!r} cannot be stored: ids are 1-200 letters, digits, '.', '_' "
             "or '-', start with a letter or digit, and never contain '..' or '/'",
-            hint="rename it, e.g. to " + repr(re.sub(r"[^A-Za-z0-9._-]+", "-", str(value)).strip(".-") or "my-flow"),
+            hint="rename it, e.g. to "
+            + repr(re.sub(r"[^A-Za-z0-9._-]+", "-", str(value)).strip(".-") or "my-flow"),
         )
     return value
 
@@ -77,7 +79,9 @@ class FlowStorage:
         return f"FlowStorage({self.url!r})"
 
     def _join(self, *parts: str) -> str:
-        return "/".join([self.root.rstrip("/"), *parts]) if self.root != "/" else "/" + "/".join(parts)
+        return (
+            "/".join([self.root.rstrip("/"), *parts]) if self.root != "/" else "/" + "/".join(parts)
+        )
 
     def flow_location(self, flow_id: str) -> str:
         return self._join("flows", check_id("flow", flow_id) + FLOW_SUFFIX)
@@ -164,7 +168,7 @@ class FlowStorage:
             raise StorageError(f"no run record {execution_id!r} in storage {self.url}") from None
         return data
 
-    def list_runs(self) -> list[str]:
+    def list_runs(self) -> builtins.list[str]:
         folder = self._join("runs")
         if not self.fs.exists(folder):
             return []

@@ -1,0 +1,143 @@
+"""The atomiton command, run as a user would: real subprocesses, real files, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+ATOMITON = [sys.executable, "-m", "atomiton_core.cli"]
+ORIGINALS = ROOT.parent / "shared" / "atomiton-flows"
+
+GOOD = """
+id: cli-demo
+name: CLI demo
+variables: {who: {type: string, defaultValue: world}}
+nodes:
+  - id: greet
+    type: edit-fields
+    parameters: {values: {message: "Hello {{ who }}"}, keepOnlySet: true}
+  - id: shout
+    type: transform
+    parameters: {operation: map, expression: "item.message | upper"}
+edges:
+  - {source: greet, target: shout}
+"""
+
+FAILING = """
+id: cli-fail
+name: CLI fail
+nodes:
+  - id: boom
+    type: transform
+    parameters: {operation: map, expression: "item.missing.deeper"}
+    # the input is required and wired from a literal node
+  - id: lit
+    type: edit-fields
+    parameters: {values: {a: 1}}
+edges:
+  - {source: lit, target: boom}
+"""
+
+
+def atomiton(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ATOMITON, *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    (tmp_path / "good.flow.yaml").write_text(GOOD)
+    (tmp_path / "fail.flow.yaml").write_text(FAILING)
+    return tmp_path
+
+
+def test_run_prints_result_and_exits_zero(files: Path) -> None:
+    done = atomiton(
+        "run", str(files / "good.flow.yaml"), "--input", "who=Ada", "--storage", str(files / "s")
+    )
+    assert done.returncode == 0, done.stderr
+    assert "HELLO ADA" in done.stdout and "completed" in done.stdout
+    assert "greet [edit-fields] completed" in done.stderr  # per-node progress when not a terminal
+
+
+def test_run_json(files: Path) -> None:
+    done = atomiton("run", str(files / "good.flow.yaml"), "--json", "--storage", str(files / "s"))
+    assert done.returncode == 0
+    data = json.loads(done.stdout)
+    assert data["status"] == "completed"
+    assert data["outputs"] == {"shout": {"output": ["HELLO WORLD"]}}
+    assert set(data["nodes"]["greet"]) >= {
+        "status",
+        "outputs",
+        "error",
+        "attempts",
+        "startedAt",
+        "durationMs",
+    }
+    runs = list((files / "s" / "runs").glob("*.json"))
+    assert [r.stem for r in runs] == [data["executionId"]]  # the run record was stored
+
+
+def test_failed_run_exits_one(files: Path) -> None:
+    done = atomiton("run", str(files / "fail.flow.yaml"), "--json", "--storage", str(files / "s"))
+    assert done.returncode == 1
+    data = json.loads(done.stdout)
+    assert data["status"] == "failed"
+    assert data["nodes"]["boom"]["error"]["code"] == "EXPRESSION_ERROR"
+
+
+def test_invalid_flow_exits_two_with_every_problem(files: Path) -> None:
+    done = atomiton(
+        "run", str(ORIGINALS / "data-transform.flow.yaml"), "--storage", str(files / "s")
+    )
+    assert done.returncode == 2
+    assert "VALIDATION_FAILED" not in done.stdout
+    assert "nodes[2].parameters.code" in done.stderr
+    assert "UNKNOWN_PARAMETER" in done.stderr
+    missing = atomiton("run", str(files / "nope.flow.yaml"), "--storage", str(files / "s"))
+    assert missing.returncode == 2 and "no such flow file" in missing.stderr
+
+
+def test_validate(files: Path) -> None:
+    ok = atomiton("validate", str(files / "good.flow.yaml"))
+    assert ok.returncode == 0 and "is valid" in ok.stdout
+    bad = atomiton("validate", str(ORIGINALS / "hello-world.flow.yaml"), "--json")
+    assert bad.returncode == 2
+    report = json.loads(bad.stdout)
+    assert report["valid"] is False
+    assert any(p["nodeId"] == "format-content" for p in report["problems"])
+
+
+def test_nodes_lists_types_with_distribution() -> None:
+    done = atomiton("nodes", "--json")
+    assert done.returncode == 0
+    types = {t["id"]: t for t in json.loads(done.stdout)["nodeTypes"]}
+    assert types["transform"]["distribution"] == "atomiton-core"
+    assert "properties" in types["transform"]["parameters"]
+    table = atomiton("nodes")
+    assert "edit-fields" in table.stdout and "atomiton-core" in table.stdout
+
+
+def test_flows_commands(files: Path) -> None:
+    store = str(files / "store")
+    saved = atomiton("flows", "save", str(files / "good.flow.yaml"), "--storage", store)
+    assert saved.returncode == 0 and "cli-demo" in saved.stdout
+    listed = atomiton("flows", "list", "--json", "--storage", store)
+    assert [f["id"] for f in json.loads(listed.stdout)] == ["cli-demo"]
+    shown = atomiton("flows", "show", "cli-demo", "--storage", store)
+    assert "Hello {{ who }}" in shown.stdout
+    ran = atomiton("run", "cli-demo", "--json", "--storage", store)
+    assert json.loads(ran.stdout)["outputs"] == {"shout": {"output": ["HELLO WORLD"]}}
+    deleted = atomiton("flows", "delete", "cli-demo", "--storage", store)
+    assert deleted.returncode == 0
+    again = atomiton("flows", "delete", "cli-demo", "--storage", store)
+    assert again.returncode == 1 and "no flow 'cli-demo'" in again.stderr
+
+
+def test_bad_input_syntax_is_a_usage_error(files: Path) -> None:
+    done = atomiton("run", str(files / "good.flow.yaml"), "--input", "novalue")
+    assert done.returncode == 2 and "KEY=VALUE" in done.stderr

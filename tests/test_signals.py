@@ -1,0 +1,116 @@
+"""Signals: every step reported in order, progress monotonic, receivers scoped to a sender."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atomiton_core import Conductor, loads_flow, signals
+
+FLOW = """
+id: sig
+name: Signals
+nodes:
+  - {id: a, type: test.sleep, parameters: {value: 1}}
+  - {id: p, type: test.progress, parameters: {seconds: 0.08}}
+  - {id: bad, type: test.fail, parameters: {continueOnFail: true}}
+  - {id: after-bad, type: test.sleep}
+  - {id: off, type: test.sleep, parameters: {enabled: false}}
+  - id: g
+    type: group
+    nodes:
+      - {id: inner, type: test.sleep, parameters: {value: 2}}
+edges:
+  - {source: a, target: p}
+  - {source: bad, target: after-bad}
+"""
+
+
+def _record(conductor: Conductor) -> tuple[list[Any], Any]:
+    events: list[Any] = []
+
+    def receiver(sender: Any, event: Any) -> None:
+        assert sender is conductor
+        events.append(event)
+
+    for sig in signals.ALL_SIGNALS:
+        sig.connect(receiver, sender=conductor)
+    return events, receiver
+
+
+def test_events_in_order_with_typed_payloads(conductor: Conductor) -> None:
+    events, receiver = _record(conductor)
+    try:
+        result = conductor.run(loads_flow(FLOW))
+    finally:
+        for sig in signals.ALL_SIGNALS:
+            sig.disconnect(receiver)  # all senders: blinker keeps it in .receivers otherwise
+    assert result.ok
+    types = [e.type for e in events]
+    assert types[0] == "execution.started" and types[-1] == "execution.completed"
+    by_path: dict[str, list[str]] = {}
+    for e in events[1:-1]:
+        by_path.setdefault(e.path, []).append(e.type)
+    assert by_path["a"] == ["node.started", "node.completed"]
+    assert by_path["p"][0] == "node.started" and by_path["p"][-1] == "node.completed"
+    assert by_path["p"].count("node.progress") == 4
+    assert by_path["bad"] == ["node.started", "node.failed"]
+    assert by_path["after-bad"] == ["node.skipped"]
+    assert by_path["off"] == ["node.skipped"]
+    assert by_path["g/inner"] == ["node.started", "node.completed"]
+    progress = [e.progress for e in events]
+    assert progress == sorted(progress), "overall progress never decreases"
+    assert progress[0] == 0 and progress[-1] == 1
+    assert all(e.execution_id == result.execution_id for e in events)
+    completed = next(e for e in events if e.type == "node.completed" and e.node_id == "a")
+    assert completed.outputs == {
+        "output": 1,
+        "started": completed.outputs["started"],
+        "ended": completed.outputs["ended"],
+    }
+    assert completed.to_dict()["nodeType"] == "test.sleep"
+    finished = events[-1]
+    assert finished.result is result and finished.to_dict()["result"]["status"] == "completed"
+    assert any(e.type == "node.progress" and e.message == "step 2" for e in events)
+
+
+def test_receivers_for_another_conductor_hear_nothing(
+    conductor: Conductor, conductor_factory: Any
+) -> None:
+    other = conductor_factory()
+    heard: list[Any] = []
+    with signals.node_started.connected_to(lambda s, event: heard.append(event), sender=other):
+        conductor.run(loads_flow(FLOW))
+    assert heard == []
+
+
+def test_failed_and_cancelled_execution_events(conductor: Conductor) -> None:
+    seen: list[str] = []
+    with signals.execution_failed.connected_to(
+        lambda s, event: seen.append(event.error["code"]), sender=conductor
+    ):
+        conductor.run(loads_flow("id: f\nname: F\nnodes:\n  - {id: x, type: test.fail}\n"))
+    assert seen == ["EXECUTION_FAILED"]
+
+
+def test_receiver_exception_fails_the_run_it_observed(conductor: Conductor) -> None:
+    def explode(sender: Any, event: Any) -> None:
+        raise RuntimeError("receiver broke")
+
+    with signals.node_completed.connected_to(explode, sender=conductor):
+        result = conductor.run(loads_flow("id: r\nname: R\nnodes:\n  - {id: x, type: test.add}\n"))
+    assert result.status == "failed"
+    assert result.error is not None and "receiver broke" in result.error.message
+
+
+def test_no_receivers_means_no_payloads(conductor: Conductor, monkeypatch: Any) -> None:
+    built: list[Any] = []
+    original = signals.NodeEvent.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(signals.NodeEvent, "__init__", counting)
+    result = conductor.run(loads_flow(FLOW))
+    assert result.ok
+    assert built == []
