@@ -60,12 +60,18 @@ class AtomitonError(Exception):
         hint: str | None = None,
         node_id: str | None = None,
         code: str | None = None,
+        retryable: bool = True,
+        retry_after: float | None = None,
         **context: Any,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.node_id = node_id
+        #: False: retrying cannot help (a 404, a bad argument); the conductor will not retry.
+        self.retryable = retryable
+        #: Seconds the cause asks to wait before a retry (e.g. HTTP Retry-After).
+        self.retry_after = retry_after
         self.context = context
         if code is not None:
             self.code = code  # type: ignore[misc]

@@ -61,7 +61,9 @@ def add_node(ctx: NodeContext, params: BaseModel, a: float = 0, b: float = 0) ->
 
 
 @node("test.record", outputs={"output": str}, multiple=("deps",), blocking=False)
-def record_node(ctx: NodeContext, params: BaseModel, deps: list[str] | None = None) -> dict[str, Any]:
+def record_node(
+    ctx: NodeContext, params: BaseModel, deps: list[str] | None = None
+) -> dict[str, Any]:
     """Logs (own id, ids it received) and passes its id on."""
     ctx.config["log"].append((ctx.path, sorted(deps or [])))
     return {"output": ctx.node_id}
@@ -80,7 +82,29 @@ async def progress_node(ctx: NodeContext, params: SleepParams, input: Any = None
     return {"output": input}
 
 
+@node("test.wait", outputs={"output": Any})
+async def wait_node(
+    ctx: NodeContext, params: BaseModel, seconds: float = 0.0, value: Any = None
+) -> dict[str, Any]:
+    """Sleeps ``seconds`` (an input), logs, and passes ``value`` on."""
+    await asyncio.sleep(seconds)
+    log = ctx.config.get("log")
+    if log is not None:
+        log.append(("wait-done", ctx.path, value))
+    return {"output": value}
+
+
+@node("test.raise-if", outputs={"output": Any}, blocking=False)
+def raise_if_node(ctx: NodeContext, params: BaseModel, value: Any = None) -> dict[str, Any]:
+    """Raises for values that are the string "bad", else passes them on."""
+    if value == "bad":
+        raise ExecutionError(f"bad value at {ctx.path}")
+    return {"output": value}
+
+
 TEST_NODE_TYPES = [
+    wait_node,
+    raise_if_node,
     sleep_node,
     sync_sleep_node,
     flaky_node,

@@ -32,7 +32,9 @@ def dags(draw: st.DrawFn) -> Flow:
     )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(dags())
 def test_each_node_runs_once_after_its_inputs(conductor_factory: Any, flow: Flow) -> None:
     log: list[Any] = []

@@ -119,13 +119,22 @@ class Conductor:
         return load_flow(text)
 
     def validate(self, flow: FlowLike) -> ValidationReport:
-        return validate(self.load(flow), self.catalogue)
+        return validate(self.load(flow), self.catalogue, storage=self.storage)
 
     def prepare(self, flow: FlowLike) -> FlowPlan:
         """Validate and plan once; pass the plan to ``execute`` to run it many times."""
         if isinstance(flow, FlowPlan):
             return flow
-        return plan_flow(self.load(flow), self.catalogue)
+        return plan_flow(self.load(flow), self.catalogue, storage=self.storage)
+
+    def prepare_stored(self, flow_id: str) -> FlowPlan:
+        """Plan a flow from this conductor's storage (what ``flow`` nodes run)."""
+        if self.storage is None:
+            raise ExecutionError(
+                f"flow {flow_id!r} is referenced but this conductor has no storage",
+                hint="create the conductor with storage=... holding the referenced flows",
+            )
+        return plan_flow(self.storage.load(flow_id), self.catalogue, storage=self.storage)
 
     # -- executing -----------------------------------------------------------------------
     def start(

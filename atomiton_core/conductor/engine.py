@@ -96,6 +96,8 @@ class Run:
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
         self.top: GraphRun | None = None
+        #: Plans of flows referenced by ``flow`` nodes, loaded once per run.
+        self.subflows: dict[str, FlowPlan] = {}
         self.retain_outputs = conductor.retain_outputs
 
     # -- signals -------------------------------------------------------------------------
@@ -174,6 +176,7 @@ class Run:
         label: str | None,
         variables: Mapping[str, Any] | None,
         concurrency: int | None,
+        span: tuple[float, float] | None,
     ) -> dict[str, Any]:
         pn = ctx._node
         children = pn.children
@@ -194,9 +197,46 @@ class Run:
             scope,
             concurrency if concurrency is not None else children.concurrency,
             parent=ctx,
+            span=span,
         )
         await graph.run()
         return graph.container_outputs(pn)
+
+    async def run_flow(
+        self, ctx: NodeContext, flow_id: str, inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        chain = ctx._graph.chain
+        if flow_id in chain:
+            raise ExecutionError(
+                "flow reference cycle: " + " -> ".join([*chain, flow_id]),
+                node_id=ctx.node_id,
+                code="CIRCULAR_DEPENDENCY",
+                retryable=False,
+            )
+        plan = self.subflows.get(flow_id)
+        if plan is None:
+            plan = await asyncio.to_thread(self.conductor.prepare_stored, flow_id)
+            self.subflows[flow_id] = plan
+        variables = dict(plan.variables)
+        variables.update(inputs)
+        graph = GraphRun(
+            self,
+            plan.root,
+            f"{ctx.path}/",
+            _EMPTY,
+            variables,
+            plan.root.concurrency,
+            parent=ctx,
+            span=(0.0, 1.0),
+            chain=(*chain, flow_id),
+        )
+        await graph.run()
+        results = graph.results
+        return {
+            results[i].node_id: graph.outputs[i] or {}
+            for i in plan.root.sinks
+            if results[i].status is _COMPLETED
+        }
 
     # -- the whole execution ---------------------------------------------------------------
     async def main(self) -> ExecutionResult:
@@ -206,7 +246,14 @@ class Run:
         self.execution_event(signals.execution_started, "execution.started")
         plan = self.plan
         self.top = top = GraphRun(
-            self, plan.root, "", _EMPTY, self.variables, plan.root.concurrency, parent=None
+            self,
+            plan.root,
+            "",
+            _EMPTY,
+            self.variables,
+            plan.root.concurrency,
+            parent=None,
+            chain=(self.flow_id,),
         )
         try:
             if plan.timeout_s is None:
@@ -268,8 +315,16 @@ class GraphRun:
         variables: Mapping[str, Any],
         concurrency: int | None,
         parent: NodeContext | None,
+        span: tuple[float, float] | None = (0.0, 1.0),
+        chain: tuple[str, ...] | None = None,
     ) -> None:
         self.run_ = run
+        #: The part of the parent node's progress this graph accounts for (None: none).
+        self.span = span
+        #: Flow ids from the top-level flow down to this graph (sub-flow references).
+        self.chain: tuple[str, ...] = (
+            chain if chain is not None else parent._graph.chain if parent else ()
+        )
         self.plan = plan
         self.prefix = prefix
         self.inputs = inputs
@@ -373,7 +428,9 @@ class GraphRun:
             if signals.node_started.receivers:
                 run.node_event(signals.node_started, "node.started", pn, res)
             try:
-                out = _check_outputs(pn, pn.fn(NodeContext(run, self, pn, res.path), pn.params, **kwargs))
+                out = _check_outputs(
+                    pn, pn.fn(NodeContext(run, self, pn, res.path), pn.params, **kwargs)
+                )
             except Exception as exc:
                 res.duration_ms = (_perf() - t0) * 1000
                 self._failed(i, _as_error(exc, pn))
@@ -429,15 +486,15 @@ class GraphRun:
                 return out
             except Exception as exc:
                 err = _as_error(exc, pn)
-                if attempt > settings.retries:
+                if attempt > settings.retries or not err.retryable:
                     res.duration_ms = (_perf() - t0) * 1000
                     raise err from None
             delay_ms = settings.retry_delay * 2 ** (attempt - 1)
+            if err.retry_after is not None:
+                delay_ms = max(delay_ms, err.retry_after * 1000)
             res.error = err
             if signals.node_retrying.receivers:
-                run.node_event(
-                    signals.node_retrying, "node.retrying", pn, res, delay_ms=delay_ms
-                )
+                run.node_event(signals.node_retrying, "node.retrying", pn, res, delay_ms=delay_ms)
             res.error = None
             await asyncio.sleep(delay_ms / 1000)
 
@@ -449,7 +506,9 @@ class GraphRun:
                 if self.stopping:
                     self._cancelled(i)
                 else:  # the node cancelled itself: a failure like any other
-                    self._failed(i, ExecutionCancelled(f"node {self.plan.nodes[i].id!r} was cancelled"))
+                    self._failed(
+                        i, ExecutionCancelled(f"node {self.plan.nodes[i].id!r} was cancelled")
+                    )
             else:
                 exc = task.exception()
                 if exc is None:
@@ -472,7 +531,7 @@ class GraphRun:
             remaining[s] -= 1
             if remaining[s] == 0:
                 ready.append(s)
-        if self.observed and self.parent is not None:
+        if self.observed and self.span is not None and self.parent is not None:
             self._propagate()
 
     def _completed(self, i: int, out: dict[str, Any]) -> None:
@@ -518,7 +577,9 @@ class GraphRun:
         res = self.results[i]
         res.status = NodeStatus.CANCELLED
         if res.error is None:
-            res.error = ExecutionCancelled(f"node {res.node_id!r} was cancelled", node_id=res.node_id)
+            res.error = ExecutionCancelled(
+                f"node {res.node_id!r} was cancelled", node_id=res.node_id
+            )
         if res.started_at is not None and res.duration_ms is None:
             res.duration_ms = (_now() - res.started_at) * 1000
         self.run_.node_event(signals.node_cancelled, "node.cancelled", self.plan.nodes[i], res)
@@ -544,7 +605,7 @@ class GraphRun:
         if fraction > old:
             self.frac[i] = fraction
             self.frac_sum += fraction - old
-            if self.parent is not None:
+            if self.span is not None and self.parent is not None:
                 self._propagate()
 
     def fraction(self) -> float:
@@ -552,8 +613,10 @@ class GraphRun:
 
     def _propagate(self) -> None:
         parent = self.parent
-        if parent is not None:
-            parent._graph.set_fraction(parent._node.index, self.fraction())
+        span = self.span
+        if parent is not None and span is not None:
+            start, end = span
+            parent._graph.set_fraction(parent._node.index, start + (end - start) * self.fraction())
 
     # -- results -------------------------------------------------------------------------
     def container_outputs(self, container: PlannedNode) -> dict[str, Any]:
@@ -566,7 +629,5 @@ class GraphRun:
                     out[name] = source[sport]
             return out
         return {
-            self.results[i].node_id: outputs[i]
-            for i in self.plan.sinks
-            if outputs[i] is not None
+            self.results[i].node_id: outputs[i] for i in self.plan.sinks if outputs[i] is not None
         }

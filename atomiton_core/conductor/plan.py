@@ -18,6 +18,7 @@ from atomiton_core.nodes.definition import NodeType
 
 if TYPE_CHECKING:
     from atomiton_core.catalogue import Catalogue
+    from atomiton_core.storage.flows import FlowStorage
 
 __all__ = ["FlowPlan", "GraphPlan", "PlannedNode", "plan_flow"]
 
@@ -149,9 +150,9 @@ def _plan_graph(
     return GraphPlan(planned, roots, sinks, outputs_from, concurrency)
 
 
-def plan_flow(flow: Flow, catalogue: Catalogue) -> FlowPlan:
+def plan_flow(flow: Flow, catalogue: Catalogue, storage: FlowStorage | None = None) -> FlowPlan:
     """Validate and compile a flow; raises FlowValidationError listing every problem."""
-    report = validate(flow, catalogue)
+    report = validate(flow, catalogue, storage=storage)
     report.raise_for_problems(flow.source)
     runtime = flow.settings.runtime
     concurrency = runtime.concurrency if runtime.parallel else 1

@@ -19,6 +19,10 @@ from atomiton_core.nodes.definition import RESERVED_PARAMETERS, NodeType
 
 if TYPE_CHECKING:
     from atomiton_core.catalogue import Catalogue
+    from atomiton_core.storage.flows import FlowStorage
+
+#: The node type that runs another stored flow; its ``flowId`` parameter names it.
+FLOW_REFERENCE_TYPE = "flow"
 
 __all__ = ["Problem", "ValidationReport", "validate"]
 
@@ -137,10 +141,12 @@ def _known_parameter_names(model: type[BaseModel]) -> list[str]:
 
 
 class _Validator:
-    def __init__(self, flow: Flow, catalogue: Catalogue) -> None:
+    def __init__(self, flow: Flow, catalogue: Catalogue, storage: FlowStorage | None) -> None:
         self.flow = flow
         self.catalogue = catalogue
+        self.storage = storage
         self.report = ValidationReport(flow.id)
+        self._acyclic: set[str] = set()
 
     def add(self, code: str, message: str, location: str, **kw: Any) -> None:
         self.report.problems.append(Problem(code, message, location, **kw))
@@ -175,7 +181,7 @@ class _Validator:
             positions[spec.id] = i
             types[spec.id] = self.node(spec, here)
         incoming = self.edges(edges, prefix, specs, types, container)
-        for node_id, spec in specs.items():
+        for node_id in specs:
             nt = types[node_id]
             if nt is None:
                 continue
@@ -229,7 +235,57 @@ class _Validator:
             )
         if nt is not None and params is not None and settings is not None:
             self.report.resolved[id(spec)] = ResolvedNode(nt, params, settings, child_outputs)
+            if nt.id == FLOW_REFERENCE_TYPE:
+                self.reference(spec, str(getattr(params, "flow_id", "")), here)
         return nt
+
+    # -- flows referenced by `flow` nodes -----------------------------------------------
+    def reference(self, spec: NodeSpec, target: str, here: str) -> None:
+        if self.storage is None:
+            return
+        from atomiton_core.errors import AtomitonError
+
+        try:
+            exists = self.storage.exists(target)
+        except AtomitonError as exc:
+            self.add("INVALID_PARAMETER", exc.message, f"{here}.parameters.flowId", node_id=spec.id)
+            return
+        if target != self.flow.id and not exists:
+            self.add(
+                "FLOW_NOT_FOUND",
+                f"node {spec.id!r} runs flow {target!r}, which is not in storage",
+                f"{here}.parameters.flowId",
+                node_id=spec.id,
+                hint=f"save it first (atomiton flows save ... --storage {self.storage.url})",
+            )
+            return
+        cycle = self._cycle_through(target, [self.flow.id])
+        if cycle:
+            self.add(
+                "CIRCULAR_DEPENDENCY",
+                "flow includes itself: " + " -> ".join(cycle),
+                f"{here}.parameters.flowId",
+                node_id=spec.id,
+                hint="a flow cannot run itself through flow nodes; use a loop instead",
+            )
+
+    def _cycle_through(self, flow_id: str, chain: list[str]) -> list[str] | None:
+        if flow_id in chain:
+            return [*chain[chain.index(flow_id) :], flow_id]
+        if flow_id in self._acyclic or self.storage is None:
+            return None
+        from atomiton_core.errors import AtomitonError
+
+        try:
+            stored = self.storage.load(flow_id)
+        except AtomitonError:
+            return None  # reported where it is referenced, or when it runs
+        for target in _referenced_flows(stored.nodes):
+            found = self._cycle_through(target, [*chain, flow_id])
+            if found:
+                return found
+        self._acyclic.add(flow_id)
+        return None
 
     def settings(self, spec: NodeSpec, here: str) -> ExecutionSettings | None:
         try:
@@ -434,6 +490,19 @@ def _sink_ids(spec: NodeSpec) -> list[str]:
     return [n.id for n in spec.nodes or [] if n.id not in sources]
 
 
+def _referenced_flows(nodes: list[NodeSpec]) -> list[str]:
+    found: list[str] = []
+    stack = list(nodes)
+    while stack:
+        spec = stack.pop()
+        if spec.type == FLOW_REFERENCE_TYPE:
+            target = spec.parameters.get("flowId")
+            if isinstance(target, str):
+                found.append(target)
+        stack.extend(spec.nodes or [])
+    return found
+
+
 def find_cycles(succ: Mapping[str, list[str]]) -> list[list[str]]:
     """Strongly connected components with a cycle (Tarjan, iterative), each in edge order."""
     index: dict[str, int] = {}
@@ -502,6 +571,12 @@ def _order_cycle(comp: list[str], succ: Mapping[str, list[str]]) -> list[str]:
     return sorted(comp)
 
 
-def validate(flow: Flow, catalogue: Catalogue) -> ValidationReport:
-    """Check a flow against a catalogue and report every problem found."""
-    return _Validator(flow, catalogue).run()
+def validate(
+    flow: Flow, catalogue: Catalogue, *, storage: FlowStorage | None = None
+) -> ValidationReport:
+    """Check a flow against a catalogue and report every problem found.
+
+    With ``storage``, flows referenced by ``flow`` nodes are checked to exist and not to
+    include themselves, directly or through others.
+    """
+    return _Validator(flow, catalogue, storage).run()

@@ -11,6 +11,7 @@ from atomiton_core.nodes import expressions
 
 if TYPE_CHECKING:
     from atomiton_core.conductor.engine import GraphRun, PlannedNode, Run
+    from atomiton_core.flow.models import ExecutionSettings
     from atomiton_core.storage.flows import FlowStorage
 
 __all__ = ["NodeContext"]
@@ -107,11 +108,33 @@ class NodeContext:
         label: str | None = None,
         variables: Mapping[str, Any] | None = None,
         concurrency: int | None = None,
+        progress: tuple[float, float] | None = (0.0, 1.0),
     ) -> dict[str, Any]:
         """Run this container's child nodes once and return the container's outputs.
 
         ``inputs`` feed edges whose source is the container's id (by ``sourceHandle``);
         ``label`` names the run in paths (``loop-1/iteration 3/child``); ``variables``
-        are added to the children's variables; ``concurrency`` bounds the children.
+        are added to the children's variables; ``concurrency`` bounds the children;
+        ``progress`` is the slice of this node's progress the children's progress fills
+        (``None``: this node reports its own progress).
         """
-        return await self._run.run_children(self, inputs or {}, label, variables, concurrency)
+        return await self._run.run_children(
+            self, inputs or {}, label, variables, concurrency, progress
+        )
+
+    async def run_flow(
+        self, flow_id: str, inputs: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Run a flow from the conductor's storage as part of this node; returns its sink
+        outputs keyed by node id. ``inputs`` override its variables."""
+        return await self._run.run_flow(self, flow_id, inputs or {})
+
+    @property
+    def child_outputs(self) -> tuple[str, ...]:
+        """For containers: the output names the children define (edges to this node's id)."""
+        return self._node.child_outputs
+
+    @property
+    def settings(self) -> ExecutionSettings:
+        """This node's execution settings: ``timeout`` (ms), ``retries``, ``retry_delay``..."""
+        return self._node.settings

@@ -251,8 +251,7 @@ def node(
         )
     if params is not None and not (isinstance(params, type) and issubclass(params, BaseModel)):
         raise NodeDefinitionError(
-            f"node type {type_id!r}: params= must be a pydantic BaseModel subclass, "
-            f"got {params!r}"
+            f"node type {type_id!r}: params= must be a pydantic BaseModel subclass, got {params!r}"
         )
     clash = RESERVED_PARAMETERS & set((params or NoParams).model_fields)
     if clash:

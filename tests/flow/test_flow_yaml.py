@@ -11,7 +11,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from atomiton_core import Edge, Flow, FlowLoadError, NodeSpec, dumps_flow, load_flow, loads_flow, save_flow
+from atomiton_core import (
+    Edge,
+    Flow,
+    FlowLoadError,
+    NodeSpec,
+    dumps_flow,
+    load_flow,
+    loads_flow,
+    save_flow,
+)
 
 ORIGINALS = sorted((Path(__file__).parents[3] / "shared" / "atomiton-flows").glob("*.flow.yaml"))
 
@@ -154,8 +163,31 @@ def test_snake_case_in_python_camel_case_in_files() -> None:
 _text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\ufeff"),
     max_size=12,
-) | st.sampled_from(["yes", "no", "null", "~", "1.0", "0x1F", "true", "", " lead", "a: b", "#x", "{{ x }}", "- y", "multi\nline\n"])
-_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | _text
+) | st.sampled_from(
+    [
+        "yes",
+        "no",
+        "null",
+        "~",
+        "1.0",
+        "0x1F",
+        "true",
+        "",
+        " lead",
+        "a: b",
+        "#x",
+        "{{ x }}",
+        "- y",
+        "multi\nline\n",
+    ]
+)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text
+)
 _json = st.recursive(
     _scalars,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
@@ -172,7 +204,16 @@ def flows(draw: st.DrawFn) -> Flow:
             "id": node_id,
             "type": draw(st.sampled_from(["edit-fields", "transform", "acme.thing"])),
             "parameters": draw(st.dictionaries(_text, _json, max_size=3)),
-            **draw(st.fixed_dictionaries({}, optional={"position": st.fixed_dictionaries({"x": st.integers(), "y": st.integers()}), "name": _text, "uiColour": _json})),
+            **draw(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "position": st.fixed_dictionaries({"x": st.integers(), "y": st.integers()}),
+                        "name": _text,
+                        "uiColour": _json,
+                    },
+                )
+            ),
         }
         for node_id in ids
     ]
@@ -180,7 +221,15 @@ def flows(draw: st.DrawFn) -> Flow:
     if len(ids) >= 2:
         for j in range(draw(st.integers(0, 4))):
             a, b = draw(st.sampled_from(ids)), draw(st.sampled_from(ids))
-            edges.append({"id": f"e{j}", "source": a, "target": b, "sourceHandle": draw(_ids), "targetHandle": draw(_ids)})
+            edges.append(
+                {
+                    "id": f"e{j}",
+                    "source": a,
+                    "target": b,
+                    "sourceHandle": draw(_ids),
+                    "targetHandle": draw(_ids),
+                }
+            )
     data: dict[str, Any] = {"id": draw(_ids), "name": draw(_text), "nodes": nodes, "edges": edges}
     data.update(
         draw(
@@ -190,8 +239,25 @@ def flows(draw: st.DrawFn) -> Flow:
                     "description": _text,
                     "version": st.sampled_from(["1.0.0", "2"]),
                     "metadata": st.dictionaries(_text, _json, max_size=3),
-                    "variables": st.dictionaries(_ids, st.fixed_dictionaries({"type": st.sampled_from(["string", "number"]), "defaultValue": _json}), max_size=2),
-                    "settings": st.fixed_dictionaries({"runtime": st.fixed_dictionaries({}, optional={"timeout": st.integers(1, 10**6), "parallel": st.booleans(), "concurrency": st.integers(1, 64)})}),
+                    "variables": st.dictionaries(
+                        _ids,
+                        st.fixed_dictionaries(
+                            {"type": st.sampled_from(["string", "number"]), "defaultValue": _json}
+                        ),
+                        max_size=2,
+                    ),
+                    "settings": st.fixed_dictionaries(
+                        {
+                            "runtime": st.fixed_dictionaries(
+                                {},
+                                optional={
+                                    "timeout": st.integers(1, 10**6),
+                                    "parallel": st.booleans(),
+                                    "concurrency": st.integers(1, 64),
+                                },
+                            )
+                        }
+                    ),
                     "editorState": _json,
                 },
             )

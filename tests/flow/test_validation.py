@@ -58,7 +58,10 @@ def test_every_problem_is_reported_with_code_and_location(conductor: Conductor) 
     assert "c1 -> c2 -> c3 -> c1" in cycle.message
     unknown = by_code["UNKNOWN_PARAMETER"]
     assert unknown.node_id == "t" and unknown.hint == "did you mean 'expression'?"
-    assert "did you mean" in (by_code["NODE_NOT_FOUND"].hint or "") or by_code["NODE_NOT_FOUND"].hint is None
+    assert (
+        "did you mean" in (by_code["NODE_NOT_FOUND"].hint or "")
+        or by_code["NODE_NOT_FOUND"].hint is None
+    )
     text = str(report)
     assert "broken" in text and "[CIRCULAR_DEPENDENCY]" in text
     data = report.to_dict()
@@ -93,7 +96,9 @@ edges:
 """
     )
     report = conductor.validate(flow)
-    assert [(p.code, p.location) for p in report.errors] == [("DUPLICATE_INPUT", "edges[1].targetHandle")]
+    assert [(p.code, p.location) for p in report.errors] == [
+        ("DUPLICATE_INPUT", "edges[1].targetHandle")
+    ]
 
 
 def test_nested_problems_have_nested_locations(conductor: Conductor) -> None:
@@ -136,7 +141,9 @@ def test_original_flows_produce_a_report_not_a_crash(path: Path, conductor: Cond
         assert problem.node_id or problem.edge_id or problem.location == "edges"
 
 
-def test_hello_world_report_names_the_javascript_and_the_missing_package(conductor: Conductor) -> None:
+def test_hello_world_report_names_the_javascript_and_the_missing_package(
+    conductor: Conductor,
+) -> None:
     report = conductor.validate(ORIGINALS[1])  # hello-world
     problems = {p.location: p for p in report.problems}
     js = problems["nodes[1].parameters.transformFunction"]

@@ -50,7 +50,16 @@ def edit_fields(ctx: NodeContext, params: EditFieldsParams, input: Any = None) -
 
 
 Operation = Literal[
-    "map", "filter", "reduce", "sort", "group", "flatten", "unique", "reverse", "limit", "skip",
+    "map",
+    "filter",
+    "reduce",
+    "sort",
+    "group",
+    "flatten",
+    "unique",
+    "reverse",
+    "limit",
+    "skip",
     "slice",
 ]
 _NEEDS_EXPRESSION = {"map", "filter", "reduce", "group"}
@@ -153,8 +162,10 @@ def transform(ctx: NodeContext, params: TransformParams, input: Any) -> dict[str
                 node_id=ctx.node_id,
             ) from exc
 
-    fn: Callable[..., Any] = compile_expression(params.expression) if params.expression else (
-        lambda **names: names["item"]
+    fn: Callable[..., Any] = (
+        compile_expression(params.expression)
+        if params.expression
+        else (lambda **names: names["item"])
     )
     result: Any
     if op == "map":
