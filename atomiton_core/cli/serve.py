@@ -30,7 +30,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """Bind first, so the URL printed has the real port (``--port 0`` picks a free one)."""
+    """Listen first, so the URL printed has the real port (``--port 0``: a free one)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -39,6 +39,7 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+    sock.listen(2048)  # connections made as soon as the URL is printed wait for uvicorn
     sock.set_inheritable(True)
     return sock
 
@@ -135,11 +136,11 @@ def serve(
     url = f"http://{shown}:{bound_port}"
     click.echo(f"Atomiton server on {url}/  (API under {url}/api)")
     click.echo(f"token: {token}")
-    click.echo(f"live page: {url}/?token={token}")
     if conductor.storage is not None:
         click.echo(f"storage: {conductor.storage.url}")
     if disabled_types:
         click.echo(f"disabled node types: {', '.join(disabled_types)}")
+    click.echo(f"live page: {url}/?token={token}")
     if not _is_loopback(host):
         click.echo(
             f"warning: listening on {host}, reachable from other machines; the token is the "
@@ -155,6 +156,8 @@ def serve(
     )
     try:
         uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn shut down gracefully, then re-raised Ctrl-C
+        pass
     finally:
         sock.close()
         conductor.close()

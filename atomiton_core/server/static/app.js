@@ -294,7 +294,7 @@ function drawTimeline(result) {
     el("text", { x: 4, y: y + 15 }, b.path);
     const w = Math.max(2, x(b.end) - x(b.start));
     const rect = el("rect", { x: x(b.start), y: y + 4, width: w, height: rowH - 8, rx: 3,
-      class: `bar bar-${b.status}`, "data-path": b.path });
+      class: `gantt-bar gantt-${b.status}`, "data-path": b.path });
     const title = document.createElementNS(ns, "title");
     title.textContent = `${b.path}: ${b.status}, ${fmtMs(b.end - b.start)}`;
     rect.append(title);

@@ -1,0 +1,167 @@
+"""RemoteConductor against a real server: the same results as the local conductor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atomiton_core import (
+    AtomitonError,
+    Conductor,
+    ExecutionError,
+    ExecutionStatus,
+    FlowNotFound,
+    FlowValidationError,
+    NodeStatus,
+    loads_flow,
+)
+from atomiton_core.client import RemoteConductor, RemoteError, RemoteResult
+
+VOLATILE = {"executionId", "startedAt", "durationMs"}
+
+
+def comparable(data: Any) -> Any:
+    """A result's JSON without ids and timings, which differ between two runs."""
+    if isinstance(data, dict):
+        return {k: comparable(v) for k, v in data.items() if k not in VOLATILE}
+    if isinstance(data, list):
+        return [comparable(v) for v in data]
+    return data
+
+
+@pytest.fixture(scope="module")
+def remote(served: Any) -> Iterator[RemoteConductor]:
+    with RemoteConductor(served.url, served.token) as client:
+        yield client
+
+
+def test_remote_and_local_results_are_equal(
+    remote: RemoteConductor, local_conductor: Conductor, demo_yaml: str, tmp_path: Path
+) -> None:
+    flow = loads_flow(demo_yaml)
+    local = local_conductor.run(flow, {"who": "Grace"})
+    path = tmp_path / "demo.flow.yaml"
+    path.write_text(demo_yaml)
+    for given in (flow, str(path), path, "demo", flow.to_data()):
+        result = remote.run(given, {"who": "Grace"})
+        assert isinstance(result, RemoteResult)
+        assert result.status is ExecutionStatus.COMPLETED and result.ok
+        assert result.outputs == local.outputs == {"shout": {"output": ["HELLO GRACE"]}}
+        assert set(result.nodes) == set(local.nodes)
+        assert result.nodes["shout"].status is NodeStatus.COMPLETED
+        assert result.nodes["shout"].outputs == local.nodes["shout"].outputs
+        assert result.to_dict().keys() == local.to_dict().keys()
+        assert comparable(result.to_dict()) == comparable(local.to_dict())
+        assert result.execution_id != local.execution_id
+        assert result.duration_ms is not None and result.started_at is not None
+
+
+def test_failed_runs_compare_equal_too(remote: RemoteConductor, local_conductor: Conductor) -> None:
+    flow = loads_flow(
+        "id: broken\nname: Broken\nnodes:\n"
+        "  - {id: make, type: edit-fields, parameters: {values: {n: 1}}}\n"
+        "  - {id: bad, type: transform, parameters: {operation: map, expression: 'item.n / 0'}}\n"
+        "edges:\n  - {source: make, target: bad, sourceHandle: output, targetHandle: input}\n"
+    )
+    inputs = {"unused": 1}
+    local = local_conductor.run(flow, inputs)
+    remote_result = remote.run(flow, inputs)
+    assert local.status == remote_result.status == ExecutionStatus.FAILED
+    assert comparable(remote_result.to_dict()) == comparable(local.to_dict())
+    assert remote_result.error is not None and local.error is not None
+    assert remote_result.error.code == local.error.code == "EXPRESSION_ERROR"
+    assert remote_result.nodes["bad"].error is not None
+    assert remote_result.nodes["bad"].error.node_id == "bad"
+    with pytest.raises(AtomitonError, match="division by zero"):
+        remote_result.raise_for_status()
+
+
+def test_invalid_flows_raise_the_validation_error(remote: RemoteConductor, demo_yaml: str) -> None:
+    flow = loads_flow(demo_yaml.replace("type: transform", "type: trasnform"))
+    with pytest.raises(FlowValidationError) as info:
+        remote.run(flow)
+    problem = info.value.report.problems[0]
+    assert problem.code == "NODE_TYPE_NOT_FOUND" and problem.node_id == "shout"
+    report = remote.validate(flow)
+    assert not report.ok and report.errors[0].code == "NODE_TYPE_NOT_FOUND"
+    assert remote.validate("demo").ok
+    with pytest.raises(FlowNotFound):
+        remote.run("no-such-flow")
+
+
+def test_start_events_and_cancel(remote: RemoteConductor) -> None:
+    async def scenario() -> tuple[list[dict[str, Any]], RemoteResult]:
+        eid = await remote.start_async("sleepy")
+        seen: list[dict[str, Any]] = []
+        async for event in remote.events(eid):
+            seen.append(event)
+            if event["type"] == "node.progress":
+                assert remote.cancel(eid) is True
+        return seen, await remote.wait(eid)
+
+    events, result = asyncio.run(scenario())
+    types = [e["type"] for e in events]
+    assert types[0] == "execution.started" and types[-1] == "execution.cancelled"
+    assert "node.cancelled" in types
+    assert result.status is ExecutionStatus.CANCELLED
+    assert result.nodes["nap"].status is NodeStatus.CANCELLED
+    assert remote.cancel(result.execution_id) is False
+    assert remote.get(result.execution_id)["status"] == "cancelled"
+    assert result.execution_id in {e["executionId"] for e in remote.executions()}
+
+
+def test_sync_start_returns_the_id_at_once(remote: RemoteConductor) -> None:
+    eid = remote.start("sleepy")
+    assert remote.get(eid)["status"] == "running"
+    assert remote.cancel(eid)
+    result = asyncio.run(remote.wait(eid))
+    assert result.status is ExecutionStatus.CANCELLED
+
+
+def test_fifty_concurrent_executions_all_complete(remote: RemoteConductor) -> None:
+    async def many() -> list[RemoteResult]:
+        return await asyncio.gather(*(remote.execute("demo", {"who": f"n{i}"}) for i in range(50)))
+
+    results = asyncio.run(many())
+    assert [r.status for r in results] == [ExecutionStatus.COMPLETED] * 50
+    assert [r.outputs["shout"]["output"] for r in results] == [[f"HELLO N{i}"] for i in range(50)]
+    assert len({r.execution_id for r in results}) == 50
+
+
+def test_flows_crud_and_nodes(remote: RemoteConductor, demo_yaml: str, tmp_path: Path) -> None:
+    assert {"edit-fields", "transform", "group"} <= {t["id"] for t in remote.nodes()}
+    assert remote.health()["status"] == "ok"
+    path = tmp_path / "client.flow.yaml"
+    path.write_text(demo_yaml.replace("id: demo", "id: client-flow"))
+    saved = remote.save_flow(path)
+    assert saved["id"] == "client-flow"
+    assert remote.get_flow_yaml("client-flow").startswith("# the demo flow")
+    flow = remote.get_flow("client-flow")
+    assert flow.id == "client-flow" and [n.id for n in flow.nodes] == ["greet", "shout"]
+    flow.name = "Renamed"
+    remote.save_flow(flow)
+    assert {f["id"]: f["name"] for f in remote.list_flows()}["client-flow"] == "Renamed"
+    remote.delete_flow("client-flow")
+    with pytest.raises(FlowNotFound):
+        remote.get_flow("client-flow")
+
+
+def test_a_wrong_token_is_a_remote_error(served: Any) -> None:
+    with RemoteConductor(served.url, "wrong") as client:
+        with pytest.raises(RemoteError) as info:
+            client.list_flows()
+        assert info.value.status_code == 401
+        assert info.value.code == "UNAUTHORIZED"
+        assert client.health()["status"] == "ok"
+
+
+def test_run_inside_a_loop_is_refused(remote: RemoteConductor) -> None:
+    async def inside() -> None:
+        remote.run("demo")
+
+    with pytest.raises(ExecutionError, match="event loop"):
+        asyncio.run(inside())

@@ -1,0 +1,133 @@
+"""``atomiton serve`` as a user runs it: a subprocess printing its URL and token."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+FLOW = """\
+id: hello
+name: Hello
+nodes:
+  - {id: greet, type: edit-fields, parameters: {values: {message: hi}}}
+"""
+SHELL_FLOW = """\
+id: shell
+name: Shell
+nodes:
+  - {id: run, type: shell-command, parameters: {command: echo}}
+"""
+
+
+def atomiton(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from atomiton_core.cli import main; main()", *args]
+
+
+@pytest.fixture
+def server_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "hello.flow.yaml").write_text(FLOW)
+    proc = subprocess.Popen(
+        atomiton(
+            "serve",
+            "--port",
+            "0",
+            "--storage",
+            str(tmp_path),
+            "--safe",
+            "--disable-type",
+            "transform",
+            "--log-level",
+            "warning",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "ATOMITON_TOKEN": ""},
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip("\n"))
+        if line.startswith("live page:"):
+            break
+    try:
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        proc.stdout.close()
+
+
+def test_serve_prints_url_and_token_and_serves(
+    server_process: tuple[subprocess.Popen[str], list[str]],
+) -> None:
+    proc, lines = server_process
+    text = "\n".join(lines)
+    url_match = re.search(r"Atomiton server on (http://127\.0\.0\.1:(\d+))/", text)
+    token_match = re.search(r"^token: (\S+)$", text, re.MULTILINE)
+    assert url_match and token_match, text
+    url, token = url_match.group(1), token_match.group(1)
+    assert int(url_match.group(2)) > 0
+    assert len(token) >= 32  # secrets.token_urlsafe(32)
+    assert f"live page: {url}/?token={token}" in text
+    assert "disabled node types: file-system, shell-command, transform" in text
+
+    auth = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{url}/api/health").status_code == 200
+    assert httpx.get(f"{url}/api/flows").status_code == 401
+    assert [f["id"] for f in httpx.get(f"{url}/api/flows", headers=auth).json()["flows"]] == [
+        "hello"
+    ]
+    nodes = httpx.get(f"{url}/api/nodes", headers=auth).json()
+    assert nodes["disabled"] == ["file-system", "shell-command", "transform"]
+    report = httpx.post(f"{url}/api/flows/validate", content=SHELL_FLOW, headers=auth).json()
+    assert report["valid"] is False
+    assert "disabled" in report["problems"][0]["hint"]
+    started = httpx.post(f"{url}/api/executions", json={"flowId": "hello"}, headers=auth)
+    assert started.status_code == 202
+
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 0
+
+
+def test_serve_help_and_lazy_imports() -> None:
+    out = subprocess.run(atomiton("serve", "--help"), capture_output=True, text=True, check=True)
+    for option in (
+        "--host",
+        "--port",
+        "--storage",
+        "--token",
+        "--disable-type",
+        "--safe",
+        "--cors-origin",
+        "--max-body-bytes",
+    ):
+        assert option in out.stdout
+    probe = (
+        "import sys; from atomiton_core.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('uvicorn', 'starlette', 'websockets', 'wsproto'))\n"
+        "print('HEAVY', heavy)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert "HEAVY []" in result.stdout, result.stdout + result.stderr
