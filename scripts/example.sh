@@ -6,4 +6,4 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e . \
     -e plugins/atomiton-nodes-io -e plugins/atomiton-nodes-image -e plugins/atomiton-nodes-shell
-.venv/bin/atomiton run examples/orders.flow.yaml --storage .atomiton "$@"
+.venv/bin/atomiton run examples/order-report.flow.yaml --storage .atomiton "$@"
