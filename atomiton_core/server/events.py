@@ -112,8 +112,10 @@ class ExecutionRecord:
     created_at: float = field(default_factory=time.time)
     status: str = "running"
     progress: float = 0.0
-    #: The live handle while running (None for executions the server did not start).
+    #: The live handle while running.
     execution: Execution | None = None
+    #: Started over the API (stopping the server cancels it), not by in-process code.
+    started_here: bool = False
     #: ExecutionResult.to_dict() once finished.
     result: dict[str, Any] | None = None
     events: deque[str] = field(init=False)
@@ -215,7 +217,7 @@ class EventHub:
             sig.disconnect(fn, sender=sender)
         self._connected.clear()
         for record in self.records.values():
-            if record.execution is not None and not record.finished:
+            if record.started_here and record.execution is not None and not record.finished:
                 record.execution.cancel()
         if self._watchers:
             await asyncio.gather(*self._watchers, return_exceptions=True)
@@ -224,6 +226,11 @@ class EventHub:
         for record in self.records.values():
             for sub in record.subscribers:
                 sub.end()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The server's event loop, for starting executions on it from other threads."""
+        return self._loop
 
     # -- executions --------------------------------------------------------------------------
     @property
@@ -234,6 +241,7 @@ class EventHub:
         """Record an execution the server just started (before it emits anything)."""
         record = self._record(execution.execution_id, execution.flow_id)
         record.execution = execution
+        record.started_here = True
         task = asyncio.get_running_loop().create_task(self._watch(record, execution))
         self._watchers.add(task)
         task.add_done_callback(self._watchers.discard)
@@ -324,6 +332,9 @@ class EventHub:
         record = self._record(execution_id, data["flowId"])
         if record.finished:
             return
+        if record.execution is None and data["type"] == "execution.started":
+            # Started in-process by someone else: observe it (and allow cancelling it).
+            record.execution = self.conductor.get_execution(execution_id)
         self._publish(record, data)
 
     def _publish(self, record: ExecutionRecord, data: dict[str, Any]) -> None:

@@ -483,3 +483,31 @@ def test_create_app_needs_a_token(local_conductor: Any) -> None:
 
     with pytest.raises(ValueError, match="token"):
         create_app(local_conductor, token="")
+
+
+def test_executions_started_in_process_are_served_too(served: Any, http: httpx.Client) -> None:
+    """The hub observes every execution of its conductor, not only those started over HTTP."""
+    import asyncio
+
+    from atomiton_core import loads_flow
+
+    flow = loads_flow(
+        "id: inproc\nname: In process\nnodes:\n"
+        "  - {id: nap, type: test.sleep, parameters: {seconds: 30, steps: 300}}\n"
+    )
+    loop = served.app.state.hub.loop
+    handle = asyncio.run_coroutine_threadsafe(_start_in_loop(served.conductor, flow), loop)
+    eid = handle.result(10)
+    url = f"{served.ws_url}/api/executions/{eid}/events"
+    with connect(url, additional_headers=served.auth, open_timeout=10) as ws:
+        while json.loads(ws.recv(timeout=10))["type"] != "node.progress":
+            pass
+        running = http.get(f"/api/executions/{eid}").json()
+        assert running["status"] == "running" and running["nodes"]["nap"]["status"] == "running"
+        assert http.post(f"/api/executions/{eid}/cancel").status_code == 202
+        rest = [json.loads(m) for m in ws]
+    assert rest[-1]["type"] == "execution.cancelled"
+
+
+async def _start_in_loop(conductor: Any, flow: Any) -> str:
+    return str(conductor.start(flow).execution_id)
