@@ -125,6 +125,15 @@ def test_http_error_fails_unless_told_otherwise(run_node: RunNode, base_url: str
     )
 
 
+def test_client_errors_are_not_retried(run_node: RunNode, base_url: str) -> None:
+    t0 = time.monotonic()
+    res = run_node(
+        "http-request", {"url": f"{base_url}/status/404", "retries": 3, "retryDelay": 500}
+    )
+    assert res.status == "failed" and res.nodes["n"].attempts == 1  # retrying a 404 cannot help
+    assert time.monotonic() - t0 < 0.5
+
+
 def test_retries_500_500_200(run_node: RunNode, base_url: str) -> None:
     key = uuid.uuid4().hex
     res = run_node(

@@ -2,14 +2,13 @@
 
 Timeouts and retries are the node's execution settings (``timeout``, ``retries``,
 ``retryDelay``), enforced by the conductor. This node adds what the conductor cannot know:
-httpx gets the same timeout (and a timeout becomes code TIMEOUT), and before a retryable
-failure (connection error, 429, 5xx) is handed back for a retry, the node waits out the part
-of the server's ``Retry-After`` that the conductor's own backoff would not cover.
+httpx gets the same timeout (and a timeout becomes code TIMEOUT); connection errors, 429 and
+5xx are retryable and carry the server's ``Retry-After`` (capped by ``maxRetryWait``), which
+the conductor waits out instead of its own backoff when longer; other 4xx are not retried.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import email.utils
 import functools
@@ -106,7 +105,7 @@ async def http_request(
             node_id=ctx.node_id,
             hint="set the `url` parameter or connect the `url` input port",
         )
-    settings = ctx._node.settings
+    settings = ctx.settings
     timeout_s = settings.timeout / 1000 if settings.timeout is not None else _DEFAULT_TIMEOUT_S
     headers = {k: str(ctx.render(v, input=input)) for k, v in params.headers.items()}
     query = ctx.render(params.params, input=input)
@@ -142,8 +141,15 @@ async def http_request(
             node_id=ctx.node_id,
             code="HTTP_ERROR",
         ) from exc
-    except (httpx.TransportError, httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        await _wait_before_retry(ctx, params, None, t0)
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise ExecutionError(
+            f"node {ctx.node_id!r}: {params.method} {target}: {type(exc).__name__}: {exc}",
+            node_id=ctx.node_id,
+            code="HTTP_ERROR",
+            hint="check the url",
+            retryable=False,
+        ) from exc
+    except httpx.TransportError as exc:
         raise ExecutionError(
             f"node {ctx.node_id!r}: {params.method} {target} failed: {type(exc).__name__}: {exc}",
             node_id=ctx.node_id,
@@ -155,8 +161,6 @@ async def http_request(
     ok = response.is_success
     retryable = status == 429 or status >= 500
     error_status = status >= 400
-    if retryable and ctx.attempt <= settings.retries:
-        await _wait_before_retry(ctx, params, response.headers.get("retry-after"), t0)
     if error_status and (
         params.fail_on_http_error or (retryable and ctx.attempt <= settings.retries)
     ):
@@ -169,6 +173,8 @@ async def http_request(
             status=status,
             hint="set `failOnHttpError: false` to receive error responses as output"
             + ("; set `retries` to retry" if retryable and not settings.retries else ""),
+            retryable=retryable,
+            retry_after=_capped(_retry_after_s(response.headers.get("retry-after")), params),
         )
     result = _parse(ctx, params.response_type, response, content)
     out = {
@@ -312,27 +318,6 @@ def _retry_after_s(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-async def _wait_before_retry(
-    ctx: NodeContext, params: HttpRequestParams, retry_after: str | None, t0: float
-) -> None:
-    """Before the conductor retries, sleep what Retry-After asks beyond its own backoff."""
-    settings = ctx._node.settings
-    if ctx.attempt > settings.retries:
-        return
-    wanted = _retry_after_s(retry_after)
-    if wanted is None:
-        return
-    wanted = min(wanted, params.max_retry_wait / 1000)
-    backoff = settings.retry_delay / 1000 * 2 ** (ctx.attempt - 1)
-    extra = wanted - backoff
-    if extra <= 0:
-        return
-    if settings.timeout is not None:
-        left = settings.timeout / 1000 - (time.perf_counter() - t0)
-        if extra >= left:
-            ctx.logger.warning(
-                "Retry-After %.3g s does not fit in the node's timeout; retrying sooner", wanted
-            )
-            return
-    ctx.logger.info("server asked to retry after %.3g s; waiting", wanted)
-    await asyncio.sleep(extra)
+def _capped(seconds: float | None, params: HttpRequestParams) -> float | None:
+    """The server's Retry-After, capped by ``maxRetryWait``; the conductor waits it out."""
+    return None if seconds is None else min(seconds, params.max_retry_wait / 1000)
