@@ -197,11 +197,13 @@ class Conductor:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.execute(flow, inputs, execution_id=execution_id))
-        raise ExecutionError(
-            "Conductor.run() was called inside a running event loop",
-            hint="use `await conductor.execute(...)` there",
-        )
+            pass  # no loop running: the normal case
+        else:
+            raise ExecutionError(
+                "Conductor.run() was called inside a running event loop",
+                hint="use `await conductor.execute(...)` there",
+            )
+        return asyncio.run(self.execute(flow, inputs, execution_id=execution_id))
 
     def cancel(self, execution_id: str) -> bool:
         """Cancel a running execution; False if no such execution is running."""

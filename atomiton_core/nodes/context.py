@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from atomiton_core.nodes import expressions
+from atomiton_core.storage.paths import Location, allowed_roots, resolve_path
 
 if TYPE_CHECKING:
     from atomiton_core.conductor.engine import GraphRun, PlannedNode, Run
@@ -81,6 +82,11 @@ class NodeContext:
                 base, {"node_id": self.node_id, "execution_id": self.execution_id}
             )
         return self._logger
+
+    def resolve_path(self, url: str, what: str = "path") -> Location:
+        """Resolve a path / fsspec URL this node will read or write, refusing it when it
+        escapes the conductor's ``allowedRoots``. Every node touching files should use it."""
+        return resolve_path(url, roots=allowed_roots(self.config), what=what, node_id=self.node_id)
 
     def progress(self, fraction: float, message: str | None = None) -> None:
         """Report how far this node is (0..1); safe to call from a worker thread."""

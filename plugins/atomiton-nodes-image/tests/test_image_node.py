@@ -330,3 +330,34 @@ def test_image_bad_parameters_fail_validation(
 ) -> None:
     with pytest.raises(FlowValidationError, match=message):
         conductor.run(image_flow(params))
+
+
+def test_image_paths_are_confined_to_allowed_roots(tmp_path: Path, root: str, base: str) -> None:
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    put(str(inside / "in.png"), encode(Image.new("RGB", (8, 8), (0, 255, 0))))
+    confined = create_conductor(
+        f"memory://t-{uuid.uuid4().hex}", record_runs=False, config={"allowedRoots": [str(inside)]}
+    )
+    ok = confined.run(
+        image_flow(
+            {
+                "operation": "grayscale",
+                "inputPath": str(inside / "in.png"),
+                "outputPath": str(inside / "out.png"),
+            }
+        )
+    )
+    assert ok.status == "completed", ok.nodes["img"].error
+    for params in (
+        {"operation": "grayscale", "inputPath": base},  # reading another root
+        {
+            "operation": "grayscale",
+            "inputPath": str(inside / "in.png"),
+            "outputPath": str(inside / ".." / "escape.png"),
+        },
+    ):
+        result = confined.run(image_flow(params))
+        err = result.nodes["img"].error
+        assert err is not None and err.code == "PATH_NOT_ALLOWED", err
+    assert not (tmp_path / "escape.png").exists()

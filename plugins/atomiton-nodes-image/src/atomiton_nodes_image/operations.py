@@ -10,9 +10,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import fsspec
 from atomiton_core import NodeContext
 from atomiton_core.errors import ExecutionError
+from atomiton_core.storage.files import atomic_write_bytes
 from PIL import (
     Image,
     ImageColor,
@@ -46,6 +46,7 @@ class _Fail:
 
     def __init__(self, ctx: NodeContext) -> None:
         self.node_id = ctx.node_id
+        self.ctx = ctx
 
     def __call__(self, message: str, hint: str | None = None) -> ExecutionError:
         return ExecutionError(f"node {self.node_id!r}: {message}", node_id=self.node_id, hint=hint)
@@ -72,8 +73,9 @@ def _load(source: Any, what: str, fail: _Fail) -> Image.Image:
     if isinstance(source, os.PathLike):
         source = os.fspath(source)
     if isinstance(source, str):
+        loc = fail.ctx.resolve_path(source, what)  # refused outside allowedRoots
         try:
-            with fsspec.open(source, "rb") as f:
+            with loc.fs.open(loc.path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
             raise fail(f"cannot read {what} {source!r}: no such file") from None
@@ -149,13 +151,9 @@ def _encode(img: Image.Image, fmt: str, params: ImageParams, fail: _Fail) -> byt
 
 
 def _write(path: str, data: bytes, fail: _Fail) -> None:
+    loc = fail.ctx.resolve_path(path, "outputPath")  # refused outside allowedRoots
     try:
-        fs, fs_path = fsspec.core.url_to_fs(path)
-        parent = fs._parent(fs_path)
-        if parent:
-            fs.makedirs(parent, exist_ok=True)
-        with fs.open(fs_path, "wb") as f:
-            f.write(data)
+        atomic_write_bytes(loc.path, data, fs=loc.fs)
     except (OSError, ValueError, ImportError) as exc:
         raise fail(f"cannot write outputPath {path!r}: {type(exc).__name__}: {exc}") from exc
 

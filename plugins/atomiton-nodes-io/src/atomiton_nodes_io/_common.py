@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import codecs
-import os
-import posixpath
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import fsspec
 from atomiton_core import NodeContext
 from atomiton_core.errors import ExecutionError
-from fsspec.implementations.local import LocalFileSystem
+from atomiton_core.storage.paths import Location
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -67,92 +63,10 @@ def render_str(ctx: NodeContext, value: str | None, what: str, **names: Any) -> 
     return str(rendered)
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
-    """A resolved path: its filesystem, the filesystem's path, and the URL the user gave."""
-
-    fs: Any
-    path: str
-    url: str
-
-    @property
-    def local(self) -> bool:
-        return isinstance(self.fs, LocalFileSystem)
-
-    def child_url(self, path: str) -> str:
-        """The URL of another path on the same filesystem (plain path on local disk)."""
-        return path if self.local else str(self.fs.unstrip_protocol(path))
-
-
-def _protocol(fs: Any) -> str:
-    proto = fs.protocol
-    return str(proto[0] if isinstance(proto, tuple | list) else proto)
-
-
-def _normal(fs: Any, path: str) -> str:
-    if isinstance(fs, LocalFileSystem):
-        return os.path.realpath(path).replace(os.sep, "/")
-    norm = posixpath.normpath(path) if path else path
-    if path.startswith("/") and not norm.startswith("/"):
-        norm = "/" + norm
-    return "" if norm == "." else norm
-
-
-def _roots(config: Mapping[str, Any]) -> list[str] | None:
-    roots = config.get("allowedRoots")
-    if roots is None:
-        return None
-    if isinstance(roots, str | os.PathLike):
-        return [os.fspath(roots)]
-    return [os.fspath(r) for r in roots]
-
-
-def _inside(protocol: str, path: str, roots: Iterable[tuple[str, str]]) -> bool:
-    for root_protocol, root in roots:
-        if root_protocol != protocol:
-            continue
-        if path == root or path.startswith(root.rstrip("/") + "/") or root in ("", "/"):
-            return True
-    return False
-
-
 def locate(ctx: NodeContext, url: str, what: str = "path") -> Location:
-    """Resolve ``url`` (path or fsspec URL); refuse it if it escapes ``allowedRoots``.
-
-    ``..`` is resolved before the check, and on local disk so are symlinks, so neither can
-    lead out of an allowed root. The resolved path is also the one operated on.
-    """
-    if not url:
-        raise ExecutionError(
-            f"node {ctx.node_id!r}: no {what} given",
-            node_id=ctx.node_id,
-            hint=f"set the {what!r} parameter or connect the {what!r} input port",
-        )
-    try:
-        fs, raw = fsspec.core.url_to_fs(url)
-    except (ImportError, ValueError) as exc:
-        raise ExecutionError(
-            f"node {ctx.node_id!r}: cannot open {what} {url!r}: {exc}",
-            node_id=ctx.node_id,
-            hint="install the fsspec backend for this protocol (e.g. s3fs for s3://)",
-        ) from exc
-    path = _normal(fs, raw)
-    roots = _roots(ctx.config)
-    if roots is not None:
-        resolved = []
-        for root in roots:
-            rfs, rpath = fsspec.core.url_to_fs(root)
-            resolved.append((_protocol(rfs), _normal(rfs, rpath)))
-        if not _inside(_protocol(fs), path, resolved):
-            raise ExecutionError(
-                f"node {ctx.node_id!r}: {what} {url!r} (resolved to {path!r}) is outside the "
-                f"allowed roots {roots}",
-                node_id=ctx.node_id,
-                code="PATH_NOT_ALLOWED",
-                hint="use a path under one of the conductor's allowedRoots, or widen that "
-                "setting (create_conductor(config={'allowedRoots': [...]}))",
-            )
-    return Location(fs, path, url)
+    """Resolve ``url`` (path or fsspec URL) through the core, which refuses it when it escapes
+    the conductor's ``allowedRoots`` (``..`` and symlinks resolved first)."""
+    return ctx.resolve_path(url, what)
 
 
 def check_writable(
