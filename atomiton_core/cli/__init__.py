@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from atomiton_core.cli.main import main
+from atomiton_core.cli.plugin import plugin
 from atomiton_core.cli.serve import serve
 
 main.add_command(serve)
+main.add_command(plugin)
 
 __all__ = ["main"]
