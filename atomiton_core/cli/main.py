@@ -75,9 +75,9 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
     return inputs
 
 
-def _conductor(storage: str | None) -> Conductor:
+def _conductor(storage: str | None, executor: str = "local") -> Conductor:
     try:
-        return create_conductor(storage)
+        return create_conductor(storage, executor=executor)
     except AtomitonError as exc:
         _fail(str(exc), EXIT_FAILED)
         raise  # unreachable
@@ -210,12 +210,24 @@ def main() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-node progress.")
+@click.option(
+    "--executor",
+    default="local",
+    metavar="SPEC",
+    help="Where blocking nodes run: local (threads), dask (a new local cluster), "
+    "or a Dask scheduler address (tcp://host:8786).",
+)
 @storage_option
 def run(
-    flow: str, inputs: tuple[str, ...], as_json: bool, quiet: bool, storage: str | None
+    flow: str,
+    inputs: tuple[str, ...],
+    as_json: bool,
+    quiet: bool,
+    executor: str,
+    storage: str | None,
 ) -> None:
     """Run FLOW: a flow file, a URL, or the id of a stored flow."""
-    conductor = _conductor(storage)
+    conductor = _conductor(storage, executor)
     values = _parse_inputs(inputs)
     try:
         plan = conductor.prepare(flow)

@@ -6,11 +6,11 @@ import asyncio
 import os
 import uuid
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 from atomiton_core.catalogue import Catalogue
 from atomiton_core.conductor.engine import Run
+from atomiton_core.conductor.executors import Executor, LocalExecutor, create_executor
 from atomiton_core.conductor.plan import FlowPlan, plan_flow
 from atomiton_core.conductor.results import ExecutionResult
 from atomiton_core.errors import ExecutionError
@@ -73,31 +73,30 @@ class Conductor:
         config: Mapping[str, Any] | None = None,
         record_runs: bool = False,
         retain_outputs: bool = True,
-        max_workers: int = 64,
+        retain_results: Literal["all", "errors"] = "all",
+        executor: Executor | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.storage = storage
         self.config: Mapping[str, Any] = dict(config or {})
         self.record_runs = record_runs and storage is not None
         self.retain_outputs = retain_outputs
-        self._max_workers = max_workers
-        self._executor: ThreadPoolExecutor | None = None
+        if retain_results not in ("all", "errors"):
+            raise ExecutionError(
+                f"retain_results={retain_results!r} is not an option",
+                hint='use "all" (every node\'s result) or "errors" (nodes that did not complete)',
+            )
+        self.retain_results = retain_results
+        #: Where blocking sync nodes run (threads by default; see conductor.executors).
+        self.executor: Executor = executor if executor is not None else LocalExecutor()
         self._executions: dict[str, Execution] = {}
 
     def __repr__(self) -> str:
         return f"<Conductor {len(self.catalogue)} node types, storage={self.storage!r}>"
 
-    @property
-    def executor(self) -> ThreadPoolExecutor:
-        """Worker threads for blocking sync nodes (created on first use)."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(self._max_workers, thread_name_prefix="atomiton")
-        return self._executor
-
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+        """Release worker threads (or the Dask client and cluster this conductor started)."""
+        self.executor.close()
 
     def __enter__(self) -> Conductor:
         return self
@@ -227,7 +226,9 @@ def create_conductor(
     disabled_types: Iterable[str] = (),
     record_runs: bool | None = None,
     retain_outputs: bool = True,
+    retain_results: Literal["all", "errors"] = "all",
     max_workers: int = 64,
+    executor: str | Executor | None = None,
 ) -> Conductor:
     """A conductor with its own plugin manager.
 
@@ -237,7 +238,14 @@ def create_conductor(
     ``config``: conductor-wide settings nodes read through ``ctx.config`` (e.g.
     ``{"allowedRoots": [...], "allowedPrograms": [...]}``). ``disabled_types``: node types
     this conductor refuses. ``record_runs``: store each result under ``runs/`` (default: on).
-    ``retain_outputs=False`` keeps only sink outputs, for huge runs.
+    ``retain_outputs=False`` keeps only the flow's outputs (its sinks'), for huge runs: no
+    ``NodeResult.outputs``, and each node's outputs are released as soon as every node
+    consuming them has started (a container's output sources are kept until it ends).
+    ``retain_results="errors"`` drops a node's NodeResult from ``result.nodes`` once it has
+    completed, so the table ends with only the nodes that failed, were skipped or cancelled
+    (signals still report every node): for loops over very many items. ``executor``: where
+    blocking sync nodes run — "local" threads (``max_workers`` of them, the default), "dask"
+    (a new LocalCluster), a scheduler address ("tcp://host:8786"), or an Executor object.
     """
     catalogue = Catalogue.load(plugins, autoload=autoload)
     disabled = set(disabled_types)
@@ -250,5 +258,6 @@ def create_conductor(
         config=config,
         record_runs=True if record_runs is None else record_runs,
         retain_outputs=retain_outputs,
-        max_workers=max_workers,
+        retain_results=retain_results,
+        executor=create_executor(executor, max_workers=max_workers),
     )

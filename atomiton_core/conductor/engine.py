@@ -10,6 +10,7 @@ cheap sync nodes run inline. Failure is fail-fast (siblings cancelled) unless th
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections import deque
@@ -44,6 +45,9 @@ _now = time.time
 _COMPLETED = NodeStatus.COMPLETED
 _RUNNING = NodeStatus.RUNNING
 _EMPTY: dict[str, Any] = {}
+#: Python 3.12+ can start a task eagerly: a node that never suspends finishes inside
+#: ``_launch`` with no trip through the event loop, still with its own task as current task.
+_EAGER = sys.version_info >= (3, 12)
 
 
 def _check_outputs(pn: PlannedNode, out: Any) -> dict[str, Any]:
@@ -99,6 +103,7 @@ class Run:
         #: Plans of flows referenced by ``flow`` nodes, loaded once per run.
         self.subflows: dict[str, FlowPlan] = {}
         self.retain_outputs = conductor.retain_outputs
+        self.retain_results = conductor.retain_results
 
     # -- signals -------------------------------------------------------------------------
     def node_event(
@@ -338,7 +343,7 @@ class GraphRun:
         self.ready: deque[int] = deque(plan.roots)
         self.running = 0
         self.finished = 0
-        self.tasks: dict[int, asyncio.Task[dict[str, Any]]] = {}
+        self.tasks: dict[int, asyncio.Task[None]] = {}
         self.error: AtomitonError | None = None
         self.stopping = False
         self.draining = False
@@ -350,6 +355,10 @@ class GraphRun:
             or signals.node_completed.receivers
             or signals.node_started.receivers
         )
+        #: Without retained outputs, a node's outputs go once every consumer has started.
+        self.consumers = [] if run.retain_outputs else [len(pn.successors) for pn in nodes]
+        #: ``retain_results="errors"``: completed nodes leave the result table.
+        self.prune = run.retain_results == "errors"
         table = run.result.nodes
         self.results: list[NodeResult] = []
         append = self.results.append
@@ -413,6 +422,8 @@ class GraphRun:
                     kwargs.setdefault(tport, []).append(source[sport])
                 else:
                     kwargs[tport] = source[sport]
+            if self.consumers:
+                self._release(pn)
             if live == 0 or (pn.required and not pn.required.issubset(kwargs)):
                 self._skip(i, "upstream")
                 return
@@ -439,9 +450,65 @@ class GraphRun:
             self._completed(i, out)
             return
         self.running += 1
-        task = run.loop.create_task(self._attempts(pn, res, kwargs))
+        loop = run.loop
+        coro = self._node_task(i, pn, res, kwargs)
+        if _EAGER and loop.get_task_factory() is None:
+            task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+            if task.done():  # it settled itself already
+                return
+        else:
+            task = loop.create_task(coro)
         self.tasks[i] = task
-        task.add_done_callback(partial(self._task_done, i))
+
+    def _release(self, pn: PlannedNode) -> None:
+        """Drop predecessors' outputs once their last consumer has taken its inputs."""
+        consumers = self.consumers
+        nodes = self.plan.nodes
+        for p in pn.preds:
+            consumers[p] -= 1
+            if consumers[p] == 0 and not nodes[p].keep:
+                self.outputs[p] = None
+
+    async def _node_task(
+        self, i: int, pn: PlannedNode, res: NodeResult, kwargs: dict[str, Any]
+    ) -> None:
+        """A node's task. It settles its own outcome; a task cancelled by ``_stop`` is
+        settled by the done callback ``_stop`` adds (it may be cancelled before it starts).
+        """
+        try:
+            if pn.direct:
+                run = self.run_
+                t0 = _perf()
+                if signals.node_started.receivers:
+                    run.node_event(signals.node_started, "node.started", pn, res)
+                try:
+                    ctx = NodeContext(run, self, pn, res.path)
+                    out = _check_outputs(pn, await pn.fn(ctx, pn.params, **kwargs))
+                finally:
+                    res.duration_ms = (_perf() - t0) * 1000
+            else:
+                out = await self._attempts(pn, res, kwargs)
+        except asyncio.CancelledError:
+            if self.stopping:
+                raise
+            # the node cancelled itself: a failure like any other
+            self._settle(i, None, ExecutionCancelled(f"node {pn.id!r} was cancelled"))
+        except Exception as exc:
+            self._settle(i, None, _as_error(exc, pn))
+        else:
+            self._settle(i, out, None)
+
+    def _settle(self, i: int, out: dict[str, Any] | None, err: AtomitonError | None) -> None:
+        self.running -= 1
+        self.tasks.pop(i, None)
+        try:
+            if err is None:
+                self._completed(i, out or {})
+            else:
+                self._failed(i, err)
+        except Exception as exc:  # a signal receiver raised: the run fails with its error
+            self._fail_run(_as_error(exc, self.plan.nodes[i]))
+        self._drain()
 
     async def _attempts(
         self, pn: PlannedNode, res: NodeResult, kwargs: dict[str, Any]
@@ -462,9 +529,7 @@ class GraphRun:
                 if node_type.is_async:
                     pending: Any = pn.fn(ctx, pn.params, **kwargs)
                 else:
-                    pending = run.loop.run_in_executor(
-                        run.conductor.executor, partial(pn.fn, ctx, pn.params, **kwargs)
-                    )
+                    pending = run.conductor.executor.submit(run.loop, pn.fn, ctx, pn.params, kwargs)
                 if timeout_s is None:
                     out = await pending
                 else:
@@ -498,7 +563,9 @@ class GraphRun:
             res.error = None
             await asyncio.sleep(delay_ms / 1000)
 
-    def _task_done(self, i: int, task: asyncio.Task[dict[str, Any]]) -> None:
+    def _task_done(self, i: int, task: asyncio.Task[None]) -> None:
+        if self.tasks.get(i) is not task:  # it settled itself
+            return
         self.running -= 1
         del self.tasks[i]
         try:
@@ -511,10 +578,8 @@ class GraphRun:
                     )
             else:
                 exc = task.exception()
-                if exc is None:
-                    self._completed(i, task.result())
-                else:
-                    self._failed(i, _as_error(exc, self.plan.nodes[i]))
+                err = exc or ExecutionCancelled(f"node {self.plan.nodes[i].id!r} was cancelled")
+                self._failed(i, _as_error(err, self.plan.nodes[i]))
         except Exception as exc:  # a signal receiver raised: the run fails with its error
             self._fail_run(_as_error(exc, self.plan.nodes[i]))
         self._drain()
@@ -545,6 +610,8 @@ class GraphRun:
             self.run_.node_event(
                 signals.node_completed, "node.completed", self.plan.nodes[i], res, outputs=out
             )
+        if self.prune:
+            self.run_.result.nodes.pop(res.path, None)
 
     def _skip(self, i: int, reason: str) -> None:
         res = self.results[i]
@@ -590,8 +657,9 @@ class GraphRun:
         self.stopping = True
         if self.parent is None:
             self.run_.stop_event.set()
-        for task in self.tasks.values():
+        for i, task in self.tasks.items():
             task.cancel()
+            task.add_done_callback(partial(self._task_done, i))
         status = NodeStatus.CANCELLED if cancel else NodeStatus.SKIPPED
         for res in self.results:
             if res.status is NodeStatus.PENDING:

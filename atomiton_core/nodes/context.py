@@ -92,11 +92,11 @@ class NodeContext:
         """Report how far this node is (0..1); safe to call from a worker thread."""
         self._run.node_progress(self, float(fraction), message)
 
-    def render(self, value: Any, **names: Any) -> Any:
+    def render(self, value: Any, /, **names: Any) -> Any:
         """Render a sandboxed Jinja2 template over the variables and ``names``."""
         return expressions.render(value, self._scope(names))
 
-    def evaluate(self, expression: str, **names: Any) -> Any:
+    def evaluate(self, expression: str, /, **names: Any) -> Any:
         """Evaluate a sandboxed Jinja2 expression over the variables and ``names``."""
         return expressions.evaluate(expression, self._scope(names))
 

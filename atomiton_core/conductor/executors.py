@@ -1,0 +1,248 @@
+"""Where blocking node work runs: threads of this process, or a Dask cluster.
+
+The engine itself always runs in the conductor's event loop (scheduling, timeouts, retries,
+signals); an executor only decides where the body of a *blocking sync* node runs. Async nodes
+and containers stay in the loop; cheap sync nodes (``blocking=False``) run inline.
+
+- :class:`LocalExecutor` (the default): a thread pool.
+- :class:`DaskExecutor`: each blocking node call is a task on a ``distributed`` cluster — a
+  ``LocalCluster`` it starts itself, or the scheduler at ``address``. The node receives a
+  :class:`RemoteContext` (ids, variables, config, settings, templates, paths); progress
+  reports from a worker are not relayed, and a timed-out or cancelled task is cancelled on
+  the cluster but cannot be interrupted once a worker has started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel
+
+from atomiton_core.errors import ExecutionError
+from atomiton_core.nodes import expressions
+from atomiton_core.storage.paths import Location, allowed_roots, resolve_path
+
+if TYPE_CHECKING:
+    from atomiton_core.flow.models import ExecutionSettings
+    from atomiton_core.nodes.context import NodeContext
+
+__all__ = ["DaskExecutor", "Executor", "LocalExecutor", "RemoteContext", "create_executor"]
+
+
+class Executor(Protocol):
+    def submit(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fn: Callable[..., Any],
+        ctx: NodeContext,
+        params: BaseModel,
+        kwargs: dict[str, Any],
+    ) -> asyncio.Future[Any]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """Blocking sync nodes in a thread pool, created on first use."""
+
+    def __init__(self, max_workers: int = 64) -> None:
+        self.max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+
+    def __repr__(self) -> str:
+        return f"LocalExecutor(max_workers={self.max_workers})"
+
+    def submit(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fn: Callable[..., Any],
+        ctx: NodeContext,
+        params: BaseModel,
+        kwargs: dict[str, Any],
+    ) -> asyncio.Future[Any]:
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="atomiton")
+        return loop.run_in_executor(pool, partial(fn, ctx, params, **kwargs))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+class RemoteContext:
+    """What a node running on a Dask worker gets instead of the full NodeContext."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        node_type: str,
+        path: str,
+        execution_id: str,
+        flow_id: str,
+        attempt: int,
+        variables: Mapping[str, Any],
+        config: Mapping[str, Any],
+        settings: ExecutionSettings,
+    ) -> None:
+        self.node_id = node_id
+        self.node_type = node_type
+        self.path = path
+        self.execution_id = execution_id
+        self.flow_id = flow_id
+        self.attempt = attempt
+        self.variables = dict(variables)
+        self.config = dict(config)
+        self.settings = settings
+        self.cancelled = False
+
+    @classmethod
+    def of(cls, ctx: NodeContext) -> RemoteContext:
+        return cls(
+            node_id=ctx.node_id,
+            node_type=ctx.node_type,
+            path=ctx.path,
+            execution_id=ctx.execution_id,
+            flow_id=ctx.flow_id,
+            attempt=ctx.attempt,
+            variables=ctx.variables,
+            config={k: v for k, v in ctx.config.items() if _picklable(v)},
+            settings=ctx.settings,
+        )
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        return logging.LoggerAdapter(
+            logging.getLogger(f"atomiton.nodes.{self.node_type}"),
+            {"node_id": self.node_id, "execution_id": self.execution_id},
+        )
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """Not relayed from a worker (see the module docstring)."""
+
+    def render(self, value: Any, /, **names: Any) -> Any:
+        return expressions.render(value, {**self.variables, "vars": self.variables, **names})
+
+    def evaluate(self, expression: str, /, **names: Any) -> Any:
+        return expressions.evaluate(expression, {**self.variables, "vars": self.variables, **names})
+
+    def resolve_path(self, url: str, what: str = "path") -> Location:
+        return resolve_path(url, roots=allowed_roots(self.config), what=what, node_id=self.node_id)
+
+
+def _picklable(value: Any) -> bool:
+    import pickle
+
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
+
+
+def _call_remote(
+    fn: Callable[..., Any], ctx: RemoteContext, params: BaseModel, kwargs: dict[str, Any]
+) -> Any:
+    """Runs on the worker."""
+    return fn(ctx, params, **kwargs)
+
+
+class DaskExecutor:
+    """Blocking sync nodes as tasks on a Dask ``distributed`` cluster.
+
+    ``client``: an existing ``distributed.Client``; or ``address``: a scheduler to connect
+    to; or neither: start a ``LocalCluster(**cluster_options)`` (closed with the executor).
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        address: str | None = None,
+        **cluster_options: Any,
+    ) -> None:
+        try:
+            import distributed
+        except ImportError as exc:
+            raise ExecutionError(
+                "the Dask executor needs dask.distributed",
+                hint='pip install "atomiton-core[dask]"',
+            ) from exc
+        self._owned: list[Any] = []
+        if client is None:
+            if address is None:
+                cluster = distributed.LocalCluster(**cluster_options)  # type: ignore[no-untyped-call]
+                self._owned.append(cluster)
+                address = cluster.scheduler_address
+            client = distributed.Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
+            self._owned.insert(0, client)
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"DaskExecutor({self.client.scheduler.address!r})"
+
+    def submit(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fn: Callable[..., Any],
+        ctx: NodeContext,
+        params: BaseModel,
+        kwargs: dict[str, Any],
+    ) -> asyncio.Future[Any]:
+        remote = self.client.submit(
+            _call_remote, fn, RemoteContext.of(ctx), params, kwargs, pure=False
+        )
+        waiter: asyncio.Future[Any] = loop.create_future()
+
+        def settle(done: Any) -> None:
+            if waiter.done():
+                return
+            if done.status == "finished":
+                waiter.set_result(done.result())
+            elif done.status == "cancelled":
+                waiter.cancel()
+            else:
+                waiter.set_exception(done.exception())
+
+        def relay(done: Any) -> None:  # called in the client's thread
+            loop.call_soon_threadsafe(settle, done)
+
+        def cancel_remote(w: asyncio.Future[Any]) -> None:
+            if w.cancelled():
+                remote.cancel()
+
+        waiter.add_done_callback(cancel_remote)
+        remote.add_done_callback(relay)
+        return waiter
+
+    def close(self) -> None:
+        for owned in self._owned:
+            owned.close()
+        self._owned.clear()
+
+
+def create_executor(spec: str | Executor | None, *, max_workers: int = 64) -> Executor:
+    """``None``/"local": threads; "dask": a new LocalCluster; "dask://host:port" or
+    "tcp://host:port": that scheduler; or an executor object as is."""
+    if spec is None or spec == "local":
+        return LocalExecutor(max_workers)
+    if isinstance(spec, str):
+        if spec == "dask":
+            return DaskExecutor(n_workers=os.cpu_count() or 1, threads_per_worker=1)
+        if spec.startswith("dask://"):
+            return DaskExecutor(address="tcp://" + spec.removeprefix("dask://"))
+        if spec.startswith(("tcp://", "tls://")):
+            return DaskExecutor(address=spec)
+        raise ExecutionError(
+            f"unknown executor {spec!r}",
+            hint="use 'local', 'dask', or a scheduler address such as tcp://127.0.0.1:8786",
+        )
+    return spec

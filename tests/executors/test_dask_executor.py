@@ -1,0 +1,159 @@
+"""Flows on a real Dask LocalCluster: blocking nodes run as tasks in worker processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import cloudpickle
+import pytest
+from pydantic import BaseModel
+
+from atomiton_core import Conductor, create_conductor, hookimpl, loads_flow, node
+from atomiton_core.conductor.executors import DaskExecutor
+
+pytest.importorskip("distributed")
+
+# worker processes cannot import test modules: ship this one's functions by value
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+class WorkParams(BaseModel):
+    seconds: float = 0.3
+
+
+@node("dask-test.work", params=WorkParams, outputs={"pid": int, "value": Any, "root": Any})
+def work(ctx: Any, params: WorkParams, value: Any = None) -> dict[str, Any]:
+    """Blocking work: runs on a worker, reports where it ran."""
+    time.sleep(params.seconds)
+    rendered = ctx.render("{{ greeting }} {{ value }}", value=value)
+    return {"pid": os.getpid(), "value": rendered, "root": ctx.config.get("allowedRoots")}
+
+
+@node("dask-test.boom", outputs={"x": int})
+def boom(ctx: Any, params: BaseModel) -> dict[str, Any]:
+    raise ValueError(f"failed on a worker at attempt {ctx.attempt}")
+
+
+class Plugin:
+    @hookimpl
+    def atomiton_node_types(self) -> list[Any]:
+        return [work, boom]
+
+
+@pytest.fixture(scope="module")
+def cluster_conductor() -> Iterator[Conductor]:
+    executor = DaskExecutor(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    conductor = create_conductor(
+        f"memory://dask-{uuid.uuid4().hex}",
+        plugins=[Plugin()],
+        autoload=False,
+        record_runs=False,
+        executor=executor,
+        config={"allowedRoots": ["/tmp"], "unpicklable": lambda: None},
+    )
+    yield conductor
+    conductor.close()
+
+
+FLOW = """
+id: on-dask
+name: On Dask
+variables: {greeting: {defaultValue: hello}}
+nodes:
+  - {id: a, type: dask-test.work, parameters: {seconds: 0.6}}
+  - {id: b, type: dask-test.work, parameters: {seconds: 0.6}}
+  - {id: c, type: dask-test.work, parameters: {seconds: 0.6}}
+  - {id: d, type: dask-test.work, parameters: {seconds: 0.6}}
+  - {id: join, type: dask-test.work, parameters: {seconds: 0}}
+edges:
+  - {source: a, sourceHandle: value, target: join, targetHandle: value}
+"""
+
+
+@pytest.mark.slow
+def test_blocking_nodes_run_on_cluster_workers(cluster_conductor: Conductor) -> None:
+    cluster_conductor.run(loads_flow(FLOW))  # warm up: workers import the node code once
+    t0 = time.perf_counter()
+    result = cluster_conductor.run(loads_flow(FLOW), {"greeting": "hi"})
+    elapsed = time.perf_counter() - t0
+    assert result.ok, result.error
+    pids = {result.nodes[n].outputs["pid"] for n in "abcd"}  # type: ignore[index]
+    assert os.getpid() not in pids and len(pids) == 2  # two worker processes shared the work
+    assert 1.1 < elapsed < 2.4  # 4 x 0.6 s on 2 single-threaded workers: two waves
+    assert result.outputs["join"]["value"] == "hi hi None"
+    assert result.outputs["join"]["root"] == ["/tmp"]
+
+
+@pytest.mark.slow
+def test_errors_retries_and_timeouts_on_the_cluster(cluster_conductor: Conductor) -> None:
+    failed = cluster_conductor.run(
+        loads_flow(
+            "id: f\nname: F\nnodes:\n  - {id: x, type: dask-test.boom, parameters: {retries: 1, retryDelay: 10}}\n"
+        )
+    )
+    err = failed.nodes["x"].error
+    assert failed.status == "failed" and err is not None and err.code == "EXECUTION_FAILED"
+    assert "failed on a worker at attempt 2" in err.message and failed.nodes["x"].attempts == 2
+    t0 = time.perf_counter()
+    slow = cluster_conductor.run(
+        loads_flow(
+            "id: t\nname: T\nnodes:\n  - {id: s, type: dask-test.work, parameters: {seconds: 5, timeout: 300}}\n"
+        )
+    )
+    assert slow.nodes["s"].error is not None and slow.nodes["s"].error.code == "TIMEOUT"
+    assert time.perf_counter() - t0 < 2
+
+
+@pytest.mark.slow
+def test_cli_runs_a_flow_on_a_dask_cluster(tmp_path: Any) -> None:
+    import json
+    import subprocess
+
+    flow = tmp_path / "f.flow.yaml"
+    flow.write_text(
+        "id: cli-dask\nname: CLI dask\nnodes:\n"
+        "  - {id: a, type: edit-fields, parameters: {values: {x: 1}, keepOnlySet: true}}\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "atomiton_core.cli",
+            "run",
+            str(flow),
+            "--json",
+            "--executor",
+            "dask",
+            "--storage",
+            str(tmp_path / "s"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["outputs"] == {"a": {"output": {"x": 1}}}
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "atomiton_core.cli",
+            "run",
+            str(flow),
+            "--executor",
+            "nonsense",
+            "--storage",
+            str(tmp_path / "s"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1 and "unknown executor 'nonsense'" in bad.stderr
