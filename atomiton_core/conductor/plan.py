@@ -31,14 +31,17 @@ class PlannedNode:
         "child_outputs",
         "children",
         "declared_outputs",
+        "direct",
         "fn",
         "id",
         "index",
         "inline",
         "inputs",
+        "keep",
         "n_preds",
         "node_type",
         "params",
+        "preds",
         "required",
         "settings",
         "spec",
@@ -65,6 +68,10 @@ class PlannedNode:
         self.inputs: list[tuple[int, str, str, bool]] = []
         self.successors: list[int] = []
         self.n_preds = 0
+        #: Distinct predecessor indices (outputs released once all their consumers started).
+        self.preds: tuple[int, ...] = ()
+        #: Outputs needed after the graph finishes: a sink, or feeding the container's outputs.
+        self.keep = False
         self.required = frozenset(node_type.required_inputs)
         self.children: GraphPlan | None = None
         self.child_outputs: tuple[str, ...] = ()
@@ -80,6 +87,8 @@ class PlannedNode:
             and settings.timeout is None
             and settings.retries == 0
         )
+        #: Async nodes with no timeout or retries are awaited directly in their task.
+        self.direct = node_type.is_async and settings.timeout is None and settings.retries == 0
 
 
 @dataclass(slots=True)
@@ -145,6 +154,10 @@ def _plan_graph(
             planned[src].successors.append(tgt.index)
     for pn in planned:
         pn.n_preds = len(preds[pn.index])
+        pn.preds = tuple(preds[pn.index])
+        pn.keep = not pn.successors
+    for src, _, _ in outputs_from:
+        planned[src].keep = True
     roots = [pn.index for pn in planned if pn.n_preds == 0]
     sinks = [pn.index for pn in planned if not pn.successors]
     return GraphPlan(planned, roots, sinks, outputs_from, concurrency)
