@@ -46,10 +46,30 @@ def _transform_params(operation: str) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+_CONDITIONS = ["iteration < 3", "false", "lastResult is none", "iteration < 50"]
+_LOOP_COMMON: dict[str, st.SearchStrategy[Any]] = {
+    "array": st.lists(json_values(), max_size=5),
+    "maxIterations": st.integers(1, 40),
+    "collectResults": st.booleans(),
+    "breakOnError": st.booleans(),
+    "concurrency": st.integers(1, 4),
+}
+
 #: Strategy overrides where parameters derived from the schema would rarely be valid.
 PARAMS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "transform": st.sampled_from([*_OPERATIONS, "reduce", "slice"]).flatmap(_transform_params),
     "flow": st.fixed_dictionaries({"flowId": st.just("child")}),
+    # derived ones are valid too, but may ask for 10 000 iterations: keep examples quick
+    "loop": st.one_of(
+        st.fixed_dictionaries({"loopType": st.just("forEach")}, optional=_LOOP_COMMON),
+        st.fixed_dictionaries(
+            {"loopType": st.just("times"), "count": st.integers(0, 20)}, optional=_LOOP_COMMON
+        ),
+        st.fixed_dictionaries(
+            {"loopType": st.just("while"), "condition": st.sampled_from(_CONDITIONS)},
+            optional=_LOOP_COMMON,
+        ),
+    ),
 }
 
 
@@ -79,4 +99,17 @@ def storage(atomiton_storage: FlowStorage) -> FlowStorage:
 def test_builtin_keeps_the_contract(type_id: str, storage: FlowStorage) -> None:
     check_node(
         type_id, params=PARAMS.get(type_id), autoload=False, max_examples=40, storage=storage
+    )
+
+
+def test_a_long_loop_of_inline_children_respects_its_timeout() -> None:
+    """Found by check_node: iterations that never suspend used to run past the timeout."""
+    check_node(
+        "loop",
+        params=st.just({"loopType": "times", "count": 10_000, "collectResults": False}),
+        rules=["timeout"],
+        timeout=0.05,
+        margin=0.5,
+        max_examples=1,
+        autoload=False,
     )

@@ -255,7 +255,7 @@ def test_flows_run() -> None:
         "memory://kit-flows-run", plugins=[_KitPlugin()], autoload=False, record_runs=False
     )
 
-    @settings(max_examples=30, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(flows(conductor.catalogue, ["kit.source", "kit.pipe", "kit.join", "group"], nested=1))
     def check(flow: Flow) -> None:
         assert conductor.run(flow).status is ExecutionStatus.COMPLETED

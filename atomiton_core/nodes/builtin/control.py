@@ -120,6 +120,8 @@ async def _run_iterations(
             i += 1
             if stop_after(i, out):
                 break
+            if i % 32 == 0:  # inline children never suspend: let a timeout or cancel land
+                await asyncio.sleep(0)
         return [results[k] for k in range(i)], errors
 
     semaphore = asyncio.Semaphore(concurrency)
