@@ -106,7 +106,9 @@ def test_a_long_loop_of_inline_children_respects_its_timeout() -> None:
     """Found by check_node: iterations that never suspend used to run past the timeout."""
     check_node(
         "loop",
-        params=st.just({"loopType": "times", "count": 10_000, "collectResults": False}),
+        params=st.just(
+            {"loopType": "times", "count": 50_000, "maxIterations": 50_000, "collectResults": False}
+        ),
         rules=["timeout"],
         timeout=0.05,
         margin=0.5,
