@@ -141,3 +141,31 @@ def test_flows_commands(files: Path) -> None:
 def test_bad_input_syntax_is_a_usage_error(files: Path) -> None:
     done = atomiton("run", str(files / "good.flow.yaml"), "--input", "novalue")
     assert done.returncode == 2 and "KEY=VALUE" in done.stderr
+
+
+def test_ctrl_c_cancels_the_run_and_kills_its_programs(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    pytest.importorskip("atomiton_nodes_shell")
+    marker = tmp_path / "still-running"
+    flow = tmp_path / "sleepy.flow.yaml"
+    flow.write_text(
+        "id: sleepy\nname: Sleepy\nnodes:\n"
+        f"  - {{id: nap, type: shell-command, parameters: {{program: sh, args: ['-c', 'sleep 3; touch {marker}']}}}}\n"
+    )
+    with subprocess.Popen(
+        [*ATOMITON, "run", str(flow), "--json", "--storage", str(tmp_path / "s")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        time.sleep(1.5)
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    data = json.loads(out)
+    assert data["status"] == "cancelled" and data["nodes"]["nap"]["status"] == "cancelled"
+    time.sleep(2.5)
+    assert not marker.exists()  # the program was killed, not left running
