@@ -283,8 +283,10 @@ class _Checker:
         err = outcome.error
         if err is not None and is_wrapped_exception(err):
             cause = err.__cause__
-            kind = type(cause).__name__ if cause is not None else err.context["exception_type"]
-            detail = f"{kind}: {cause}" if cause is not None else err.message
+            if cause is not None:
+                detail = f"{type(cause).__name__}: {cause}"
+            else:  # the conductor kept only the name of the exception
+                detail = f"{err.context.get('exception_type')} ({err.message})"
             raise self.violation(
                 ATOMITON_ERRORS,
                 f"it raised {detail} (not an AtomitonError; the conductor wrapped it into an "
