@@ -429,3 +429,66 @@ edges:
         if getattr(e, "path", "") == "loop-1/iteration 1/grp/resize" and e.type == "node.completed"
     ]
     assert 0 < mid[0] < 0.5  # the loop's iterations move the top-level progress gradually
+
+
+@pytest.mark.parametrize(("parallel", "at_least", "below"), [(True, 0.0, 0.28), (False, 0.3, 5.0)])
+def test_group_parallel_flag(
+    conductor: Conductor, parallel: bool, at_least: float, below: float
+) -> None:
+    flow = loads_flow(
+        f"""
+id: gp
+name: Group parallel
+nodes:
+  - id: g
+    type: group
+    parameters: {{parallel: {str(parallel).lower()}}}
+    nodes:
+      - {{id: a, type: test.sleep, parameters: {{seconds: 0.15}}}}
+      - {{id: b, type: test.sleep, parameters: {{seconds: 0.15}}}}
+"""
+    )
+    t0 = time.perf_counter()
+    assert conductor.run(flow).ok
+    assert at_least <= time.perf_counter() - t0 < below
+
+
+def test_collect_results_false_drops_per_item_outputs(conductor: Conductor, log: list[Any]) -> None:
+    flow = loads_flow(
+        """
+id: nocollect
+name: No collect
+nodes:
+  - id: l
+    type: loop
+    parameters: {array: [1, 2, 3], collectResults: false}
+    nodes:
+      - {id: w, type: test.wait}
+    edges:
+      - {source: l, sourceHandle: item, target: w, targetHandle: value}
+      - {source: w, target: l, targetHandle: values}
+"""
+    )
+    result = conductor.run(flow)
+    assert result.outputs["l"] == {"iterationCount": 3, "errors": []}
+    assert [e[2] for e in log if e[0] == "wait-done"] == [1, 2, 3]  # the body still ran
+
+
+def test_times_loop_and_variables_in_templates(conductor: Conductor) -> None:
+    flow = loads_flow(
+        """
+id: times
+name: Times
+variables: {prefix: {defaultValue: run}}
+nodes:
+  - id: l
+    type: loop
+    parameters: {loopType: times, count: 3}
+    nodes:
+      - {id: label, type: edit-fields, parameters: {values: {text: "{{ prefix }}-{{ index }}-{{ item }}"}, keepOnlySet: true}}
+    edges:
+      - {source: label, target: l, targetHandle: labels}
+"""
+    )
+    result = conductor.run(flow)
+    assert [v["text"] for v in result.outputs["l"]["labels"]] == ["run-0-0", "run-1-1", "run-2-2"]
