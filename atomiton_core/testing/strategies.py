@@ -315,18 +315,6 @@ def inputs_for(
 
 
 # -- flows -----------------------------------------------------------------------------------
-class _Level:
-    """Output ports the nodes drawn so far at one graph level offer to the next ones."""
-
-    def __init__(self, offered: list[tuple[str, str]]) -> None:
-        #: (source node id, source port) pairs a later node may read from.
-        self.sources = list(offered)
-
-
-def _output_ports(nt: NodeType) -> list[str]:
-    return list(nt.outputs)
-
-
 @st.composite
 def _graph(
     draw: st.DrawFn,
@@ -341,13 +329,14 @@ def _graph(
     container_id: str | None,
 ) -> tuple[list[NodeSpec], list[Edge], list[str]]:
     """Nodes and edges of one level; returns them and the container outputs they feed."""
-    level = _Level(offered)
+    #: (source node id, source port) pairs the nodes drawn so far offer to later ones
+    sources = list(offered)
     nodes: list[NodeSpec] = []
     edges: list[Edge] = []
     n = draw(st.integers(1, max_nodes))
     for i in range(n):
         node_id = f"{prefix}n{i}"
-        feedable = [t for t in leaf_types if not catalogue[t].required_inputs or level.sources]
+        feedable = [t for t in leaf_types if not catalogue[t].required_inputs or sources]
         can_nest = depth > 0 and container_types
         if not feedable and not can_nest:
             break
@@ -356,15 +345,15 @@ def _graph(
         nt = catalogue[type_id]
         spec = NodeSpec(id=node_id, type=type_id, parameters=draw(params(nt)))
         for port in nt.inputs.values():
-            if not level.sources or not (port.required or draw(st.booleans())):
+            if not sources or not (port.required or draw(st.booleans())):
                 continue
             count = draw(st.integers(1, 2)) if port.multiple else 1
             for _ in range(count):
-                src, sport = draw(st.sampled_from(level.sources))
+                src, sport = draw(st.sampled_from(sources))
                 edges.append(_edge(src, sport, node_id, port.name))
-        new_sources: list[tuple[str, str]] = [(node_id, p) for p in _output_ports(nt)]
+        new_sources: list[tuple[str, str]] = [(node_id, p) for p in nt.outputs]
         if nest:
-            inner_offered, outer_feeds = _offers(nt, level, draw)
+            inner_offered, outer_feeds = _offers(nt, sources, draw)
             for name, (src, sport) in outer_feeds.items():
                 edges.append(_edge(src, sport, node_id, name))
             child_nodes, child_edges, child_outputs = draw(
@@ -384,10 +373,10 @@ def _graph(
             spec.edges = child_edges
             new_sources += [(node_id, name) for name in child_outputs]
         nodes.append(spec)
-        level.sources += new_sources
+        sources += new_sources
     outputs: list[str] = []
     if container_id is not None:
-        mine = [(s, p) for s, p in level.sources if s != container_id]
+        mine = [(s, p) for s, p in sources if s != container_id]
         if mine:
             k = draw(st.integers(0, min(2, len(mine))))
             for j in range(k):
@@ -398,7 +387,7 @@ def _graph(
 
 
 def _offers(
-    nt: NodeType, level: _Level, draw: st.DrawFn
+    nt: NodeType, sources: list[tuple[str, str]], draw: st.DrawFn
 ) -> tuple[list[str], dict[str, tuple[str, str]]]:
     """Ports a container offers its children, and outer edges feeding its dynamic inputs."""
     if nt.child_sources is not None:
@@ -406,9 +395,9 @@ def _offers(
     if not nt.dynamic_inputs:
         return list(nt.inputs), {}
     feeds: dict[str, tuple[str, str]] = {}
-    if level.sources:
+    if sources:
         for j in range(draw(st.integers(0, 2))):
-            feeds[f"in{j}"] = draw(st.sampled_from(level.sources))
+            feeds[f"in{j}"] = draw(st.sampled_from(sources))
     return list(feeds), feeds
 
 
