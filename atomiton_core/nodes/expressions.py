@@ -60,16 +60,45 @@ def is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
+class CompiledExpression:
+    """A parsed expression; calling it with names evaluates it, raising ExpressionError for
+    any failure, an undefined result included (never a bare Jinja2 error or Undefined)."""
+
+    __slots__ = ("_fn", "source")
+
+    def __init__(self, source: str, fn: Callable[..., Any]) -> None:
+        self.source = source
+        self._fn = fn
+
+    def __call__(self, **names: Any) -> Any:
+        try:
+            value = self._fn(**names)
+        except TemplateError as exc:
+            raise ExpressionError(f"expression {self.source!r} failed: {exc}") from exc
+        except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
+            raise ExpressionError(
+                f"expression {self.source!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if isinstance(value, Undefined):
+            raise ExpressionError(
+                f"expression {self.source!r} is undefined: {value._undefined_message}",
+                hint="check the names and attributes it uses; unsafe attributes are never "
+                "available",
+            )
+        return value
+
+
 @lru_cache(maxsize=4096)
-def compile_expression(source: str) -> Callable[..., Any]:
+def compile_expression(source: str) -> CompiledExpression:
     """Compile a Jinja2 expression (``item.price * 2``) once; call the result with names."""
     try:
-        return _ENV.compile_expression(_DOLLAR_NAME.sub(r"\1", source), undefined_to_none=False)
+        fn = _ENV.compile_expression(_DOLLAR_NAME.sub(r"\1", source), undefined_to_none=False)
     except TemplateError as exc:
         raise ExpressionError(
             f"cannot parse expression {source!r}: {exc}",
             hint="expressions are Jinja2 expressions, e.g. item.price * 2 or item.active",
         ) from exc
+    return CompiledExpression(source, fn)
 
 
 @lru_cache(maxsize=4096)
@@ -88,19 +117,7 @@ def _names(names: Mapping[str, Any]) -> dict[str, Any]:
 
 def evaluate(source: str, names: Mapping[str, Any]) -> Any:
     """Evaluate an expression against ``names``; errors name the expression."""
-    fn = compile_expression(source)
-    try:
-        value = fn(**_names(names))
-    except TemplateError as exc:
-        raise ExpressionError(f"expression {source!r} failed: {exc}") from exc
-    except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
-        raise ExpressionError(f"expression {source!r} failed: {type(exc).__name__}: {exc}") from exc
-    if isinstance(value, Undefined):
-        raise ExpressionError(
-            f"expression {source!r} is undefined: {value._undefined_message}",
-            hint="check the names and attributes it uses; unsafe attributes are never available",
-        )
-    return value
+    return compile_expression(source)(**_names(names))
 
 
 def render(value: Any, names: Mapping[str, Any]) -> Any:

@@ -119,3 +119,16 @@ def test_expressions_and_templates() -> None:
         expressions.render("{{ missing }}", {})
     with pytest.raises(ExpressionError, match="cannot parse"):
         expressions.compile_expression("item =>")
+
+
+@pytest.mark.parametrize("operation", ["filter", "map", "sort", "group", "unique"])
+def test_undefined_names_fail_clearly_in_every_operation(conductor: Conductor, operation: str) -> None:
+    with pytest.raises(ExpressionError) as info:
+        run_transform(conductor, [1, 2], operation=operation, expression="acc + item")
+    assert "'t'" in info.value.message and "acc" in info.value.message
+
+
+def test_node_exceptions_keep_their_cause(conductor: Conductor) -> None:
+    result = conductor.run(loads_flow("id: c\nname: C\nnodes:\n  - {id: f, type: test.fail}\n"))
+    err = result.nodes["f"].error
+    assert err is not None and isinstance(err.__cause__, ValueError)

@@ -153,13 +153,12 @@ def transform(ctx: NodeContext, params: TransformParams, input: Any) -> dict[str
         scope.update(extra)
         try:
             return fn(**scope)
-        except ExpressionError:
-            raise
-        except Exception as exc:
+        except ExpressionError as exc:
             raise ExpressionError(
-                f"node {ctx.node_id!r}: expression {params.expression!r} failed on item "
-                f"{index}: {type(exc).__name__}: {exc}",
+                f"node {ctx.node_id!r}: {exc.message} (on item {index})",
                 node_id=ctx.node_id,
+                hint=exc.hint,
+                retryable=False,
             ) from exc
 
     fn: Callable[..., Any] = (
