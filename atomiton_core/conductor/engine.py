@@ -347,6 +347,8 @@ class GraphRun:
         self.error: AtomitonError | None = None
         self.stopping = False
         self.draining = False
+        #: A task's eager first step is running inside ``_launch``.
+        self.eager_step = False
         self.done: asyncio.Future[None] = run.loop.create_future()
         self.frac: dict[int, float] = {}
         self.frac_sum = 0.0
@@ -452,12 +454,18 @@ class GraphRun:
         self.running += 1
         loop = run.loop
         coro = self._node_task(i, pn, res, kwargs)
-        if _EAGER and loop.get_task_factory() is None:
-            task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+        if loop.get_task_factory() is not None:
+            task = loop.create_task(coro)
+        elif _EAGER:
+            self.eager_step = True
+            try:
+                task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+            finally:
+                self.eager_step = False
             if task.done():  # it settled itself already
                 return
-        else:
-            task = loop.create_task(coro)
+        else:  # what create_task does with no factory, minus its bookkeeping
+            task = asyncio.Task(coro, loop=loop)
         self.tasks[i] = task
 
     def _release(self, pn: PlannedNode) -> None:
@@ -499,6 +507,11 @@ class GraphRun:
             self._settle(i, out, None)
 
     def _settle(self, i: int, out: dict[str, Any] | None, err: AtomitonError | None) -> None:
+        if err is not None and self.eager_step:
+            # a failure surfaces after the ready nodes launched with it have started, as
+            # without eager tasks (fail-fast cancels siblings, it does not pre-empt them)
+            self.run_.loop.call_soon(self._settle, i, out, err)
+            return
         self.running -= 1
         self.tasks.pop(i, None)
         try:
@@ -553,7 +566,7 @@ class GraphRun:
                 err = _as_error(exc, pn)
                 if attempt > settings.retries or not err.retryable:
                     res.duration_ms = (_perf() - t0) * 1000
-                    raise err from None
+                    raise err  # noqa: B904 - err carries the node's exception as __cause__
             delay_ms = settings.retry_delay * 2 ** (attempt - 1)
             if err.retry_after is not None:
                 delay_ms = max(delay_ms, err.retry_after * 1000)
