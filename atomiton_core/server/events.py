@@ -213,8 +213,10 @@ class EventHub:
 
     async def stop(self) -> None:
         """Disconnect, cancel what the server started and end every subscriber."""
-        for sig, fn, sender in self._connected:
-            sig.disconnect(fn, sender=sender)
+        for sig, fn, _sender in self._connected:
+            # From every sender: blinker keeps a receiver in ``signal.receivers`` (and the
+            # engine keeps building payloads) until it is disconnected from all of them.
+            sig.disconnect(fn)
         self._connected.clear()
         for record in self.records.values():
             if record.started_here and record.execution is not None and not record.finished:

@@ -157,7 +157,7 @@ def serve(app: Any, conductor: Conductor, token: str = TOKEN) -> Iterator[Served
         yield served
     finally:
         for sig in _EXECUTION_SIGNALS:
-            sig.disconnect(record, sender=conductor)
+            sig.disconnect(record)  # from all senders, or it stays in sig.receivers
         server.should_exit = True
         thread.join(10)
         conductor.close()

@@ -511,3 +511,27 @@ def test_executions_started_in_process_are_served_too(served: Any, http: httpx.C
 
 async def _start_in_loop(conductor: Any, flow: Any) -> str:
     return str(conductor.start(flow).execution_id)
+
+
+def test_a_stopped_hub_leaves_no_receivers(start_server: Any) -> None:
+    """After shutdown the conductor's signals cost nothing again (no receiver left behind)."""
+    import asyncio
+    import weakref
+
+    from atomiton_core import signals
+
+    served = start_server()
+    hub = served.app.state.hub
+
+    def connected() -> list[str]:
+        names = []
+        for sig in signals.ALL_SIGNALS:
+            for receiver in sig.receivers.values():
+                target = receiver() if isinstance(receiver, weakref.ref) else receiver
+                if getattr(target, "__self__", None) is hub:
+                    names.append(sig.name)
+        return names
+
+    assert sorted(connected()) == sorted(s.name for s in signals.ALL_SIGNALS)
+    asyncio.run_coroutine_threadsafe(hub.stop(), hub.loop).result(10)
+    assert connected() == []
