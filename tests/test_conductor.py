@@ -458,3 +458,26 @@ nodes:
     assert time.perf_counter() - t0 < 1.5
     assert result.nodes["g"].error is not None and result.nodes["g"].error.code == "TIMEOUT"
     assert result.nodes["g/s"].status is NodeStatus.CANCELLED
+
+
+def test_cancel_before_the_first_step(conductor: Conductor) -> None:
+    from atomiton_core import signals
+
+    flow = loads_flow(
+        "id: c0\nname: C0\nnodes:\n  - {id: s, type: test.sleep, parameters: {seconds: 5}}\n"
+    )
+    heard: list[str] = []
+
+    async def scenario() -> Any:
+        execution = conductor.start(flow)
+        assert execution.cancel()  # before the loop ever ran it
+        return await execution.result()
+
+    with signals.execution_cancelled.connected_to(
+        lambda s, event: heard.append(event.status), sender=conductor
+    ):
+        result = asyncio.run(scenario())
+    assert result.status is ExecutionStatus.CANCELLED
+    assert result.error is not None and result.error.code == "CANCELLED"
+    assert heard == ["cancelled"]
+    assert conductor.running == []

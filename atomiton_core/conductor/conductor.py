@@ -12,7 +12,7 @@ from atomiton_core.catalogue import Catalogue
 from atomiton_core.conductor.engine import Run
 from atomiton_core.conductor.executors import Executor, LocalExecutor, create_executor
 from atomiton_core.conductor.plan import FlowPlan, plan_flow
-from atomiton_core.conductor.results import ExecutionResult
+from atomiton_core.conductor.results import ExecutionResult, ExecutionStatus
 from atomiton_core.errors import ExecutionError
 from atomiton_core.flow.models import Flow
 from atomiton_core.flow.validation import ValidationReport, validate
@@ -59,7 +59,14 @@ class Execution:
         return self._task.cancel()
 
     async def result(self) -> ExecutionResult:
-        return await asyncio.shield(self._task)
+        """The final result; a cancelled execution returns its result with status
+        ``cancelled`` (only cancelling the awaiting task itself raises CancelledError)."""
+        try:
+            return await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            if self._task.cancelled():
+                return self._run.result
+            raise
 
 
 class Conductor:
@@ -155,13 +162,16 @@ class Conductor:
         task = asyncio.get_running_loop().create_task(self._main(run), name=f"atomiton:{eid}")
         execution = Execution(run, task)
         self._executions[eid] = execution
+        task.add_done_callback(lambda _: self._ended(run))
         return execution
 
+    def _ended(self, run: Run) -> None:
+        self._executions.pop(run.execution_id, None)
+        if run.result.status is ExecutionStatus.RUNNING:  # cancelled before its first step
+            run.finish_unstarted()
+
     async def _main(self, run: Run) -> ExecutionResult:
-        try:
-            result = await run.main()
-        finally:
-            self._executions.pop(run.execution_id, None)
+        result = await run.main()
         if self.record_runs and self.storage is not None:
             await asyncio.to_thread(self.storage.save_run, result)
         return result
@@ -180,7 +190,7 @@ class Conductor:
         """
         execution = self.start(flow, inputs, execution_id=execution_id)
         try:
-            return await asyncio.shield(execution._task)
+            return await execution.result()
         except asyncio.CancelledError:
             execution._task.cancel()
             raise

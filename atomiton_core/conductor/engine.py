@@ -294,6 +294,15 @@ class Run:
             self._finish(ExecutionStatus.COMPLETED, t0, None)
         return result
 
+    def finish_unstarted(self) -> None:
+        """Report an execution cancelled before it ran a single step."""
+        self.result.started_at = _now()
+        self._finish(
+            ExecutionStatus.CANCELLED,
+            _perf(),
+            ExecutionCancelled(f"execution {self.execution_id!r} was cancelled before it started"),
+        )
+
     def _finish(self, status: ExecutionStatus, t0: float, error: AtomitonError | None) -> None:
         result = self.result
         result.status = status
