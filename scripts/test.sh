@@ -2,6 +2,14 @@
 # Set up a virtualenv with everything the tests need, then lint, type-check and run the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# The live page is tested in a real headless Chromium (Debian's package; Playwright drives it).
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null \
+        || echo "warning: could not install chromium; the browser test will be skipped" >&2
+fi
+
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]" \
