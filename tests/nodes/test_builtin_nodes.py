@@ -122,7 +122,9 @@ def test_expressions_and_templates() -> None:
 
 
 @pytest.mark.parametrize("operation", ["filter", "map", "sort", "group", "unique"])
-def test_undefined_names_fail_clearly_in_every_operation(conductor: Conductor, operation: str) -> None:
+def test_undefined_names_fail_clearly_in_every_operation(
+    conductor: Conductor, operation: str
+) -> None:
     with pytest.raises(ExpressionError) as info:
         run_transform(conductor, [1, 2], operation=operation, expression="acc + item")
     assert "'t'" in info.value.message and "acc" in info.value.message
