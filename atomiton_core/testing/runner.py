@@ -330,9 +330,6 @@ def run_node(
 
 def is_wrapped_exception(error: AtomitonError) -> bool:
     """True if the conductor made ``error`` from an exception that was no AtomitonError."""
-    if type(error) is not ExecutionError:
-        return False
-    cause = error.__cause__
-    if cause is not None and not isinstance(cause, AtomitonError):
-        return True
-    return "exception_type" in error.context
+    # ExecutionError.from_exception marks what it wraps; a node's own ExecutionError raised
+    # `from` a caught exception is not a wrapped one
+    return type(error) is ExecutionError and "exception_type" in error.context

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).parents[2]
 ATOMITON = [sys.executable, "-m", "atomiton_core.cli"]
-ORIGINALS = ROOT.parent / "shared" / "atomiton-flows"
+ORIGINALS = ROOT / "tests" / "fixtures" / "atomiton-flows"
 
 GOOD = """
 id: cli-demo

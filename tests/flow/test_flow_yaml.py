@@ -22,7 +22,7 @@ from atomiton_core import (
     save_flow,
 )
 
-ORIGINALS = sorted((Path(__file__).parents[3] / "shared" / "atomiton-flows").glob("*.flow.yaml"))
+ORIGINALS = sorted((Path(__file__).parents[1] / "fixtures" / "atomiton-flows").glob("*.flow.yaml"))
 
 
 def _key_paths(value: Any, prefix: str = "") -> list[str]:

@@ -8,7 +8,7 @@ import pytest
 
 from atomiton_core import Conductor, loads_flow, validate
 
-ORIGINALS = sorted((Path(__file__).parents[3] / "shared" / "atomiton-flows").glob("*.flow.yaml"))
+ORIGINALS = sorted((Path(__file__).parents[1] / "fixtures" / "atomiton-flows").glob("*.flow.yaml"))
 
 MANY_PROBLEMS = """
 id: broken

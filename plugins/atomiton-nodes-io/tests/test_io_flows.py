@@ -9,7 +9,7 @@ import pytest
 from atomiton_core import Conductor
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
-ORIGINAL_FLOWS = Path("/work/shared/atomiton-flows")
+ORIGINAL_FLOWS = Path(__file__).parents[3] / "tests" / "fixtures" / "atomiton-flows"
 
 
 def test_csv_report_example(conductor: Conductor, tmp_path: Path) -> None:
