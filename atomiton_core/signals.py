@@ -23,6 +23,8 @@ from blinker import Namespace
 
 __all__ = [
     "ALL_SIGNALS",
+    "EXECUTION_SIGNALS",
+    "NODE_SIGNALS",
     "ExecutionEvent",
     "FlowEvent",
     "NodeEvent",
@@ -74,6 +76,18 @@ node_retrying = _signals.signal(
 )
 flow_saved = _signals.signal("flow.saved", doc="A flow was saved to storage; event: FlowEvent.")
 flow_deleted = _signals.signal("flow.deleted", doc="A flow was deleted from storage.")
+
+#: What one execution emits, in the order of its life.
+EXECUTION_SIGNALS = (execution_started, execution_completed, execution_failed, execution_cancelled)
+NODE_SIGNALS = (
+    node_started,
+    node_progress,
+    node_completed,
+    node_failed,
+    node_cancelled,
+    node_skipped,
+    node_retrying,
+)
 
 ALL_SIGNALS = (
     execution_started,

@@ -116,17 +116,6 @@ class _LiveView:
         return table
 
 
-_NODE_SIGNALS = (
-    signals.node_started,
-    signals.node_progress,
-    signals.node_completed,
-    signals.node_failed,
-    signals.node_cancelled,
-    signals.node_skipped,
-    signals.node_retrying,
-)
-
-
 @contextmanager
 def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
     """Show node events: a live table on a terminal, one line per event otherwise."""
@@ -154,7 +143,7 @@ def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
                 highlight=False,
             )
 
-    for sig in _NODE_SIGNALS:
+    for sig in signals.NODE_SIGNALS:
         sig.connect(on_event, sender=conductor)
     try:
         if live:
@@ -163,7 +152,7 @@ def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
         else:
             yield
     finally:
-        for sig in _NODE_SIGNALS:
+        for sig in signals.NODE_SIGNALS:
             sig.disconnect(on_event)
 
 

@@ -40,19 +40,7 @@ CLOSE_TOO_SLOW = 1013
 
 FINAL_TYPES = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
 
-_EXECUTION_SIGNALS = (
-    signals.execution_started,
-    signals.execution_completed,
-    signals.execution_failed,
-    signals.execution_cancelled,
-    signals.node_started,
-    signals.node_progress,
-    signals.node_completed,
-    signals.node_failed,
-    signals.node_cancelled,
-    signals.node_skipped,
-    signals.node_retrying,
-)
+_EXECUTION_SIGNALS = signals.EXECUTION_SIGNALS + signals.NODE_SIGNALS
 _STORAGE_SIGNALS = (signals.flow_saved, signals.flow_deleted)
 
 

@@ -234,13 +234,9 @@ async def loop(
         stop_after,
         params.break_on_error,
     )
-    outputs: dict[str, Any] = {"iterationCount": len(results), "errors": errors}
-    if params.collect_results:
-        if names:
-            outputs.update(_per_item_outputs(results, names))
-        else:
-            outputs["results"] = results
-    return outputs
+    if not params.collect_results:
+        return {"iterationCount": len(results), "errors": errors}
+    return {"iterationCount": len(results), **_collect(results, errors, names)}
 
 
 # -- parallel --------------------------------------------------------------------------------
