@@ -120,6 +120,8 @@ class Flow(_Model):
 
     #: The round-trip YAML document this flow was loaded from (comments, order, styles).
     _document: Any = PrivateAttr(default=None)
+    #: The text it was loaded from, until the round-trip document is needed (saving).
+    _text: str | None = PrivateAttr(default=None)
     #: Where it was loaded from, for error messages.
     _source: str | None = PrivateAttr(default=None)
 

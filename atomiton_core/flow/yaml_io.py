@@ -19,6 +19,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from atomiton_core.errors import FlowLoadError
+from atomiton_core.flow import fastyaml
 from atomiton_core.flow.models import Flow
 
 __all__ = ["dump_flow", "dumps_flow", "load_flow", "loads_flow", "save_flow", "to_plain"]
@@ -49,15 +50,32 @@ def to_plain(value: Any) -> Any:
     return value
 
 
+_UNSET: Any = object()
+
+
 def loads_flow(text: str, *, source: str | None = None) -> Flow:
-    """Parse flow YAML (or JSON, a subset of YAML) text."""
+    """Parse flow YAML (or JSON, a subset of YAML) text.
+
+    The fast C reader (see ``fastyaml``) builds the data; the round-trip document that keeps
+    comments and styles is parsed from the same text only when the flow is saved. Text the
+    fast reader refuses goes through ruamel, whose error messages name the line.
+    """
     where = source or "<string>"
-    try:
-        document = _yaml().load(text)
-    except YAMLError as exc:
-        raise FlowLoadError.from_yaml(where, exc) from None
-    flow = Flow.from_data(to_plain(document), source=source)
+    data = _UNSET
+    if fastyaml.available():
+        try:
+            data = fastyaml.load(text)
+        except Exception:  # anything unusual: ruamel decides, and explains
+            data = _UNSET
+    document = None
+    if data is _UNSET:
+        try:
+            document = data = _yaml().load(text)
+        except YAMLError as exc:
+            raise FlowLoadError.from_yaml(where, exc) from None
+    flow = Flow.from_data(to_plain(data), source=source)
     flow._document = document
+    flow._text = text if document is None else None
     return flow
 
 
@@ -114,6 +132,9 @@ def _merge(old: Any, new: Any) -> Any:
 
 def _document_for(flow: Flow) -> Any:
     data = flow.to_data()
+    if flow._document is None and flow._text is not None:
+        flow._document = _yaml().load(flow._text)  # the round trip, parsed when first needed
+        flow._text = None
     if flow._document is None:
         flow._document = _merge(CommentedMap(), data)
     else:

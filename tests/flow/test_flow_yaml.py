@@ -21,6 +21,8 @@ from atomiton_core import (
     loads_flow,
     save_flow,
 )
+from atomiton_core.flow import fastyaml
+from atomiton_core.flow.yaml_io import to_plain
 
 ORIGINALS = sorted((Path(__file__).parents[1] / "fixtures" / "atomiton-flows").glob("*.flow.yaml"))
 
@@ -264,6 +266,93 @@ def flows(draw: st.DrawFn) -> Flow:
         )
     )
     return Flow.model_validate(data)
+
+
+def _ruamel_data(text: str) -> Any:
+    return to_plain(YAML(typ="rt").load(text))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flows())
+def test_fast_reader_reads_what_ruamel_reads(flow: Flow) -> None:
+    """Loading uses libyaml with YAML 1.2 rules; saving uses ruamel: they must agree."""
+    text = dumps_flow(flow)
+    assert to_plain(fastyaml.load(text)) == _ruamel_data(text)
+
+
+@pytest.mark.parametrize(
+    "scalar",
+    [
+        "yes",
+        "no",
+        "on",
+        "off",
+        "y",
+        "true",
+        "TRUE",
+        "null",
+        "~",
+        "",
+        "017",
+        "0o17",
+        "0x1F",
+        "0b101",
+        "1_000",
+        "+5",
+        "1.",
+        "-.5",
+        ".5e-3",
+        "1e5",
+        ".inf",
+        "-.inf",
+        "1:20",
+        "2025-01-15",
+        "08",
+        "3.",
+        "'quoted'",
+        '"esc\\n"',
+        "[1, yes]",
+        "{a: on}",
+    ],
+)
+def test_fast_reader_resolves_scalars_like_ruamel(scalar: str) -> None:
+    text = f"v: {scalar}\n"
+    expected = _ruamel_data(text)
+    try:
+        fast = to_plain(fastyaml.load(text))
+    except fastyaml.Unsupported:  # left to ruamel: loading still gives ruamel's reading
+        fast = None
+    else:
+        assert fast == expected and type(fast["v"]) is type(expected["v"])
+    flow = loads_flow(f"id: a\nname: b\nmetadata:\n  v: {scalar}\n")
+    assert flow.metadata == expected
+
+
+def test_fast_reader_refusals_fall_back_to_ruamel() -> None:
+    with pytest.raises(FlowLoadError, match="duplicate"):
+        loads_flow("id: a\nname: A\nid: b\n", source="dup.flow.yaml")
+    flow = loads_flow("id: a\nname: &n A\ndescription: *n\n")  # anchors work either way
+    assert flow.description == "A"
+
+
+def test_large_flow_loads_fast() -> None:
+    import time
+
+    lines = ["# big", "id: big", "name: Big", "nodes:"]
+    lines += [
+        f"  - {{id: n{i}, type: transform, parameters: {{operation: reverse}}, position: {{x: {i}, y: 0}}}}"
+        for i in range(10_000)
+    ]
+    lines += ["edges:"]
+    lines += [f"  - {{id: e{i}, source: n{i}, target: n{i + 1}}}" for i in range(9_999)]
+    text = "\n".join(lines) + "\n"
+    t0 = time.perf_counter()
+    flow = loads_flow(text)
+    elapsed = time.perf_counter() - t0
+    assert len(flow.nodes) == 10_000 and flow.nodes[-1].model_extra == {
+        "position": {"x": 9999, "y": 0}
+    }
+    assert elapsed < 4, f"loading a 10,000-node flow took {elapsed:.1f} s"
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
