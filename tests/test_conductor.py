@@ -481,3 +481,58 @@ def test_cancel_before_the_first_step(conductor: Conductor) -> None:
     assert result.error is not None and result.error.code == "CANCELLED"
     assert heard == ["cancelled"]
     assert conductor.running == []
+
+
+def _chain(n: int) -> Any:
+    from atomiton_core import Edge, Flow, NodeSpec
+
+    nodes = [NodeSpec(id=f"n{i}", type="test.flaky", parameters={"failures": 0}) for i in range(n)]
+    edges = [Edge(source=f"n{i}", target=f"n{i + 1}") for i in range(n - 1)]
+    return Flow(id="chain", name="Chain", nodes=nodes, edges=edges)
+
+
+def test_a_long_chain_of_quick_async_nodes_never_starves_the_loop(conductor: Conductor) -> None:
+    """Chained async nodes run on in one task, yielding to the loop every few dozen nodes."""
+    plan = conductor.prepare(_chain(3000))
+
+    async def scenario() -> tuple[Any, int]:
+        ticks = 0
+        stop = False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        other = asyncio.ensure_future(ticker())
+        result = await conductor.execute(plan)
+        stop = True
+        await other
+        return result, ticks
+
+    result, ticks = asyncio.run(scenario())
+    assert result.ok and len(result.nodes) == 3000
+    assert all(r.status is NodeStatus.COMPLETED for r in result.nodes.values())
+    assert ticks >= 3000 // 64 - 1  # the other task kept running meanwhile
+
+
+def test_cancel_reaches_a_chain_running_on_in_one_task(conductor: Conductor) -> None:
+    flow = _chain(200)
+    flow.nodes.append(
+        flow.nodes[0].model_validate(
+            {"id": "slow", "type": "test.sleep", "parameters": {"seconds": 5}}
+        )
+    )
+    flow.edges.append(flow.edges[0].model_validate({"source": "n199", "target": "slow"}))
+
+    async def scenario() -> Any:
+        execution = conductor.start(flow)
+        await asyncio.sleep(0.3)
+        execution.cancel()
+        return await execution.result()
+
+    result = asyncio.run(scenario())
+    assert result.status is ExecutionStatus.CANCELLED
+    assert result.nodes["n199"].status is NodeStatus.COMPLETED
+    assert result.nodes["slow"].status is NodeStatus.CANCELLED

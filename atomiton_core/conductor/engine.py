@@ -2,9 +2,12 @@
 
 A :class:`GraphRun` keeps, per node, the count of predecessors not yet finished. A finished
 node decrements its successors; those reaching zero become ready and start while the
-concurrency limit allows. Async nodes get a task each, blocking sync nodes a worker thread,
-cheap sync nodes run inline. Failure is fail-fast (siblings cancelled) unless the node says
-``continueOnFail``; then its dependants are skipped and independent branches finish.
+concurrency limit allows. Async nodes get a task each — except that a task whose node
+completes runs the next ready async node (no timeout, no retries) itself, so a chain costs
+no new task per node (that node then shares the task's context variables); blocking sync
+nodes get a worker thread (or a Dask task), cheap sync nodes run inline. Failure is
+fail-fast (siblings cancelled) unless the node says ``continueOnFail``; then its dependants
+are skipped and independent branches finish.
 """
 
 from __future__ import annotations
@@ -418,6 +421,13 @@ class GraphRun:
             self.done.set_result(None)
 
     def _launch(self, i: int) -> None:
+        kwargs = self._prepare(i)
+        if kwargs is not None:
+            self._spawn(i, kwargs)
+
+    def _prepare(self, i: int) -> dict[str, Any] | None:
+        """Gather a node's inputs and start it; skipped and inline nodes are finished here
+        (None), others get the keyword arguments their task will call them with."""
         pn = self.plan.nodes[i]
         res = self.results[i]
         kwargs: dict[str, Any] = {}
@@ -437,10 +447,10 @@ class GraphRun:
                 self._release(pn)
             if live == 0 or (pn.required and not pn.required.issubset(kwargs)):
                 self._skip(i, "upstream")
-                return
+                return None
         if not pn.settings.enabled:
             self._skip(i, "disabled")
-            return
+            return None
         run = self.run_
         res.status = _RUNNING
         res.started_at = _now()
@@ -456,13 +466,17 @@ class GraphRun:
             except Exception as exc:
                 res.duration_ms = (_perf() - t0) * 1000
                 self._failed(i, _as_error(exc, pn))
-                return
+                return None
             res.duration_ms = (_perf() - t0) * 1000
             self._completed(i, out)
-            return
+            return None
+        return kwargs
+
+    def _spawn(self, i: int, kwargs: dict[str, Any]) -> None:
+        """Give a node its task."""
         self.running += 1
-        loop = run.loop
-        coro = self._node_task(i, pn, res, kwargs)
+        loop = self.run_.loop
+        coro = self._node_task(i, self.plan.nodes[i], self.results[i], kwargs)
         if loop.get_task_factory() is not None:
             task = loop.create_task(coro)
         elif _EAGER:
@@ -491,36 +505,59 @@ class GraphRun:
     ) -> None:
         """A node's task. It settles its own outcome; a task cancelled by ``_stop`` is
         settled by the done callback ``_stop`` adds (it may be cancelled before it starts).
-        """
-        try:
-            if pn.direct:
-                run = self.run_
-                t0 = _perf()
-                if signals.node_started.receivers:
-                    run.node_event(signals.node_started, "node.started", pn, res)
-                try:
-                    ctx = NodeContext(run, self, pn, res.path)
-                    out = _check_outputs(pn, await pn.fn(ctx, pn.params, **kwargs))
-                finally:
-                    res.duration_ms = (_perf() - t0) * 1000
-            else:
-                out = await self._attempts(pn, res, kwargs)
-        except asyncio.CancelledError:
-            if self.stopping:
-                raise
-            # the node cancelled itself: a failure like any other
-            self._settle(i, None, ExecutionCancelled(f"node {pn.id!r} was cancelled"))
-        except Exception as exc:
-            self._settle(i, None, _as_error(exc, pn))
-        else:
-            self._settle(i, out, None)
 
-    def _settle(self, i: int, out: dict[str, Any] | None, err: AtomitonError | None) -> None:
+        When the node completes and the next ready node is a direct async one, that node runs
+        on in this task (a chain then costs no task and no loop round trip per node); every
+        64 such hops the task yields to the loop, so a long chain never starves it.
+        """
+        task = self.tasks.get(i)  # None during an eager first step: no continuation then
+        hops = 0
+        while True:
+            try:
+                if pn.direct:
+                    run = self.run_
+                    t0 = _perf()
+                    if signals.node_started.receivers:
+                        run.node_event(signals.node_started, "node.started", pn, res)
+                    try:
+                        ctx = NodeContext(run, self, pn, res.path)
+                        out = _check_outputs(pn, await pn.fn(ctx, pn.params, **kwargs))
+                    finally:
+                        res.duration_ms = (_perf() - t0) * 1000
+                else:
+                    out = await self._attempts(pn, res, kwargs)
+            except asyncio.CancelledError:
+                if self.stopping:
+                    raise
+                # the node cancelled itself: a failure like any other
+                self._settle(i, None, ExecutionCancelled(f"node {pn.id!r} was cancelled"))
+                return
+            except Exception as exc:
+                self._settle(i, None, _as_error(exc, pn))
+                return
+            following = self._settle(i, out, None, task)
+            if following is None:
+                return
+            i, kwargs = following
+            pn = self.plan.nodes[i]
+            res = self.results[i]
+            hops += 1
+            if not hops & 63:
+                await asyncio.sleep(0)
+
+    def _settle(
+        self,
+        i: int,
+        out: dict[str, Any] | None,
+        err: AtomitonError | None,
+        task: asyncio.Task[None] | None = None,
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Record a task's outcome; with ``task``, maybe hand it the next ready node."""
         if err is not None and self.eager_step:
             # a failure surfaces after the ready nodes launched with it have started, as
             # without eager tasks (fail-fast cancels siblings, it does not pre-empt them)
             self.run_.loop.call_soon(self._settle, i, out, err)
-            return
+            return None
         self.running -= 1
         self.tasks.pop(i, None)
         try:
@@ -530,7 +567,29 @@ class GraphRun:
                 self._failed(i, err)
         except Exception as exc:  # a signal receiver raised: the run fails with its error
             self._fail_run(_as_error(exc, self.plan.nodes[i]))
+        following = None
+        if task is not None and err is None and not self.stopping and not self.eager_step:
+            following = self._continue_with(task)
         self._drain()
+        return following
+
+    def _continue_with(self, task: asyncio.Task[None]) -> tuple[int, dict[str, Any]] | None:
+        """Take the first ready node for ``task`` if it is a direct async node."""
+        ready = self.ready
+        nodes = self.plan.nodes
+        limit = self.limit
+        while ready and nodes[ready[0]].direct and (limit is None or self.running < limit):
+            j = ready.popleft()
+            try:
+                kwargs = self._prepare(j)
+            except Exception as exc:  # a signal receiver raised
+                self._fail_run(_as_error(exc, nodes[j]))
+                return None
+            if kwargs is not None:
+                self.running += 1
+                self.tasks[j] = task
+                return j, kwargs
+        return None
 
     async def _attempts(
         self, pn: PlannedNode, res: NodeResult, kwargs: dict[str, Any]
