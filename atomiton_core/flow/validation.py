@@ -437,19 +437,26 @@ class _Validator:
         if nt is None or edge.source_handle in nt.outputs:
             return
         if nt.dynamic_outputs:
-            if not spec.is_container:
-                return
+            if not nt.container:
+                return  # outputs known only when it runs (e.g. a stored sub-flow's sinks)
             declared = [e.target_handle for e in spec.edges or [] if e.target == spec.id]
             if not declared:
                 declared = _sink_ids(spec)
             if edge.source_handle in declared:
                 return
+            outputs = [*nt.outputs, *declared]
+            hint = "its outputs are: " + (", ".join(outputs) or "none")
+            if not spec.is_container:
+                hint += (
+                    f"; a {nt.id} runs the nodes nested in it: move the per-item nodes into "
+                    f"its `nodes` and wire them with edges from {spec.id!r}"
+                )
             self.add(
                 "PORT_NOT_FOUND",
                 f"container {spec.id!r} has no output {edge.source_handle!r}",
                 f"{here}.sourceHandle",
                 edge_id=label,
-                hint="its outputs are: " + (", ".join(declared) or "none"),
+                hint=hint,
             )
             return
         self.add(

@@ -151,3 +151,11 @@ def test_hello_world_report_names_the_javascript_and_the_missing_package(
     if "file-system" not in conductor.catalogue:
         missing = problems["nodes[2].type"]
         assert missing.code == "NODE_TYPE_NOT_FOUND" and "atomiton-nodes-io" in (missing.hint or "")
+
+
+def test_the_originals_loop_wiring_is_explained(conductor: Conductor) -> None:
+    """The original wired a loop's `item` port to downstream nodes; ours nests them."""
+    report = conductor.validate(ORIGINALS[2])  # image-processor
+    problem = next(p for p in report.errors if p.location == "edges[1].sourceHandle")
+    assert problem.code == "PORT_NOT_FOUND" and problem.edge_id == "loop-to-parallel"
+    assert "move the per-item nodes into its `nodes`" in (problem.hint or "")
