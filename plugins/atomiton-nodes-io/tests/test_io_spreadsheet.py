@@ -12,6 +12,7 @@ from typing import Any
 
 import fsspec
 import openpyxl
+import pytest
 from atomiton_core import Conductor, ExecutionResult, loads_flow
 
 RunNode = Callable[..., ExecutionResult]
@@ -139,6 +140,21 @@ def test_ods(run_node: RunNode, tmp_path: Path, mem_root: str) -> None:
         fh.write(data)
     out = _outputs(run_node("spreadsheet", {"path": f"{mem_root}/noext", "sheetName": "Other"}))
     assert out["headers"] == ["x"] and out["records"] == []
+
+
+def test_xls_legacy_workbook(run_node: RunNode, tmp_path: Path) -> None:
+    """A real BIFF8 .xls written by xlwt (the test extra), read through python-calamine."""
+    xlwt = pytest.importorskip("xlwt")
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Legacy")
+    for r, row in enumerate([["name", "qty"], ["apple", 3], ["pear", 2.5]]):
+        for c, value in enumerate(row):
+            sheet.write(r, c, value)
+    book.add_sheet("Empty")
+    book.save(str(tmp_path / "old.xls"))
+    out = _outputs(run_node("spreadsheet", {"path": str(tmp_path / "old.xls")}))
+    assert out["sheetNames"] == ["Legacy", "Empty"] and out["sheetName"] == "Legacy"
+    assert out["records"] == [{"name": "apple", "qty": 3}, {"name": "pear", "qty": 2.5}]
 
 
 def test_write_csv_and_xlsx_then_read_back(run_node: RunNode, tmp_path: Path) -> None:
