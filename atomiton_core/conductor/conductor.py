@@ -79,6 +79,7 @@ class Conductor:
         *,
         config: Mapping[str, Any] | None = None,
         record_runs: bool = False,
+        keep_runs: int | None = None,
         retain_outputs: bool = True,
         retain_results: Literal["all", "errors"] = "all",
         executor: Executor | None = None,
@@ -87,6 +88,8 @@ class Conductor:
         self.storage = storage
         self.config: Mapping[str, Any] = dict(config or {})
         self.record_runs = record_runs and storage is not None
+        #: At most this many run records are kept in storage (the newest); None: all.
+        self.keep_runs = keep_runs
         self.retain_outputs = retain_outputs
         if retain_results not in ("all", "errors"):
             raise ExecutionError(
@@ -173,8 +176,13 @@ class Conductor:
     async def _main(self, run: Run) -> ExecutionResult:
         result = await run.main()
         if self.record_runs and self.storage is not None:
-            await asyncio.to_thread(self.storage.save_run, result)
+            await asyncio.to_thread(self._record, self.storage, result)
         return result
+
+    def _record(self, storage: FlowStorage, result: ExecutionResult) -> None:
+        storage.save_run(result)
+        if self.keep_runs is not None:
+            storage.prune_runs(self.keep_runs)
 
     async def execute(
         self,
@@ -235,6 +243,7 @@ def create_conductor(
     config: Mapping[str, Any] | None = None,
     disabled_types: Iterable[str] = (),
     record_runs: bool | None = None,
+    keep_runs: int | None = None,
     retain_outputs: bool = True,
     retain_results: Literal["all", "errors"] = "all",
     max_workers: int = 64,
@@ -247,7 +256,8 @@ def create_conductor(
     installed ones; ``autoload=False`` loads no installed plugin but the core's own.
     ``config``: conductor-wide settings nodes read through ``ctx.config`` (e.g.
     ``{"allowedRoots": [...], "allowedPrograms": [...]}``). ``disabled_types``: node types
-    this conductor refuses. ``record_runs``: store each result under ``runs/`` (default: on).
+    this conductor refuses. ``record_runs``: store each result under ``runs/`` (default: on);
+    ``keep_runs``: keep only the newest N records (default: all).
     ``retain_outputs=False`` keeps only the flow's outputs (its sinks'), for huge runs: no
     ``NodeResult.outputs``, and each node's outputs are released as soon as every node
     consuming them has started (a container's output sources are kept until it ends).
@@ -267,6 +277,7 @@ def create_conductor(
         store,
         config=config,
         record_runs=True if record_runs is None else record_runs,
+        keep_runs=keep_runs,
         retain_outputs=retain_outputs,
         retain_results=retain_results,
         executor=create_executor(executor, max_workers=max_workers),

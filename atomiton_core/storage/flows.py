@@ -168,12 +168,44 @@ class FlowStorage:
             raise StorageError(f"no run record {execution_id!r} in storage {self.url}") from None
         return data
 
+    def prune_runs(self, keep: int) -> int:
+        """Delete all but the ``keep`` newest run records; returns how many were deleted."""
+        folder = self._join("runs")
+        if keep < 0 or not self.fs.exists(folder):
+            return 0
+        records = [
+            info
+            for info in self.fs.ls(folder, detail=True)
+            if str(info["name"]).endswith(".json") and not _basename(info["name"]).startswith(".")
+        ]
+        records.sort(key=_modified, reverse=True)
+        doomed = records[keep:]
+        for info in doomed:
+            self.fs.rm(info["name"])
+        return len(doomed)
+
     def list_runs(self) -> builtins.list[str]:
         folder = self._join("runs")
         if not self.fs.exists(folder):
             return []
         names = (str(p).rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False))
         return sorted(n[:-5] for n in names if n.endswith(".json") and not n.startswith("."))
+
+
+def _basename(path: Any) -> str:
+    return str(path).rsplit("/", 1)[-1]
+
+
+def _modified(info: dict[str, Any]) -> float:
+    """When a file was last written, whatever the backend calls it."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+        stamp = getattr(value, "timestamp", None)
+        if callable(stamp):
+            return float(stamp())
+    return 0.0
 
 
 def create_storage(url: str | os.PathLike[str] | None = None) -> FlowStorage:

@@ -130,3 +130,19 @@ def test_crash_mid_save_leaves_old_or_new_file_never_half(tmp_path: Path) -> Non
             proc.wait()
         flow = storage.load("big")  # parses completely: old or new, never torn
         assert flow.name.startswith("version ") and len(flow.nodes) == 1500
+
+
+def test_keep_runs_keeps_only_the_newest_records(tmp_path: Path) -> None:
+    from atomiton_core import create_conductor
+
+    conductor = create_conductor(tmp_path, keep_runs=3, autoload=False)
+    flow = loads_flow(
+        "id: r\nname: R\nnodes:\n  - {id: a, type: edit-fields, parameters: {values: {x: 1}}}\n"
+    )
+    ids = []
+    for _ in range(6):
+        ids.append(conductor.run(flow).execution_id)
+        time.sleep(0.02)  # distinct modification times
+    assert sorted(conductor.storage.list_runs()) == sorted(ids[-3:])  # type: ignore[union-attr]
+    assert conductor.storage.load_run(ids[-1])["status"] == "completed"  # type: ignore[union-attr]
+    conductor.close()
