@@ -7,8 +7,8 @@ and containers stay in the loop; cheap sync nodes (``blocking=False``) run inlin
 - :class:`LocalExecutor` (the default): a thread pool.
 - :class:`DaskExecutor`: each blocking node call is a task on a ``distributed`` cluster — a
   ``LocalCluster`` it starts itself, or the scheduler at ``address``. The node receives a
-  :class:`RemoteContext` (ids, variables, config, settings, templates, paths); progress
-  reports from a worker are not relayed, and a timed-out or cancelled task is cancelled on
+  :class:`RemoteContext` (ids, variables, config, settings, templates, paths, progress —
+  relayed to the conductor as worker events); a timed-out or cancelled task is cancelled on
   the cluster but cannot be interrupted once a worker has started it.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from atomiton_core.nodes.context import NodeContext
 
 __all__ = ["DaskExecutor", "Executor", "LocalExecutor", "RemoteContext", "create_executor"]
+
+#: The worker event topic node progress travels on.
+PROGRESS_TOPIC = "atomiton-progress"
 
 
 class Executor(Protocol):
@@ -103,6 +107,8 @@ class RemoteContext:
         self.config = dict(config)
         self.settings = settings
         self.cancelled = False
+        #: Set by the executor: where ``progress`` reports go (a worker event topic).
+        self.progress_token: str | None = None
 
     @classmethod
     def of(cls, ctx: NodeContext) -> RemoteContext:
@@ -126,7 +132,19 @@ class RemoteContext:
         )
 
     def progress(self, fraction: float, message: str | None = None) -> None:
-        """Not relayed from a worker (see the module docstring)."""
+        """Relayed to the conductor's ``node_progress`` signal through a worker event."""
+        if self.progress_token is None:
+            return
+        try:
+            from distributed import get_worker
+
+            worker = get_worker()
+        except (ImportError, ValueError):  # not on a worker (e.g. called in a test directly)
+            return
+        worker.log_event(
+            PROGRESS_TOPIC,
+            {"token": self.progress_token, "fraction": float(fraction), "message": message},
+        )
 
     def render(self, value: Any, /, **names: Any) -> Any:
         return expressions.render(value, {**self.variables, "vars": self.variables, **names})
@@ -185,6 +203,16 @@ class DaskExecutor:
             client = distributed.Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
             self._owned.insert(0, client)
         self.client = client
+        #: progress token -> the node's local context, while its task runs
+        self._reporting: dict[str, NodeContext] = {}
+        client.subscribe_topic(PROGRESS_TOPIC, self._on_progress)
+
+    def _on_progress(self, event: Any) -> None:
+        """Runs in the client's thread; ``ctx.progress`` hands the report to the loop."""
+        _, message = event
+        ctx = self._reporting.get(message.get("token"))
+        if ctx is not None:
+            ctx.progress(message["fraction"], message.get("message"))
 
     def __repr__(self) -> str:
         return f"DaskExecutor({self.client.scheduler.address!r})"
@@ -197,9 +225,10 @@ class DaskExecutor:
         params: BaseModel,
         kwargs: dict[str, Any],
     ) -> asyncio.Future[Any]:
-        remote = self.client.submit(
-            _call_remote, fn, RemoteContext.of(ctx), params, kwargs, pure=False
-        )
+        remote_ctx = RemoteContext.of(ctx)
+        token = remote_ctx.progress_token = uuid.uuid4().hex
+        self._reporting[token] = ctx
+        remote = self.client.submit(_call_remote, fn, remote_ctx, params, kwargs, pure=False)
         waiter: asyncio.Future[Any] = loop.create_future()
 
         def settle(done: Any) -> None:
@@ -216,6 +245,7 @@ class DaskExecutor:
             loop.call_soon_threadsafe(settle, done)
 
         def cancel_remote(w: asyncio.Future[Any]) -> None:
+            self._reporting.pop(token, None)
             if w.cancelled():
                 remote.cancel()
 

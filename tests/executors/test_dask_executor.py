@@ -28,7 +28,8 @@ class WorkParams(BaseModel):
 
 @node("dask-test.work", params=WorkParams, outputs={"pid": int, "value": Any, "root": Any})
 def work(ctx: Any, params: WorkParams, value: Any = None) -> dict[str, Any]:
-    """Blocking work: runs on a worker, reports where it ran."""
+    """Blocking work: runs on a worker, reports progress and where it ran."""
+    ctx.progress(0.5, f"half way on {os.getpid()}")
     time.sleep(params.seconds)
     rendered = ctx.render("{{ greeting }} {{ value }}", value=value)
     return {"pid": os.getpid(), "value": rendered, "root": ctx.config.get("allowedRoots")}
@@ -79,16 +80,26 @@ edges:
 
 @pytest.mark.slow
 def test_blocking_nodes_run_on_cluster_workers(cluster_conductor: Conductor) -> None:
+    from atomiton_core import signals
+
     cluster_conductor.run(loads_flow(FLOW))  # warm up: workers import the node code once
-    t0 = time.perf_counter()
-    result = cluster_conductor.run(loads_flow(FLOW), {"greeting": "hi"})
-    elapsed = time.perf_counter() - t0
+    progress: list[Any] = []
+    with signals.node_progress.connected_to(
+        lambda s, event: progress.append(event), sender=cluster_conductor
+    ):
+        t0 = time.perf_counter()
+        result = cluster_conductor.run(loads_flow(FLOW), {"greeting": "hi"})
+        elapsed = time.perf_counter() - t0
     assert result.ok, result.error
     pids = {result.nodes[n].outputs["pid"] for n in "abcd"}  # type: ignore[index]
     assert os.getpid() not in pids and len(pids) == 2  # two worker processes shared the work
     assert 1.1 < elapsed < 2.4  # 4 x 0.6 s on 2 single-threaded workers: two waves
     assert result.outputs["join"]["value"] == "hi hi None"
     assert result.outputs["join"]["root"] == ["/tmp"]
+    relayed = {e.node_id: e for e in progress}  # progress reported on workers reached us
+    assert set("abcd") <= set(relayed)
+    assert relayed["a"].fraction == 0.5 and relayed["a"].message.startswith("half way on ")
+    assert relayed["a"].message != f"half way on {os.getpid()}"
 
 
 @pytest.mark.slow
