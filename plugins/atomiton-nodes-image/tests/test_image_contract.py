@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import typing
 
 import pytest
 from hypothesis import strategies as st
 from PIL import Image
+
+from atomiton_nodes_image.node import Operation
 
 # the testing kit is new: prefer its public name, fall back to the module defining it
 testing = pytest.importorskip("atomiton_core.testing")
@@ -33,22 +36,7 @@ images = st.sampled_from(IMAGES)
 # local files and other URLs are never drawn: inputs come in as bytes only
 params = st.fixed_dictionaries(
     {
-        "operation": st.sampled_from(
-            [
-                "resize",
-                "crop",
-                "rotate",
-                "convert",
-                "blur",
-                "sharpen",
-                "grayscale",
-                "overlay",
-                "composite",
-                "blend",
-                "merge",
-                "watermark",
-            ]
-        )
+        "operation": st.sampled_from(typing.get_args(Operation)),
     },
     optional={
         "format": st.sampled_from(["png", "jpeg", "webp", "gif", "bmp", "tiff"]),
