@@ -16,6 +16,7 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from importlib import metadata
 from types import MappingProxyType
 from typing import Any, cast
@@ -25,6 +26,7 @@ import pluggy
 from atomiton_core import hookspecs
 from atomiton_core.errors import NodeTypeNotFound, PluginError
 from atomiton_core.nodes.definition import NodeType
+from atomiton_core.security import Security
 
 __all__ = ["Catalogue", "PluginProblem", "PluginWarning", "create_plugin_manager"]
 
@@ -53,9 +55,6 @@ class PluginProblem:
     code: str
     message: str
     distribution: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "distribution": self.distribution}
 
 
 def _env_flag(name: str) -> bool:
@@ -125,9 +124,25 @@ def create_plugin_manager(
     for plugin in plugins:
         if pm.is_registered(plugin):
             continue
-        name = getattr(plugin, "__name__", None) or f"plugin-{id(plugin)}"
+        name = getattr(plugin, "__name__", None) or f"{type(plugin).__qualname__}@{id(plugin):x}"
         _register(pm, plugin, name)
     return pm
+
+
+def _precedence(
+    pm: pluggy.PluginManager,
+    dists: Mapping[str, str | None],
+    impls: list[Any],
+    impl: Any,
+) -> tuple[int, str, str, int]:
+    """Where a plugin stands in the conflict order: the core, installed distributions by name,
+    then plugin objects in the order they were given."""
+    name = pm.get_name(impl.plugin) or ""
+    if name == f"{CORE_DISTRIBUTION}:{CORE_ENTRY_POINT}":
+        return (0, "", "", 0)
+    if name in dists:
+        return (1, (dists[name] or "").lower(), name, 0)
+    return (2, "", "", impls.index(impl))
 
 
 def _register(pm: pluggy.PluginManager, plugin: Any, name: str) -> None:
@@ -155,16 +170,35 @@ class Catalogue(Mapping[str, NodeType]):
         return copy
 
     @classmethod
-    def load(cls, plugins: Iterable[Any] = (), *, autoload: bool | None = None) -> Catalogue:
-        """Build a catalogue from a fresh plugin manager (see :func:`create_plugin_manager`)."""
+    def load(
+        cls,
+        plugins: Iterable[Any] = (),
+        *,
+        autoload: bool | None = None,
+        config: Mapping[str, Any] | None = None,
+        security: Security | None = None,
+    ) -> Catalogue:
+        """Build a catalogue from a fresh plugin manager (see :func:`create_plugin_manager`);
+        ``config`` and ``security`` are the host's, passed to ``atomiton_node_types``."""
         problems: list[PluginProblem] = []
         dists: dict[str, str | None] = {}
         pm = create_plugin_manager(
             plugins, autoload=autoload, problems=problems, distributions=dists
         )
-        catalogue = cls.from_plugin_manager(pm, problems, dists)
+        catalogue = cls.from_plugin_manager(
+            pm, problems, dists, config=config or {}, security=security or Security()
+        )
         catalogue.plugin_manager = pm
         return catalogue
+
+    def lifecycle_hooks(self) -> frozenset[str]:
+        """The lifecycle hooks some plugin implements (the conductor calls only these)."""
+        pm = self.plugin_manager
+        if pm is None:
+            return frozenset()
+        return frozenset(
+            name for name in hookspecs.LIFECYCLE_HOOKS if getattr(pm.hook, name).get_hookimpls()
+        )
 
     @classmethod
     def from_plugin_manager(
@@ -172,16 +206,22 @@ class Catalogue(Mapping[str, NodeType]):
         pm: pluggy.PluginManager,
         problems: Iterable[PluginProblem] = (),
         distributions: Mapping[str, str | None] | None = None,
+        *,
+        config: Mapping[str, Any] | None = None,
+        security: Security | None = None,
     ) -> Catalogue:
         found = list(problems)
         already = len(found)
         dists = distributions or {}
+        host: dict[str, Any] = {"config": config or {}, "security": security or Security()}
         types: dict[str, NodeType] = {}
-        for impl in reversed(pm.hook.atomiton_node_types.get_hookimpls()):
+        impls = pm.hook.atomiton_node_types.get_hookimpls()
+        for impl in sorted(impls, key=partial(_precedence, pm, dists, impls)):
             plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
             dist = dists.get(plugin_name) or plugin_name
             try:
-                contributed = cast("Iterable[Any] | None", impl.function())
+                given = {name: host[name] for name in impl.argnames if name in host}
+                contributed = cast("Iterable[Any] | None", impl.function(**given))
             except Exception as exc:
                 found.append(
                     PluginProblem(
@@ -192,12 +232,19 @@ class Catalogue(Mapping[str, NodeType]):
                     )
                 )
                 continue
+            if contributed is not None and not isinstance(contributed, list | tuple):
+                contributed = [contributed]
             for item in contributed or ():
                 if not isinstance(item, NodeType):
-                    raise PluginError(
-                        f"plugin {plugin_name!r} ({dist}) returned {item!r} from "
-                        "atomiton_node_types; expected node types made with @node",
+                    found.append(
+                        PluginProblem(
+                            "PLUGIN_BAD_RETURN",
+                            f"plugin {plugin_name!r} ({dist}) returned {item!r} from "
+                            "atomiton_node_types; expected node types made with @node",
+                            dist,
+                        )
                     )
+                    continue
                 if item.id in types:
                     first = types[item.id]
                     found.append(

@@ -1,57 +1,154 @@
-"""One exception tree, each error with a stable ``code``.
+"""One exception tree; each class owns one stable code and the HTTP status that goes with it.
 
 ::
 
-    AtomitonError                       ATOMITON_ERROR
-    ├── FlowLoadError                   FLOW_LOAD_FAILED    a file that is not a readable flow
-    ├── FlowValidationError             VALIDATION_FAILED   carries the whole ValidationReport
-    ├── NodeTypeNotFound                NODE_TYPE_NOT_FOUND
-    ├── NodeDefinitionError             INVALID_NODE_DEFINITION  a broken @node declaration
-    ├── PluginError                     PLUGIN_ERROR        a plugin failed to load or conflicts
-    ├── ExpressionError                 EXPRESSION_ERROR    a template or expression failed
-    ├── StorageError                    STORAGE_ERROR
-    │   ├── FlowNotFound                FLOW_NOT_FOUND
-    │   └── InvalidFlowId               INVALID_FLOW_ID
-    └── ExecutionError                  EXECUTION_FAILED    a node raised; the run failed
-        ├── NodeTimeout                 TIMEOUT
-        ├── ExecutionCancelled          CANCELLED
-        ├── NodeSkipped                 SKIPPED             an upstream failure left no input
-        └── OutputContractError         INVALID_OUTPUT      a node returned what it did not declare
+    AtomitonError                       ATOMITON_ERROR            500
+    ├── FlowLoadError                   FLOW_LOAD_FAILED          422  not a readable flow
+    ├── FlowValidationError             VALIDATION_FAILED         422  carries the ValidationReport
+    ├── NodeTypeNotFound                NODE_TYPE_NOT_FOUND       422
+    ├── NodeDefinitionError             INVALID_NODE_DEFINITION   500  a broken @node declaration
+    ├── PluginError                     PLUGIN_ERROR              500  a plugin failed to load
+    ├── ExpressionError                 EXPRESSION_ERROR          422  a template or expression
+    ├── ConfigurationError              CONFIGURATION_ERROR       400  set up wrongly
+    ├── PathNotAllowed                  PATH_NOT_ALLOWED          403  a path outside allowedRoots
+    ├── StorageError                    STORAGE_ERROR             500
+    │   ├── FlowNotFound                FLOW_NOT_FOUND            404
+    │   ├── RunNotFound                 RUN_NOT_FOUND             404
+    │   └── InvalidFlowId               INVALID_FLOW_ID           400
+    ├── ExecutionError                  EXECUTION_FAILED          409  a node raised; the run failed
+    │   ├── NodeTimeout                 TIMEOUT                   409  (retryable)
+    │   ├── ExecutionCancelled          CANCELLED                 409
+    │   ├── NodeSkipped                 SKIPPED                   409  no input arrived
+    │   ├── OutputContractError         INVALID_OUTPUT            409  undeclared outputs
+    │   └── CircularDependency          CIRCULAR_DEPENDENCY       409  a flow that runs itself
+    ├── RequestError                    BAD_REQUEST               400  a bad HTTP request
+    │   ├── Unauthorized                UNAUTHORIZED              401
+    │   ├── RouteNotFound               ROUTE_NOT_FOUND           404  no such endpoint / method
+    │   ├── ExecutionNotFound           EXECUTION_NOT_FOUND       404
+    │   ├── NoStorage                   NO_STORAGE                404  the server keeps no flows
+    │   ├── ExecutionConflict           EXECUTION_CONFLICT        409  id taken, or already over
+    │   ├── FlowIdMismatch              FLOW_ID_MISMATCH          422  body and URL disagree
+    │   ├── PayloadTooLarge             BODY_TOO_LARGE            413
+    │   └── TooManyExecutions           TOO_MANY_EXECUTIONS       429  (retryable)
+    └── RemoteError                     REMOTE_ERROR              502  a server answer with no code
 
-Every error names what and where (file, node id, port, parameter) and, when there is one,
-a ``hint`` that says how to fix it. ``to_dict()`` is the JSON shape used by the CLI and server.
+:data:`ERROR_CLASSES` is the one table from code to class (and so to ``http_status``): the
+server answers with it and the client raises the same class again. A plugin may define its
+own subclass with its own ``code`` (``code = "HTTP_ERROR"``); a code already owned by another
+class is refused when the class is defined.
+
+Every error names what and where (file, node id and path, port, parameter) and, when there is
+one, a ``hint`` that says how to fix it. The conductor fills in ``node_id`` and ``path`` of an
+error raised by a node. ``retryable`` is opt-in: only errors that say so (a timeout, an
+exception a node let escape, an error raised with ``retryable=True``) are retried.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
 
-if TYPE_CHECKING:
-    from atomiton_core.flow.validation import ValidationReport
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "ERROR_CLASSES",
     "AtomitonError",
+    "CircularDependency",
+    "ConfigurationError",
+    "ErrorCode",
     "ExecutionCancelled",
+    "ExecutionConflict",
     "ExecutionError",
+    "ExecutionNotFound",
     "ExpressionError",
+    "FlowIdMismatch",
     "FlowLoadError",
     "FlowNotFound",
     "FlowValidationError",
     "InvalidFlowId",
+    "NoStorage",
     "NodeDefinitionError",
     "NodeSkipped",
     "NodeTimeout",
     "NodeTypeNotFound",
     "OutputContractError",
+    "PathNotAllowed",
+    "PayloadTooLarge",
     "PluginError",
+    "Problem",
+    "RemoteError",
+    "RequestError",
+    "RouteNotFound",
+    "RunNotFound",
     "StorageError",
+    "TooManyExecutions",
+    "Unauthorized",
+    "ValidationReport",
+    "error_class",
 ]
+
+
+class ErrorCode(StrEnum):
+    """The core's error codes; each belongs to exactly one class below."""
+
+    ATOMITON_ERROR = "ATOMITON_ERROR"
+    FLOW_LOAD_FAILED = "FLOW_LOAD_FAILED"
+    VALIDATION_FAILED = "VALIDATION_FAILED"
+    NODE_TYPE_NOT_FOUND = "NODE_TYPE_NOT_FOUND"
+    INVALID_NODE_DEFINITION = "INVALID_NODE_DEFINITION"
+    PLUGIN_ERROR = "PLUGIN_ERROR"
+    EXPRESSION_ERROR = "EXPRESSION_ERROR"
+    CONFIGURATION_ERROR = "CONFIGURATION_ERROR"
+    PATH_NOT_ALLOWED = "PATH_NOT_ALLOWED"
+    STORAGE_ERROR = "STORAGE_ERROR"
+    FLOW_NOT_FOUND = "FLOW_NOT_FOUND"
+    RUN_NOT_FOUND = "RUN_NOT_FOUND"
+    INVALID_FLOW_ID = "INVALID_FLOW_ID"
+    EXECUTION_FAILED = "EXECUTION_FAILED"
+    TIMEOUT = "TIMEOUT"
+    CANCELLED = "CANCELLED"
+    SKIPPED = "SKIPPED"
+    INVALID_OUTPUT = "INVALID_OUTPUT"
+    CIRCULAR_DEPENDENCY = "CIRCULAR_DEPENDENCY"
+    BAD_REQUEST = "BAD_REQUEST"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND"
+    EXECUTION_NOT_FOUND = "EXECUTION_NOT_FOUND"
+    NO_STORAGE = "NO_STORAGE"
+    EXECUTION_CONFLICT = "EXECUTION_CONFLICT"
+    FLOW_ID_MISMATCH = "FLOW_ID_MISMATCH"
+    BODY_TOO_LARGE = "BODY_TOO_LARGE"
+    TOO_MANY_EXECUTIONS = "TOO_MANY_EXECUTIONS"
+    REMOTE_ERROR = "REMOTE_ERROR"
+
+
+_REGISTRY: dict[str, type[AtomitonError]] = {}
+#: Code -> the class that owns it (core classes, and plugin subclasses once imported).
+ERROR_CLASSES: Mapping[str, type[AtomitonError]]
 
 
 class AtomitonError(Exception):
     """Root of every error the SDK raises on purpose."""
 
-    code: ClassVar[str] = "ATOMITON_ERROR"
+    code: ClassVar[str] = ErrorCode.ATOMITON_ERROR
+    #: The status the server answers with when a request ends in this error.
+    http_status: ClassVar[int] = 500
+    #: Whether retrying can help, unless the instance says otherwise.
+    retryable_default: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in cls.__dict__:
+            return  # shares its parent's code (e.g. a subclass for one call site)
+        owner = _REGISTRY.get(cls.code)
+        if owner is not None and owner.__qualname__ != cls.__qualname__:
+            raise TypeError(
+                f"error code {cls.code!r} of {cls.__module__}.{cls.__qualname__} is already "
+                f"owned by {owner.__module__}.{owner.__qualname__}; choose a code of your own"
+            )
+        _REGISTRY[str(cls.code)] = cls
 
     def __init__(
         self,
@@ -59,37 +156,127 @@ class AtomitonError(Exception):
         *,
         hint: str | None = None,
         node_id: str | None = None,
-        code: str | None = None,
-        retryable: bool = True,
+        path: str | None = None,
+        retryable: bool | None = None,
         retry_after: float | None = None,
         **context: Any,
     ) -> None:
+        if "code" in context:
+            raise TypeError(
+                "an error's code belongs to its class: raise a subclass with `code = ...` "
+                f"instead of passing code={context['code']!r}"
+            )
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: The node the error happened in, and where it sits (``loop-1/iteration 3/resize``).
         self.node_id = node_id
+        self.path = path
         #: False: retrying cannot help (a 404, a bad argument); the conductor will not retry.
-        self.retryable = retryable
+        self.retryable = self.retryable_default if retryable is None else retryable
         #: Seconds the cause asks to wait before a retry (e.g. HTTP Retry-After).
         self.retry_after = retry_after
         self.context = context
-        if code is not None:
-            self.code = code  # type: ignore[misc]
 
     def __str__(self) -> str:
         return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.hint:
-            data["hint"] = self.hint
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AtomitonError):
+            return NotImplemented
+        return (
+            type(self) is type(other)
+            and self.message == other.message
+            and self.hint == other.hint
+            and self.node_id == other.node_id
+            and self.path == other.path
+        )
+
+    __hash__ = Exception.__hash__
+
+    def at(self, node_id: str, path: str | None) -> AtomitonError:
+        """Fill in the node (and its path) this error happened in, unless already known."""
+        if self.node_id is None:
+            self.node_id = node_id
+        if self.path is None and self.node_id == node_id:
+            self.path = path
+        return self
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class Problem(_Wire):
+    """One thing wrong with a flow: a stable code, where (key path into the file, node or edge
+    id), what, and how to fix it."""
+
+    code: str
+    message: str
+    location: str = ""
+    node_id: str | None = None
+    edge_id: str | None = None
+    hint: str | None = None
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        where = self.location
         if self.node_id:
-            data["nodeId"] = self.node_id
-        return data
+            where += f" (node {self.node_id!r})"
+        elif self.edge_id:
+            where += f" (edge {self.edge_id!r})"
+        text = f"[{self.code}] {where}: {self.message}"
+        return f"{text} — {self.hint}" if self.hint else text
+
+
+class ValidationReport(BaseModel):
+    """Every problem of one flow; travels inside :class:`FlowValidationError`."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, arbitrary_types_allowed=True
+    )
+
+    flow_id: str
+    problems: list[Problem] = Field(default_factory=list)
+    #: id(NodeSpec) -> what the planner needs (flow.validation.ResolvedNode); not on the wire.
+    resolved: dict[int, Any] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def __str__(self) -> str:
+        if not self.problems:
+            return f"flow {self.flow_id!r} is valid"
+        head = (
+            f"flow {self.flow_id!r}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+        )
+        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+    def raise_for_problems(self, source: str | None = None) -> None:
+        if not self.ok:
+            raise FlowValidationError(self, source=source)
 
 
 class FlowLoadError(AtomitonError):
-    code = "FLOW_LOAD_FAILED"
+    code = ErrorCode.FLOW_LOAD_FAILED
+    http_status = 422
 
     @classmethod
     def from_yaml(cls, source: str, exc: Exception) -> FlowLoadError:
@@ -100,7 +287,8 @@ class FlowLoadError(AtomitonError):
 
 
 class FlowValidationError(AtomitonError):
-    code = "VALIDATION_FAILED"
+    code = ErrorCode.VALIDATION_FAILED
+    http_status = 422
 
     def __init__(self, report: ValidationReport, *, source: str | None = None) -> None:
         self.report = report
@@ -109,49 +297,70 @@ class FlowValidationError(AtomitonError):
         lines.extend(f"  - {p}" for p in report.errors)
         super().__init__("\n".join(lines), source=source)
 
-    def to_dict(self) -> dict[str, Any]:
-        data = super().to_dict()
-        data["problems"] = [p.to_dict() for p in self.report.problems]
-        return data
-
 
 class NodeTypeNotFound(AtomitonError):
-    code = "NODE_TYPE_NOT_FOUND"
+    code = ErrorCode.NODE_TYPE_NOT_FOUND
+    http_status = 422
 
 
 class NodeDefinitionError(AtomitonError):
-    code = "INVALID_NODE_DEFINITION"
+    code = ErrorCode.INVALID_NODE_DEFINITION
 
 
 class PluginError(AtomitonError):
-    code = "PLUGIN_ERROR"
+    code = ErrorCode.PLUGIN_ERROR
 
 
 class ExpressionError(AtomitonError):
-    code = "EXPRESSION_ERROR"
+    code = ErrorCode.EXPRESSION_ERROR
+    http_status = 422
+
+
+class ConfigurationError(AtomitonError):
+    """A conductor, executor or node asked for something that cannot be set up."""
+
+    code = ErrorCode.CONFIGURATION_ERROR
+    http_status = 400
+
+
+class PathNotAllowed(AtomitonError):
+    """A node's path lies outside the conductor's ``allowed_roots``."""
+
+    code = ErrorCode.PATH_NOT_ALLOWED
+    http_status = 403
 
 
 class StorageError(AtomitonError):
-    code = "STORAGE_ERROR"
+    code = ErrorCode.STORAGE_ERROR
 
 
 class FlowNotFound(StorageError):
-    code = "FLOW_NOT_FOUND"
+    code = ErrorCode.FLOW_NOT_FOUND
+    http_status = 404
+
+
+class RunNotFound(StorageError):
+    code = ErrorCode.RUN_NOT_FOUND
+    http_status = 404
 
 
 class InvalidFlowId(StorageError):
-    code = "INVALID_FLOW_ID"
+    code = ErrorCode.INVALID_FLOW_ID
+    http_status = 400
 
 
 class ExecutionError(AtomitonError):
-    code = "EXECUTION_FAILED"
+    code = ErrorCode.EXECUTION_FAILED
+    http_status = 409
 
     @classmethod
     def from_exception(cls, exc: BaseException, *, node_id: str, node_type: str) -> ExecutionError:
-        """Wrap an exception a node let escape, keeping it as ``__cause__``."""
+        """Wrap an exception a node let escape, keeping it as ``__cause__``; retryable, since
+        nothing says retrying cannot help (a dropped connection, a busy file)."""
         err = cls(
             f"node {node_id!r} ({node_type}) raised {type(exc).__name__}: {exc}",
             node_id=node_id,
+            retryable=True,
             node_type=node_type,
             exception_type=type(exc).__name__,
         )
@@ -160,16 +369,88 @@ class ExecutionError(AtomitonError):
 
 
 class NodeTimeout(ExecutionError):
-    code = "TIMEOUT"
+    code = ErrorCode.TIMEOUT
+    retryable_default = True
 
 
 class ExecutionCancelled(ExecutionError):
-    code = "CANCELLED"
+    code = ErrorCode.CANCELLED
 
 
 class NodeSkipped(ExecutionError):
-    code = "SKIPPED"
+    code = ErrorCode.SKIPPED
 
 
 class OutputContractError(ExecutionError):
-    code = "INVALID_OUTPUT"
+    code = ErrorCode.INVALID_OUTPUT
+
+
+class CircularDependency(ExecutionError):
+    code = ErrorCode.CIRCULAR_DEPENDENCY
+
+
+class RequestError(AtomitonError):
+    """What an HTTP request to the server got wrong (the body, the token, a limit)."""
+
+    code = ErrorCode.BAD_REQUEST
+    http_status = 400
+
+
+class Unauthorized(RequestError):
+    code = ErrorCode.UNAUTHORIZED
+    http_status = 401
+
+
+class RouteNotFound(RequestError):
+    code = ErrorCode.ROUTE_NOT_FOUND
+    http_status = 404
+
+
+class ExecutionNotFound(RequestError):
+    code = ErrorCode.EXECUTION_NOT_FOUND
+    http_status = 404
+
+
+class NoStorage(RequestError):
+    code = ErrorCode.NO_STORAGE
+    http_status = 404
+
+
+class ExecutionConflict(RequestError):
+    code = ErrorCode.EXECUTION_CONFLICT
+    http_status = 409
+
+
+class FlowIdMismatch(RequestError):
+    code = ErrorCode.FLOW_ID_MISMATCH
+    http_status = 422
+
+
+class PayloadTooLarge(RequestError):
+    code = ErrorCode.BODY_TOO_LARGE
+    http_status = 413
+
+
+class TooManyExecutions(RequestError):
+    code = ErrorCode.TOO_MANY_EXECUTIONS
+    http_status = 429
+    retryable_default = True
+
+
+class RemoteError(AtomitonError):
+    """The server answered with an error that carries no code of ours (a proxy's 502...)."""
+
+    code = ErrorCode.REMOTE_ERROR
+    http_status = 502
+
+    def __init__(self, message: str, *, status_code: int = 502, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.status_code = status_code
+
+
+ERROR_CLASSES = _REGISTRY
+
+
+def error_class(code: str) -> type[AtomitonError] | None:
+    """The class that owns ``code``, or None for a code no imported class owns."""
+    return _REGISTRY.get(code)

@@ -8,7 +8,22 @@ conductor's plugin manager. Installed packages are found through the entry-point
     acme = "acme_nodes.plugin"
 
 The core's own nodes arrive the same way (entry point ``builtin``). Every hook is called with
-keyword arguments only; an implementation may accept any subset of the documented ones.
+keyword arguments only; an implementation may accept any subset of the documented ones (pluggy
+passes only the names it asks for).
+
+**Order and conflicts.** Plugins are consulted in one fixed order: the core's own, then the
+installed distributions sorted by distribution name (and entry-point name), then plugin
+objects passed to ``create_conductor(plugins=...)`` in the order given. When two plugins
+contribute the same node type id, the first in that order keeps it and the conflict is
+reported (a ``PluginWarning`` and an entry in ``catalogue.problems`` naming both).
+
+**Failures.** A hook that raises, or returns something that is not what its spec says, is
+reported the same way (``PLUGIN_HOOK_FAILED`` / ``PLUGIN_BAD_RETURN``, naming the plugin and
+its distribution) and skipped; the other plugins keep working. A lifecycle hook that raises
+fails the run it was called for, with a ``PluginError`` naming the plugin.
+
+**Lifecycle hooks** are only called when some plugin implements them: a conductor with none
+pays nothing for their existence.
 """
 
 from __future__ import annotations
@@ -18,24 +33,32 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
+    from atomiton_core.errors import AtomitonError
     from atomiton_core.nodes.definition import NodeType
+    from atomiton_core.security import Security
 
 hookspec = pluggy.HookspecMarker("atomiton")
 hookimpl = pluggy.HookimplMarker("atomiton")
 
-__all__ = ["hookimpl", "hookspec"]
+__all__ = ["LIFECYCLE_HOOKS", "hookimpl", "hookspec"]
+
+#: The hooks called during runs (the rest are called when a catalogue is built, or lazily).
+LIFECYCLE_HOOKS = ("atomiton_before_run", "atomiton_after_run", "atomiton_on_node_error")
 
 
 @hookspec
-def atomiton_node_types() -> Sequence[NodeType]:  # type: ignore[empty-body]
+def atomiton_node_types(  # type: ignore[empty-body]
+    config: Mapping[str, Any], security: Security
+) -> Sequence[NodeType]:
     """Return the node types this plugin contributes.
 
-    Called once, when a conductor builds its catalogue. Return a list of objects made with
-    ``@node``. Type ids are global: use a prefix of your own (``acme.scale``) unless you
-    publish one of the original's node types. Two plugins returning the same id are reported
-    naming both distributions; the one loaded first is kept.
+    Called once, when a conductor builds its catalogue, with that conductor's ``config`` (its
+    free settings, as nodes see them in ``ctx.config``) and ``security`` (a
+    :class:`~atomiton_core.Security`). Return a list of objects made with ``@node``. Type ids
+    are global: use a prefix of your own (``acme.scale``) unless you publish one of the
+    original's node types. On a clash the first plugin in the order above keeps the id.
     """
 
 
@@ -47,3 +70,30 @@ def atomiton_hypothesis_strategies() -> dict[str, Any]:  # type: ignore[empty-bo
     declares a port of a type it cannot derive values for on its own, e.g. ``{"Image": st...}``.
     Called lazily, only by the testing kit.
     """
+
+
+@hookspec
+def atomiton_before_run(
+    execution_id: str, flow_id: str, inputs: Mapping[str, Any], config: Mapping[str, Any]
+) -> None:
+    """Called when an execution starts, before its first node, in the event loop's thread.
+
+    ``inputs`` are the variables the run was given. Raising fails the run before any node
+    ran (its result carries a ``PluginError`` naming the plugin).
+    """
+
+
+@hookspec
+def atomiton_after_run(result: Any) -> None:
+    """Called once an execution has finished, with its
+    :class:`~atomiton_core.ExecutionResult` (completed, failed or cancelled), before the
+    result is recorded and handed back. A raising implementation is reported and logged; the
+    result stands."""
+
+
+@hookspec
+def atomiton_on_node_error(
+    execution_id: str, node_id: str, path: str, error: AtomitonError
+) -> None:
+    """Called when a node fails after its last attempt (``continueOnFail`` or not), with the
+    error the run records for it. Observing only: the run goes on as the node's settings say."""

@@ -10,16 +10,19 @@ one keyword argument ``event`` holding a typed payload. Connect to all senders, 
         print(event.path, event.duration_ms)
 
 The conductor checks ``signal.receivers`` before building a payload, so a signal nobody
-listens to costs one attribute test. Receiver exceptions propagate, as blinker intends: a
-receiver that raises fails the node (or run) it was observing.
+listens to costs one attribute test. A receiver that raises while a run is going fails that
+run with its error; one raising on a finishing event is logged (``atomiton.signals``).
+Payloads travel as JSON through ``atomiton_core.wire`` (``wire.dump(event)``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from blinker import Namespace
+
+from atomiton_core.results import ExecutionResult
+from atomiton_core.wire import CONFIG, Error, Timestamp, Value
 
 __all__ = [
     "ALL_SIGNALS",
@@ -108,34 +111,23 @@ ALL_SIGNALS = (
 
 @dataclass(frozen=True, slots=True)
 class ExecutionEvent:
+    __pydantic_config__ = CONFIG
+
     type: str
     execution_id: str
     flow_id: str
-    timestamp: float
+    timestamp: Timestamp
     progress: float
     status: str
-    error: dict[str, Any] | None = None
+    error: Error = None
     #: The ExecutionResult, on the finishing events.
-    result: Any = field(default=None, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "type": self.type,
-            "executionId": self.execution_id,
-            "flowId": self.flow_id,
-            "timestamp": self.timestamp,
-            "progress": self.progress,
-            "status": self.status,
-        }
-        if self.error is not None:
-            data["error"] = self.error
-        if self.result is not None:
-            data["result"] = self.result.to_dict()
-        return data
+    result: ExecutionResult | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
 class NodeEvent:
+    __pydantic_config__ = CONFIG
+
     type: str
     execution_id: str
     flow_id: str
@@ -143,58 +135,24 @@ class NodeEvent:
     node_type: str
     #: Where the node sits: ``group-1/resize``, ``loop-1/iteration 3/resize``.
     path: str
-    timestamp: float
+    timestamp: Timestamp
     #: Overall progress of the execution, 0..1, never decreasing.
     progress: float
     status: str
     attempt: int = 0
     fraction: float | None = None
     message: str | None = None
-    error: dict[str, Any] | None = None
-    outputs: Any = field(default=None, compare=False)
+    error: Error = None
+    outputs: Value = field(default=None, compare=False)
     duration_ms: float | None = None
     delay_ms: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        from atomiton_core.conductor.results import jsonable
-
-        data: dict[str, Any] = {
-            "type": self.type,
-            "executionId": self.execution_id,
-            "flowId": self.flow_id,
-            "nodeId": self.node_id,
-            "nodeType": self.node_type,
-            "path": self.path,
-            "timestamp": self.timestamp,
-            "progress": self.progress,
-            "status": self.status,
-            "attempt": self.attempt,
-        }
-        for key, value in (
-            ("fraction", self.fraction),
-            ("message", self.message),
-            ("error", self.error),
-            ("durationMs", self.duration_ms),
-            ("delayMs", self.delay_ms),
-        ):
-            if value is not None:
-                data[key] = value
-        if self.outputs is not None:
-            data["outputs"] = jsonable(self.outputs)
-        return data
 
 
 @dataclass(frozen=True, slots=True)
 class FlowEvent:
+    __pydantic_config__ = CONFIG
+
     type: str
     flow_id: str
     location: str
-    timestamp: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type,
-            "flowId": self.flow_id,
-            "location": self.location,
-            "timestamp": self.timestamp,
-        }
+    timestamp: Timestamp

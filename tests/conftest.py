@@ -46,7 +46,7 @@ class FlakyParams(BaseModel):
 async def flaky_node(ctx: NodeContext, params: FlakyParams, input: Any = None) -> dict[str, Any]:
     """Fails the first ``failures`` attempts, then returns the attempt number."""
     if ctx.attempt <= params.failures:
-        raise ExecutionError(f"planned failure on attempt {ctx.attempt}")
+        raise ExecutionError(f"planned failure on attempt {ctx.attempt}", retryable=True)
     return {"output": ctx.attempt}
 
 

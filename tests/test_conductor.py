@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from atomiton_core import Conductor, ExecutionStatus, FlowValidationError, NodeStatus, loads_flow
+from atomiton_core import (
+    Conductor,
+    ExecutionStatus,
+    FlowValidationError,
+    NodeStatus,
+    loads_flow,
+    wire,
+)
 
 
 def test_independent_branches_run_concurrently(conductor: Conductor) -> None:
@@ -358,7 +365,7 @@ nodes:
   - {id: bad, type: test.fail, parameters: {continueOnFail: true}}
 """
     )
-    data = conductor.run(flow).to_dict()
+    data = wire.dump(conductor.run(flow))
     assert set(data) >= {"executionId", "status", "outputs", "nodes", "durationMs"}
     assert data["status"] == "completed"
     node = data["nodes"]["a"]

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from atomiton_core import (
+    ConfigurationError,
     Edge,
-    ExecutionError,
     Flow,
     NodeContext,
     NodeSpec,
@@ -119,5 +119,5 @@ def test_retain_results_errors_still_returns_the_flow_outputs() -> None:
 
 
 def test_retain_results_rejects_unknown_values() -> None:
-    with pytest.raises(ExecutionError, match="retain_results"):
+    with pytest.raises(ConfigurationError, match="retain_results"):
         create_conductor("memory://retention", autoload=False, retain_results="some")  # type: ignore[arg-type]

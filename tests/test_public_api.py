@@ -25,8 +25,11 @@ def test_all_is_exactly_the_public_names() -> None:
         "nodes",
         "storage",
         "testing",
-        "client",
         "server",
+        "files",
+        "results",
+        "security",
+        "version",
     }
     assert public - submodules == set(atomiton_core.__all__) - {"__version__"}
     assert sorted(atomiton_core.__all__) == list(atomiton_core.__all__)

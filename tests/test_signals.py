@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from atomiton_core import Conductor, loads_flow, signals
+from atomiton_core import Conductor, loads_flow, signals, wire
 
 FLOW = """
 id: sig
@@ -67,9 +68,9 @@ def test_events_in_order_with_typed_payloads(conductor: Conductor) -> None:
         "started": completed.outputs["started"],
         "ended": completed.outputs["ended"],
     }
-    assert completed.to_dict()["nodeType"] == "test.sleep"
+    assert wire.dump(completed)["nodeType"] == "test.sleep"
     finished = events[-1]
-    assert finished.result is result and finished.to_dict()["result"]["status"] == "completed"
+    assert finished.result is result and wire.dump(finished)["result"]["status"] == "completed"
     assert any(e.type == "node.progress" and e.message == "step 2" for e in events)
 
 
@@ -86,7 +87,7 @@ def test_receivers_for_another_conductor_hear_nothing(
 def test_failed_and_cancelled_execution_events(conductor: Conductor) -> None:
     seen: list[str] = []
     with signals.execution_failed.connected_to(
-        lambda s, event: seen.append(event.error["code"]), sender=conductor
+        lambda s, event: seen.append(event.error.code), sender=conductor
     ):
         conductor.run(loads_flow("id: f\nname: F\nnodes:\n  - {id: x, type: test.fail}\n"))
     assert seen == ["EXECUTION_FAILED"]
@@ -114,3 +115,25 @@ def test_no_receivers_means_no_payloads(conductor: Conductor, monkeypatch: Any) 
     result = conductor.run(loads_flow(FLOW))
     assert result.ok
     assert built == []
+
+
+def test_an_execution_handle_streams_its_own_events(conductor: Conductor) -> None:
+    flow = loads_flow(
+        "id: ev\nname: Ev\nnodes:\n  - {id: a, type: test.add}\n  - {id: b, type: test.add}\n"
+        "edges:\n  - {source: a, target: b, sourceHandle: output, targetHandle: a}\n"
+    )
+
+    async def scenario() -> tuple[list[Any], str]:
+        execution = conductor.start(flow)
+        other = conductor.start(flow)
+        seen = [event async for event in execution.events()]
+        await other.result()
+        assert [e async for e in execution.events()] == []  # finished: nothing more to come
+        return seen, execution.execution_id
+
+    seen, eid = asyncio.run(scenario())
+    assert {e.execution_id for e in seen} == {eid}
+    types = [e.type for e in seen]
+    assert types[0] == "execution.started" and types[-1] == "execution.completed"
+    assert [e.node_id for e in seen if e.type == "node.completed"] == ["a", "b"]
+    assert seen[-1].result is not None and seen[-1].result.ok

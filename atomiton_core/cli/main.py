@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from atomiton_core import signals
+from atomiton_core import signals, wire
 from atomiton_core.conductor.conductor import Conductor, create_conductor
-from atomiton_core.conductor.results import ExecutionResult, jsonable
 from atomiton_core.errors import AtomitonError, FlowLoadError, FlowValidationError
 from atomiton_core.flow.yaml_io import dumps_flow, load_flow
+from atomiton_core.results import ExecutionResult
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -96,7 +96,7 @@ class _LiveView:
         if event.type == "node.progress" and event.fraction is not None:
             row["detail"] = f"{event.fraction:.0%} {event.message or ''}".strip()
         elif event.error:
-            row["detail"] = event.error.get("message", "")
+            row["detail"] = event.error.message
         elif event.duration_ms is not None:
             row["detail"] = f"{event.duration_ms:.1f} ms"
         elif event.type == "node.retrying":
@@ -132,7 +132,7 @@ def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
             mark = _STATUS_MARK.get(event.status, "·")
             detail = ""
             if event.error:
-                detail = f" — {event.error.get('message', '')}"
+                detail = f" — {event.error.message}"
             elif event.duration_ms is not None and event.type == "node.completed":
                 detail = f" ({event.duration_ms:.1f} ms)"
             elif event.type == "node.progress":
@@ -178,7 +178,7 @@ def _print_summary(result: ExecutionResult, console: Console) -> None:
     if result.error is not None:
         console.print(f"[red]{result.error.code}: {result.error}[/]", soft_wrap=True)
     if result.outputs:
-        console.print_json(json.dumps(jsonable(result.outputs)))
+        console.print_json(json.dumps(wire.jsonable(result.outputs)))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -222,7 +222,7 @@ def run(
         plan = conductor.prepare(flow)
     except (FlowValidationError, FlowLoadError) as exc:
         if as_json:
-            click.echo(json.dumps({"status": "invalid", "error": exc.to_dict()}, indent=2))
+            click.echo(json.dumps({"status": "invalid", "error": wire.dump(exc)}, indent=2))
         _fail(str(exc), EXIT_INVALID)
     except AtomitonError as exc:
         _fail(str(exc), EXIT_FAILED)
@@ -231,7 +231,7 @@ def run(
         result = asyncio.run(_execute_with_signals(conductor, plan, values))
     conductor.close()
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(wire.dumps(result, indent=2))
     else:
         _print_summary(result, Console(highlight=False))
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
@@ -248,10 +248,10 @@ def validate(flow: str, as_json: bool, storage: str | None) -> None:
         report = conductor.validate(flow)
     except (FlowLoadError, AtomitonError) as exc:
         if as_json:
-            click.echo(json.dumps({"valid": False, "error": exc.to_dict()}, indent=2))
+            click.echo(json.dumps({"valid": False, "error": wire.dump(exc)}, indent=2))
         _fail(str(exc), EXIT_INVALID)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        click.echo(wire.dumps(report, indent=2))
     else:
         Console(highlight=False).print(str(report), markup=False, soft_wrap=True)
     sys.exit(EXIT_OK if report.ok else EXIT_INVALID)
@@ -268,7 +268,7 @@ def nodes(as_json: bool) -> None:
             json.dumps(
                 {
                     "nodeTypes": [catalogue[t].to_dict(schema=True) for t in sorted(catalogue)],
-                    "problems": [p.to_dict() for p in catalogue.problems],
+                    "problems": [wire.dump(p) for p in catalogue.problems],
                 },
                 indent=2,
             )
@@ -300,7 +300,7 @@ def flows_list(as_json: bool, storage: str | None) -> None:
     assert store is not None
     found = store.list()
     if as_json:
-        click.echo(json.dumps([s.to_dict() for s in found], indent=2))
+        click.echo(json.dumps([wire.dump(s) for s in found], indent=2))
         return
     table = Table(title=f"{len(found)} flows in {store.url}")
     for column in ("id", "name", "description"):

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import jinja2
 
-from atomiton_core import __version__
+from atomiton_core.version import __version__
 
 __all__ = ["plugin", "scaffold"]
 

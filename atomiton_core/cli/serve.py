@@ -118,7 +118,7 @@ def serve(
     try:
         import uvicorn
 
-        from atomiton_core.server import create_app, uvicorn_ws_protocol
+        from atomiton_core.server.app import create_app, uvicorn_ws_protocol
     except ImportError as exc:
         raise click.ClickException(f"{INSTALL_HINT} ({exc})") from None
     disabled_types = sorted({*disabled, *(SAFE_DISABLED if safe else ())})

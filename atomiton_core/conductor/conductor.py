@@ -3,29 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Any, Literal
 
+from atomiton_core import signals
 from atomiton_core.catalogue import Catalogue
-from atomiton_core.conductor.engine import Run
 from atomiton_core.conductor.executors import Executor, LocalExecutor, create_executor
 from atomiton_core.conductor.plan import FlowPlan, plan_flow
-from atomiton_core.conductor.results import ExecutionResult, ExecutionStatus
-from atomiton_core.errors import ExecutionError
+from atomiton_core.conductor.run import Run
+from atomiton_core.errors import (
+    ConfigurationError,
+    ExecutionConflict,
+    PluginError,
+    ValidationReport,
+)
 from atomiton_core.flow.models import Flow
-from atomiton_core.flow.validation import ValidationReport, validate
+from atomiton_core.flow.validation import validate
 from atomiton_core.flow.yaml_io import load_flow
+from atomiton_core.results import ExecutionResult, ExecutionStatus
+from atomiton_core.security import Security
 from atomiton_core.storage.flows import FlowStorage, create_storage
 
 __all__ = ["Conductor", "Execution", "create_conductor"]
 
 FlowLike = Flow | FlowPlan | str | os.PathLike[str]
+_log = logging.getLogger("atomiton.plugins")
+_FINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
 
 
 class Execution:
-    """A started execution: await ``result()``, or ``cancel()`` it."""
+    """A started execution: await ``result()``, follow ``events()``, or ``cancel()`` it."""
 
     def __init__(self, run: Run, task: asyncio.Task[ExecutionResult]) -> None:
         self._run = run
@@ -58,6 +68,34 @@ class Execution:
         self._run.stop_event.set()
         return self._task.cancel()
 
+    async def events(self) -> AsyncGenerator[signals.NodeEvent | signals.ExecutionEvent]:
+        """This execution's signal payloads as they happen, ending after the final one.
+
+        Called right after ``start()`` (before the loop has run the execution), it yields
+        every event from ``execution.started`` on; called later, those from then on.
+        """
+        if self._task.done():
+            return
+        queue: asyncio.Queue[signals.NodeEvent | signals.ExecutionEvent] = asyncio.Queue()
+        eid = self._run.execution_id
+
+        def receive(sender: Any, event: signals.NodeEvent | signals.ExecutionEvent) -> None:
+            if event.execution_id == eid:
+                queue.put_nowait(event)
+
+        observed = (*signals.EXECUTION_SIGNALS, *signals.NODE_SIGNALS)
+        for signal in observed:
+            signal.connect(receive, sender=self._run.conductor, weak=False)
+        try:
+            while True:
+                event = await queue.get()
+                yield event
+                if event.type in _FINAL_EVENTS:
+                    return
+        finally:
+            for signal in observed:
+                signal.disconnect(receive)  # from every sender: see signals' module notes
+
     async def result(self) -> ExecutionResult:
         """The final result; a cancelled execution returns its result with status
         ``cancelled`` (only cancelling the awaiting task itself raises CancelledError)."""
@@ -78,6 +116,7 @@ class Conductor:
         storage: FlowStorage | None,
         *,
         config: Mapping[str, Any] | None = None,
+        security: Security | Mapping[str, Any] | None = None,
         record_runs: bool = False,
         keep_runs: int | None = None,
         retain_outputs: bool = True,
@@ -86,13 +125,17 @@ class Conductor:
     ) -> None:
         self.catalogue = catalogue
         self.storage = storage
-        self.config: Mapping[str, Any] = dict(config or {})
+        #: What nodes may reach (typed); security keys given in ``config`` land here.
+        self.security: Security
+        #: Conductor-wide settings for nodes (``ctx.config``), less the security ones.
+        self.config: Mapping[str, Any]
+        self.security, self.config = Security.split(config or {}, security)
         self.record_runs = record_runs and storage is not None
         #: At most this many run records are kept in storage (the newest); None: all.
         self.keep_runs = keep_runs
         self.retain_outputs = retain_outputs
         if retain_results not in ("all", "errors"):
-            raise ExecutionError(
+            raise ConfigurationError(
                 f"retain_results={retain_results!r} is not an option",
                 hint='use "all" (every node\'s result) or "errors" (nodes that did not complete)',
             )
@@ -100,6 +143,8 @@ class Conductor:
         #: Where blocking sync nodes run (threads by default; see conductor.executors).
         self.executor: Executor = executor if executor is not None else LocalExecutor()
         self._executions: dict[str, Execution] = {}
+        #: The lifecycle hooks some plugin implements; the others are never called.
+        self.hooks = catalogue.lifecycle_hooks()
 
     def __repr__(self) -> str:
         return f"<Conductor {len(self.catalogue)} node types, storage={self.storage!r}>"
@@ -139,7 +184,7 @@ class Conductor:
     def prepare_stored(self, flow_id: str) -> FlowPlan:
         """Plan a flow from this conductor's storage (what ``flow`` nodes run)."""
         if self.storage is None:
-            raise ExecutionError(
+            raise ConfigurationError(
                 f"flow {flow_id!r} is referenced but this conductor has no storage",
                 hint="create the conductor with storage=... holding the referenced flows",
             )
@@ -157,7 +202,7 @@ class Conductor:
         plan = self.prepare(flow)
         eid = execution_id or uuid.uuid4().hex
         if eid in self._executions:
-            raise ExecutionError(f"execution id {eid!r} is already running")
+            raise ExecutionConflict(f"execution id {eid!r} is already running")
         variables = dict(plan.variables)
         if inputs:
             variables.update(inputs)
@@ -175,9 +220,30 @@ class Conductor:
 
     async def _main(self, run: Run) -> ExecutionResult:
         result = await run.main()
+        if "atomiton_after_run" in self.hooks:
+            self.call_hook("atomiton_after_run", result=result)
         if self.record_runs and self.storage is not None:
             await asyncio.to_thread(self._record, self.storage, result)
         return result
+
+    def call_hook(self, name: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook; a raising implementation is a PluginError naming it."""
+        pm = self.catalogue.plugin_manager
+        if pm is None:
+            return
+        for impl in getattr(pm.hook, name).get_hookimpls():
+            try:
+                impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
+            except Exception as exc:
+                plugin = pm.get_name(impl.plugin) or repr(impl.plugin)
+                err = PluginError(
+                    f"plugin {plugin!r} raised in {name}: {type(exc).__name__}: {exc}",
+                    hint="a lifecycle hook should handle its own errors",
+                )
+                err.__cause__ = exc
+                if name == "atomiton_before_run":
+                    raise err from exc
+                _log.error("%s", err, exc_info=exc)
 
     def _record(self, storage: FlowStorage, result: ExecutionResult) -> None:
         storage.save_run(result)
@@ -216,7 +282,7 @@ class Conductor:
         except RuntimeError:
             pass  # no loop running: the normal case
         else:
-            raise ExecutionError(
+            raise ConfigurationError(
                 "Conductor.run() was called inside a running event loop",
                 hint="use `await conductor.execute(...)` there",
             )
@@ -241,6 +307,7 @@ def create_conductor(
     *,
     autoload: bool | None = None,
     config: Mapping[str, Any] | None = None,
+    security: Security | Mapping[str, Any] | None = None,
     disabled_types: Iterable[str] = (),
     record_runs: bool | None = None,
     keep_runs: int | None = None,
@@ -254,9 +321,11 @@ def create_conductor(
     ``storage``: a FlowStorage, an fsspec URL / path, or None for the default local folder
     (see ``create_storage``). ``plugins``: plugin objects or modules to register besides the
     installed ones; ``autoload=False`` loads no installed plugin but the core's own.
-    ``config``: conductor-wide settings nodes read through ``ctx.config`` (e.g.
-    ``{"allowedRoots": [...], "allowedPrograms": [...]}``). ``disabled_types``: node types
-    this conductor refuses. ``record_runs``: store each result under ``runs/`` (default: on);
+    ``config``: conductor-wide settings nodes read through ``ctx.config``; ``security``: what
+    nodes may reach, a :class:`Security` (``allowed_roots``, ``allowed_programs``; the same
+    keys, camelCase, are also taken from ``config``, and a misspelt one is refused).
+    ``disabled_types``: node types this conductor refuses. ``record_runs``: store each
+    result under ``runs/`` (default: on);
     ``keep_runs``: keep only the newest N records (default: all).
     ``retain_outputs=False`` keeps only the flow's outputs (its sinks'), for huge runs: no
     ``NodeResult.outputs``, and each node's outputs are released as soon as every node
@@ -267,7 +336,10 @@ def create_conductor(
     blocking sync nodes run — "local" threads (``max_workers`` of them, the default), "dask"
     (a new LocalCluster), a scheduler address ("tcp://host:8786"), or an Executor object.
     """
-    catalogue = Catalogue.load(plugins, autoload=autoload)
+    security_settings, free_config = Security.split(config or {}, security)
+    catalogue = Catalogue.load(
+        plugins, autoload=autoload, config=free_config, security=security_settings
+    )
     disabled = set(disabled_types)
     if disabled:
         catalogue = catalogue.without(disabled)
@@ -276,6 +348,7 @@ def create_conductor(
         catalogue,
         store,
         config=config,
+        security=security,
         record_runs=True if record_runs is None else record_runs,
         keep_runs=keep_runs,
         retain_outputs=retain_outputs,

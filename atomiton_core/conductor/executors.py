@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
-from atomiton_core.errors import ExecutionError
+from atomiton_core.errors import ConfigurationError
+from atomiton_core.files import Location, resolve_path
 from atomiton_core.nodes import expressions
-from atomiton_core.storage.paths import Location, allowed_roots, resolve_path
+from atomiton_core.security import Security
 
 if TYPE_CHECKING:
-    from atomiton_core.flow.models import ExecutionSettings
+    from atomiton_core.flow.settings import ExecutionSettings
     from atomiton_core.nodes.context import NodeContext
 
 __all__ = ["DaskExecutor", "Executor", "LocalExecutor", "RemoteContext", "create_executor"]
@@ -95,6 +96,7 @@ class RemoteContext:
         attempt: int,
         variables: Mapping[str, Any],
         config: Mapping[str, Any],
+        security: Security,
         settings: ExecutionSettings,
     ) -> None:
         self.node_id = node_id
@@ -105,6 +107,7 @@ class RemoteContext:
         self.attempt = attempt
         self.variables = dict(variables)
         self.config = dict(config)
+        self.security = security
         self.settings = settings
         self.cancelled = False
         #: Set by the executor: where ``progress`` reports go (a worker event topic).
@@ -121,6 +124,7 @@ class RemoteContext:
             attempt=ctx.attempt,
             variables=ctx.variables,
             config={k: v for k, v in ctx.config.items() if _picklable(v)},
+            security=ctx.security,
             settings=ctx.settings,
         )
 
@@ -153,7 +157,8 @@ class RemoteContext:
         return expressions.evaluate(expression, {**self.variables, "vars": self.variables, **names})
 
     def resolve_path(self, url: str, what: str = "path") -> Location:
-        return resolve_path(url, roots=allowed_roots(self.config), what=what, node_id=self.node_id)
+        roots = self.security.allowed_roots
+        return resolve_path(url, roots=roots, what=what, node_id=self.node_id)
 
 
 def _picklable(value: Any) -> bool:
@@ -190,7 +195,7 @@ class DaskExecutor:
         try:
             import distributed
         except ImportError as exc:
-            raise ExecutionError(
+            raise ConfigurationError(
                 "the Dask executor needs dask.distributed",
                 hint='pip install "atomiton-core[dask]"',
             ) from exc
@@ -271,7 +276,7 @@ def create_executor(spec: str | Executor | None, *, max_workers: int = 64) -> Ex
             return DaskExecutor(address="tcp://" + spec.removeprefix("dask://"))
         if spec.startswith(("tcp://", "tls://")):
             return DaskExecutor(address=spec)
-        raise ExecutionError(
+        raise ConfigurationError(
             f"unknown executor {spec!r}",
             hint="use 'local', 'dask', or a scheduler address such as tcp://127.0.0.1:8786",
         )

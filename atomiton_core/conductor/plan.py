@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
 
-from atomiton_core.flow.models import Edge, ExecutionSettings, Flow, NodeSpec
-from atomiton_core.flow.validation import ValidationReport, validate
+from atomiton_core.errors import ValidationReport
+from atomiton_core.flow.models import Edge, Flow, NodeSpec
+from atomiton_core.flow.settings import ExecutionSettings
+from atomiton_core.flow.validation import ResolvedNode, validate
 from atomiton_core.nodes.definition import NodeType
 
 if TYPE_CHECKING:
@@ -47,6 +49,7 @@ class PlannedNode:
         "spec",
         "successors",
         "timeout_s",
+        "type_id",
     )
 
     def __init__(
@@ -61,6 +64,7 @@ class PlannedNode:
         self.id = spec.id
         self.spec = spec
         self.node_type = node_type
+        self.type_id = node_type.id
         self.fn: Callable[..., Any] = node_type.fn
         self.params = params
         self.settings = settings
@@ -120,8 +124,9 @@ def _plan_graph(
     planned: list[PlannedNode] = []
     index: dict[str, int] = {}
     for spec in nodes:
-        resolved = report.resolved[id(spec)]
-        pn = PlannedNode(len(planned), spec, resolved.node_type, resolved.params, resolved.settings)
+        resolved: ResolvedNode = report.resolved[id(spec)]
+        node_type = cast(NodeType, resolved.node_type)
+        pn = PlannedNode(len(planned), spec, node_type, resolved.params, resolved.settings)
         if spec.is_container:
             pn.child_outputs = resolved.child_outputs
             child_concurrency = getattr(resolved.params, "concurrency", None)

@@ -13,7 +13,6 @@ from pydantic.alias_generators import to_camel
 
 __all__ = [
     "Edge",
-    "ExecutionSettings",
     "Flow",
     "NodeSpec",
     "RuntimeSettings",
@@ -76,32 +75,6 @@ class NodeSpec(_Model):
     @property
     def is_container(self) -> bool:
         return self.nodes is not None or self.edges is not None
-
-
-class ExecutionSettings(BaseModel):
-    """The reserved parameters every node accepts; all enforced by the conductor."""
-
-    model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, frozen=True)
-
-    enabled: bool = True
-    #: Per-attempt timeout in milliseconds.
-    timeout: float | None = Field(None, gt=0)
-    retries: int = Field(0, ge=0)
-    #: Delay before the first retry in milliseconds; doubled for each further retry.
-    retry_delay: float = Field(1000, ge=0)
-    continue_on_fail: bool = False
-
-    @classmethod
-    def from_parameters(cls, parameters: dict[str, Any]) -> ExecutionSettings:
-        from atomiton_core.nodes.definition import RESERVED_PARAMETERS
-
-        picked = {k: parameters[k] for k in RESERVED_PARAMETERS if k in parameters}
-        if not picked:
-            return _DEFAULT_SETTINGS
-        return cls.model_validate(picked)
-
-
-_DEFAULT_SETTINGS = ExecutionSettings()
 
 
 class Flow(_Model):

@@ -8,108 +8,31 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from atomiton_core.errors import FlowValidationError
-from atomiton_core.flow.models import Edge, ExecutionSettings, Flow, NodeSpec
-from atomiton_core.nodes.definition import RESERVED_PARAMETERS, NodeType
-
-if TYPE_CHECKING:
-    from atomiton_core.catalogue import Catalogue
-    from atomiton_core.storage.flows import FlowStorage
+from atomiton_core.errors import Problem, ValidationReport
+from atomiton_core.flow.models import Edge, Flow, NodeSpec
+from atomiton_core.flow.protocols import CatalogueLike, FlowSource, NodeTypeLike
+from atomiton_core.flow.settings import RESERVED_PARAMETERS, ExecutionSettings
 
 #: The node type that runs another stored flow; its ``flowId`` parameter names it.
 FLOW_REFERENCE_TYPE = "flow"
 
-__all__ = ["Problem", "ValidationReport", "validate"]
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    code: str
-    message: str
-    location: str
-    node_id: str | None = None
-    edge_id: str | None = None
-    hint: str | None = None
-    severity: str = "error"
-
-    def __str__(self) -> str:
-        where = self.location
-        if self.node_id:
-            where += f" (node {self.node_id!r})"
-        elif self.edge_id:
-            where += f" (edge {self.edge_id!r})"
-        text = f"[{self.code}] {where}: {self.message}"
-        return f"{text} — {self.hint}" if self.hint else text
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "code": self.code,
-            "message": self.message,
-            "location": self.location,
-            "severity": self.severity,
-        }
-        if self.node_id:
-            data["nodeId"] = self.node_id
-        if self.edge_id:
-            data["edgeId"] = self.edge_id
-        if self.hint:
-            data["hint"] = self.hint
-        return data
+__all__ = ["ResolvedNode", "validate"]
 
 
 @dataclass(slots=True)
 class ResolvedNode:
     """What validation learnt about one node, reused by the planner."""
 
-    node_type: NodeType
+    node_type: NodeTypeLike
     params: BaseModel
     settings: ExecutionSettings
     #: For containers: the output ports its children define (edges to the container's id).
     child_outputs: tuple[str, ...] = ()
-
-
-@dataclass(slots=True)
-class ValidationReport:
-    flow_id: str
-    problems: list[Problem] = field(default_factory=list)
-    #: id(NodeSpec) -> what the planner needs; only for nodes without errors.
-    resolved: dict[int, ResolvedNode] = field(default_factory=dict, repr=False)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def __str__(self) -> str:
-        if not self.problems:
-            return f"flow {self.flow_id!r} is valid"
-        head = (
-            f"flow {self.flow_id!r}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
-        )
-        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "flowId": self.flow_id,
-            "valid": self.ok,
-            "problems": [p.to_dict() for p in self.problems],
-        }
-
-    def raise_for_problems(self, source: str | None = None) -> None:
-        if not self.ok:
-            raise FlowValidationError(self, source=source)
 
 
 def _loc(prefix: str, rest: str) -> str:
@@ -141,15 +64,15 @@ def _known_parameter_names(model: type[BaseModel]) -> list[str]:
 
 
 class _Validator:
-    def __init__(self, flow: Flow, catalogue: Catalogue, storage: FlowStorage | None) -> None:
+    def __init__(self, flow: Flow, catalogue: CatalogueLike, storage: FlowSource | None) -> None:
         self.flow = flow
         self.catalogue = catalogue
         self.storage = storage
-        self.report = ValidationReport(flow.id)
+        self.report = ValidationReport(flow_id=flow.id)
         self._acyclic: set[str] = set()
 
     def add(self, code: str, message: str, location: str, **kw: Any) -> None:
-        self.report.problems.append(Problem(code, message, location, **kw))
+        self.report.problems.append(Problem(code=code, message=message, location=location, **kw))
 
     def run(self) -> ValidationReport:
         self.graph(self.flow.nodes, self.flow.edges, "", None)
@@ -161,10 +84,10 @@ class _Validator:
         nodes: list[NodeSpec],
         edges: list[Edge],
         prefix: str,
-        container: tuple[NodeSpec, NodeType | None] | None,
+        container: tuple[NodeSpec, NodeTypeLike | None] | None,
     ) -> None:
         specs: dict[str, NodeSpec] = {}
-        types: dict[str, NodeType | None] = {}
+        types: dict[str, NodeTypeLike | None] = {}
         positions: dict[str, int] = {}
         for i, spec in enumerate(nodes):
             here = _loc(prefix, f"nodes[{i}]")
@@ -198,7 +121,7 @@ class _Validator:
                     )
         self.cycles(edges, prefix, specs)
 
-    def node(self, spec: NodeSpec, here: str) -> NodeType | None:
+    def node(self, spec: NodeSpec, here: str) -> NodeTypeLike | None:
         nt = self.catalogue.get(spec.type)
         if nt is None:
             self.add(
@@ -300,7 +223,7 @@ class _Validator:
                 )
             return None
 
-    def params(self, spec: NodeSpec, nt: NodeType, here: str) -> BaseModel | None:
+    def params(self, spec: NodeSpec, nt: NodeTypeLike, here: str) -> BaseModel | None:
         given = {k: v for k, v in spec.parameters.items() if k not in RESERVED_PARAMETERS}
         ok = True
         unknown = _unknown_parameter_names(nt.params, given)
@@ -348,8 +271,8 @@ class _Validator:
         edges: list[Edge],
         prefix: str,
         specs: dict[str, NodeSpec],
-        types: dict[str, NodeType | None],
-        container: tuple[NodeSpec, NodeType | None] | None,
+        types: dict[str, NodeTypeLike | None],
+        container: tuple[NodeSpec, NodeTypeLike | None] | None,
     ) -> dict[str, dict[str, int]]:
         incoming: dict[str, dict[str, int]] = {}
         seen_ids: set[str] = set()
@@ -413,7 +336,7 @@ class _Validator:
         return incoming
 
     def container_source(
-        self, edge: Edge, here: str, label: str, container: tuple[NodeSpec, NodeType | None]
+        self, edge: Edge, here: str, label: str, container: tuple[NodeSpec, NodeTypeLike | None]
     ) -> None:
         spec, nt = container
         if nt is None:
@@ -432,7 +355,7 @@ class _Validator:
             )
 
     def output_port(
-        self, edge: Edge, here: str, label: str, spec: NodeSpec, nt: NodeType | None
+        self, edge: Edge, here: str, label: str, spec: NodeSpec, nt: NodeTypeLike | None
     ) -> None:
         if nt is None or edge.source_handle in nt.outputs:
             return
@@ -579,7 +502,7 @@ def _order_cycle(comp: list[str], succ: Mapping[str, list[str]]) -> list[str]:
 
 
 def validate(
-    flow: Flow, catalogue: Catalogue, *, storage: FlowStorage | None = None
+    flow: Flow, catalogue: CatalogueLike, *, storage: FlowSource | None = None
 ) -> ValidationReport:
     """Check a flow against a catalogue and report every problem found.
 

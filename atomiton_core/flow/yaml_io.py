@@ -158,7 +158,7 @@ def save_flow(flow: Flow, path: str | os.PathLike[str]) -> None:
     text = dumps_flow(flow)
     where = os.fspath(path)
     if "://" in where and not where.startswith("file://"):
-        from atomiton_core.storage.files import atomic_write_text
+        from atomiton_core.files import atomic_write_text
 
         atomic_write_text(where, text)
         return

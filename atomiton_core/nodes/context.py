@@ -1,21 +1,87 @@
-"""The context a node function receives as its first argument."""
+"""The context a node function receives as its first argument, and the host it talks to.
+
+A context knows its node (id, type, path, settings) and asks everything else of its
+:class:`NodeHost`: the conductor's scheduler implements that small protocol, and a test or
+another engine can too. The node layer imports nothing of the conductor.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from atomiton_core.files import Location, resolve_path
 from atomiton_core.nodes import expressions
-from atomiton_core.storage.paths import Location, allowed_roots, resolve_path
 
 if TYPE_CHECKING:
-    from atomiton_core.conductor.engine import GraphRun, PlannedNode, Run
-    from atomiton_core.flow.models import ExecutionSettings
-    from atomiton_core.storage.flows import FlowStorage
+    from atomiton_core.flow.protocols import FlowSource
+    from atomiton_core.flow.settings import ExecutionSettings
+    from atomiton_core.security import Security
 
-__all__ = ["NodeContext"]
+__all__ = ["NodeContext", "NodeHost", "NodeSlot"]
+
+
+class NodeSlot(Protocol):
+    """What a context knows of its node (the conductor's planned node)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def type_id(self) -> str: ...
+
+    @property
+    def settings(self) -> ExecutionSettings: ...
+
+    @property
+    def child_outputs(self) -> tuple[str, ...]: ...
+
+
+class NodeHost(Protocol):
+    """What a node's context asks of the engine running it (one graph level of a run)."""
+
+    @property
+    def execution_id(self) -> str: ...
+
+    @property
+    def flow_id(self) -> str: ...
+
+    @property
+    def variables(self) -> Mapping[str, Any]: ...
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
+
+    @property
+    def security(self) -> Security: ...
+
+    @property
+    def storage(self) -> FlowSource | None: ...
+
+    @property
+    def stop_event(self) -> threading.Event: ...
+
+    def node_progress(self, index: int, fraction: float, message: str | None) -> None: ...
+
+    async def run_children(
+        self,
+        index: int,
+        path: str,
+        inputs: Mapping[str, Any],
+        label: str | None,
+        variables: Mapping[str, Any] | None,
+        concurrency: int | None,
+        span: tuple[float, float] | None,
+    ) -> dict[str, Any]: ...
+
+    async def run_flow(
+        self, index: int, path: str, flow_id: str, inputs: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
 
 
 class NodeContext:
@@ -23,15 +89,15 @@ class NodeContext:
 
     ``node_id``, ``node_type``, ``path`` (``group-1/child``), ``execution_id``, ``attempt``
     (1 for the first), ``variables`` (the flow's variables after the run's inputs), ``config``
-    (the conductor-wide settings), ``logger``, ``progress()``, ``render()``/``evaluate()``
-    for sandboxed templates, and ``run_children()`` for container nodes.
+    (the conductor-wide settings), ``security`` (what nodes may reach), ``logger``,
+    ``progress()``, ``render()``/``evaluate()`` for sandboxed templates, ``resolve_path()``
+    for confined paths, and ``run_children()`` / ``run_flow()`` for container nodes.
     """
 
-    __slots__ = ("_graph", "_logger", "_node", "_run", "attempt", "path")
+    __slots__ = ("_host", "_logger", "_node", "attempt", "path")
 
-    def __init__(self, run: Run, graph: GraphRun, node: PlannedNode, path: str) -> None:
-        self._run = run
-        self._graph = graph
+    def __init__(self, host: NodeHost, node: NodeSlot, path: str) -> None:
+        self._host = host
         self._node = node
         self.path = path
         self.attempt = 1
@@ -43,36 +109,40 @@ class NodeContext:
 
     @property
     def node_type(self) -> str:
-        return self._node.node_type.id
+        return self._node.type_id
 
     @property
     def execution_id(self) -> str:
-        return self._run.execution_id
+        return self._host.execution_id
 
     @property
     def flow_id(self) -> str:
-        return self._run.flow_id
+        return self._host.flow_id
 
     @property
     def variables(self) -> Mapping[str, Any]:
-        return self._graph.variables
+        return self._host.variables
 
     @property
     def config(self) -> Mapping[str, Any]:
-        return self._run.conductor.config
+        return self._host.config
 
     @property
-    def storage(self) -> FlowStorage | None:
-        return self._run.conductor.storage
+    def security(self) -> Security:
+        return self._host.security
+
+    @property
+    def storage(self) -> FlowSource | None:
+        return self._host.storage
 
     @property
     def cancelled(self) -> bool:
         """True once the execution is cancelled or failing: sync nodes should stop early."""
-        return self._run.stop_event.is_set()
+        return self._host.stop_event.is_set()
 
     @property
     def stop_event(self) -> threading.Event:
-        return self._run.stop_event
+        return self._host.stop_event
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -84,13 +154,15 @@ class NodeContext:
         return self._logger
 
     def resolve_path(self, url: str, what: str = "path") -> Location:
-        """Resolve a path / fsspec URL this node will read or write, refusing it when it
-        escapes the conductor's ``allowedRoots``. Every node touching files should use it."""
-        return resolve_path(url, roots=allowed_roots(self.config), what=what, node_id=self.node_id)
+        """Resolve a path / fsspec URL this node will read or write, refusing it
+        (:class:`~atomiton_core.errors.PathNotAllowed`) outside the conductor's
+        ``allowed_roots``. Every node touching files should use it."""
+        roots = self._host.security.allowed_roots
+        return resolve_path(url, roots=roots, what=what, node_id=self.node_id)
 
     def progress(self, fraction: float, message: str | None = None) -> None:
         """Report how far this node is (0..1); safe to call from a worker thread."""
-        self._run.node_progress(self, float(fraction), message)
+        self._host.node_progress(self._node.index, float(fraction), message)
 
     def render(self, value: Any, /, **names: Any) -> Any:
         """Render a sandboxed Jinja2 template over the variables and ``names``."""
@@ -101,7 +173,7 @@ class NodeContext:
         return expressions.evaluate(expression, self._scope(names))
 
     def _scope(self, names: Mapping[str, Any]) -> dict[str, Any]:
-        variables = self._graph.variables
+        variables = self._host.variables
         scope = dict(variables)
         scope["vars"] = variables
         scope.update(names)
@@ -124,8 +196,8 @@ class NodeContext:
         ``progress`` is the slice of this node's progress the children's progress fills
         (``None``: this node reports its own progress).
         """
-        return await self._run.run_children(
-            self, inputs or {}, label, variables, concurrency, progress
+        return await self._host.run_children(
+            self._node.index, self.path, inputs or {}, label, variables, concurrency, progress
         )
 
     async def run_flow(
@@ -133,7 +205,7 @@ class NodeContext:
     ) -> dict[str, Any]:
         """Run a flow from the conductor's storage as part of this node; returns its sink
         outputs keyed by node id. ``inputs`` override its variables."""
-        return await self._run.run_flow(self, flow_id, inputs or {})
+        return await self._host.run_flow(self._node.index, self.path, flow_id, inputs or {})
 
     @property
     def child_outputs(self) -> tuple[str, ...]:

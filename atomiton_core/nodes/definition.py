@@ -16,17 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
 
 from atomiton_core.errors import NodeDefinitionError
+from atomiton_core.flow.settings import RESERVED_PARAMETERS
 
-__all__ = ["NoParams", "NodeType", "Port", "node"]
+__all__ = ["NoParams", "NodeType", "Parameters", "Port", "node"]
 
 _TYPE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PORT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MISSING: Any = inspect.Parameter.empty
 
-#: Parameter names every node accepts; the conductor enforces them (see flow.models).
-RESERVED_PARAMETERS = frozenset({"enabled", "timeout", "retries", "retryDelay", "continueOnFail"})
 
 _TYPE_NAMES: dict[Any, str] = {
     str: "string",
@@ -42,10 +42,16 @@ _TYPE_NAMES: dict[Any, str] = {
 }
 
 
-class NoParams(BaseModel):
-    """Parameter model of a node type that takes none."""
+class Parameters(BaseModel):
+    """Base class of a node type's parameter model: camelCase names in flow files
+    (``sortKey``), snake_case in Python (``sort_key``), either accepted, and an unknown name
+    is a validation error naming it (with the closest known one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, extra="forbid")
+
+
+class NoParams(Parameters):
+    """Parameter model of a node type that takes none."""
 
 
 def type_name(tp: Any) -> str:

@@ -32,22 +32,28 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from atomiton_core import __version__
+from atomiton_core import wire
 from atomiton_core.conductor.conductor import Conductor
 from atomiton_core.errors import (
     AtomitonError,
-    ExecutionError,
+    ExecutionConflict,
+    ExecutionNotFound,
+    FlowIdMismatch,
     FlowLoadError,
-    FlowNotFound,
     FlowValidationError,
-    InvalidFlowId,
-    NodeTypeNotFound,
+    NoStorage,
+    PayloadTooLarge,
+    RequestError,
+    RouteNotFound,
     StorageError,
+    TooManyExecutions,
+    Unauthorized,
 )
 from atomiton_core.flow.models import Flow
 from atomiton_core.flow.validation import validate
 from atomiton_core.flow.yaml_io import dumps_flow, loads_flow, to_plain
 from atomiton_core.server.events import CLOSE_TOO_SLOW, END, OVERFLOW, EventHub, Subscriber
+from atomiton_core.version import __version__
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "uvicorn_ws_protocol"]
 
@@ -58,40 +64,18 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 #: answer the handshake with HTTP 401.
 CLOSE_POLICY = 1008
 
-_STATUS_FOR_ERROR: tuple[tuple[type[AtomitonError], int], ...] = (
-    (FlowNotFound, 404),
-    (InvalidFlowId, 400),
-    (FlowLoadError, 422),
-    (FlowValidationError, 422),
-    (NodeTypeNotFound, 422),
-    (ExecutionError, 409),
-    (StorageError, 500),
-)
-
-
-class ApiError(Exception):
-    """An error answer: HTTP status and a JSON ``{"error": {"code", "message", ...}}``."""
-
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"error": {"code": code, "message": message, **extra}}
-
 
 def _error_response(exc: Exception) -> JSONResponse:
-    if isinstance(exc, ApiError):
-        return JSONResponse(exc.body, exc.status)
-    if isinstance(exc, AtomitonError):
-        status = next((s for t, s in _STATUS_FOR_ERROR if isinstance(exc, t)), 500)
-        body: dict[str, Any] = {"error": exc.to_dict()}
-        if isinstance(exc, FlowValidationError):
-            body["report"] = exc.report.to_dict()
-        return JSONResponse(body, status)
+    """Every error answer: ``{"error": <the error on the wire>}`` with the class's status."""
     if isinstance(exc, HTTPException):
-        return JSONResponse(
-            {"error": {"code": "HTTP_ERROR", "message": exc.detail}}, exc.status_code
-        )
-    raise exc
+        err: AtomitonError = RouteNotFound(str(exc.detail))
+        return JSONResponse({"error": wire.dump(err)}, exc.status_code)
+    if not isinstance(exc, AtomitonError):
+        raise exc
+    body: dict[str, Any] = {"error": wire.dump(exc)}
+    if isinstance(exc, FlowValidationError):
+        body["report"] = wire.dump(exc.report)
+    return JSONResponse(body, exc.http_status)
 
 
 async def _handle_error(request: Request, exc: Exception) -> Response:
@@ -130,18 +114,14 @@ class TokenGate:
         if presented is not None and secrets.compare_digest(presented.encode(), self.token):
             await self.app(scope, receive, send)
             return
+        refusal = Unauthorized(
+            "missing or wrong token" if presented is not None else "this endpoint needs a token",
+            hint="send `Authorization: Bearer <token>` (WebSockets: or ?token=<token>);"
+            " `atomiton serve` prints the token",
+        )
         response = JSONResponse(
-            {
-                "error": {
-                    "code": "UNAUTHORIZED",
-                    "message": "missing or wrong token"
-                    if presented is not None
-                    else "this endpoint needs a token",
-                    "hint": "send `Authorization: Bearer <token>` (WebSockets: or ?token=<token>);"
-                    " `atomiton serve` prints the token",
-                }
-            },
-            401,
+            {"error": wire.dump(refusal)},
+            refusal.http_status,
             headers={"WWW-Authenticate": 'Bearer realm="atomiton"'},
         )
         if scope["type"] == "http":
@@ -172,9 +152,7 @@ def _with_id(data: Any, expected_id: str | None) -> Any:
     if "id" not in data:
         return {"id": expected_id, **data}
     if data["id"] != expected_id:
-        raise ApiError(
-            422,
-            "FLOW_ID_MISMATCH",
+        raise FlowIdMismatch(
             f"the flow's id {data['id']!r} does not match the URL's {expected_id!r}",
             hint="leave `id` out of the body, or PUT it to /api/flows/<its id>",
         )
@@ -226,7 +204,7 @@ class Api:
             try:
                 size = int(declared)
             except ValueError:
-                raise ApiError(400, "BAD_REQUEST", "Content-Length is not a number") from None
+                raise RequestError("Content-Length is not a number") from None
             if size > limit:
                 raise self._too_large(size)
         chunks: list[bytes] = []
@@ -238,10 +216,8 @@ class Api:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _too_large(self, size: int) -> ApiError:
-        return ApiError(
-            413,
-            "BODY_TOO_LARGE",
+    def _too_large(self, size: int) -> PayloadTooLarge:
+        return PayloadTooLarge(
             f"the request body has {size} bytes or more; this server accepts at most "
             f"{self.max_body_bytes}",
             hint="start the server with a larger --max-body-bytes",
@@ -252,9 +228,9 @@ class Api:
         try:
             data = json.loads(raw or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(400, "BAD_REQUEST", f"the body is not valid JSON: {exc}") from None
+            raise RequestError(f"the body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
-            raise ApiError(400, "BAD_REQUEST", "the body must be a JSON object")
+            raise RequestError("the body must be a JSON object")
         return data
 
     async def flow_body(self, request: Request, expected_id: str | None) -> Flow:
@@ -271,7 +247,7 @@ class Api:
 
     def storage(self) -> Any:
         if self.conductor.storage is None:
-            raise ApiError(404, "NO_STORAGE", "this server has no flow storage")
+            raise NoStorage("this server has no flow storage")
         return self.conductor.storage
 
     # -- endpoints -------------------------------------------------------------------------
@@ -284,13 +260,13 @@ class Api:
             {
                 "nodeTypes": [catalogue[t].to_dict(schema=True) for t in sorted(catalogue)],
                 "disabled": sorted(catalogue.disabled),
-                "problems": [p.to_dict() for p in catalogue.problems],
+                "problems": [wire.dump(p) for p in catalogue.problems],
             }
         )
 
     async def list_flows(self, request: Request) -> Response:
         found = await asyncio.to_thread(self.storage().list)
-        return JSONResponse({"flows": [s.to_dict() for s in found]})
+        return JSONResponse({"flows": [wire.dump(s) for s in found]})
 
     async def get_flow(self, request: Request) -> Response:
         flow = await asyncio.to_thread(self.storage().load, request.path_params["flow_id"])
@@ -309,7 +285,7 @@ class Api:
         existed = await asyncio.to_thread(storage.exists, flow_id)
         location = await asyncio.to_thread(storage.save, flow)
         return JSONResponse(
-            {"id": flow.id, "location": location, "report": report.to_dict()},
+            {"id": flow.id, "location": location, "report": wire.dump(report)},
             200 if existed else 201,
         )
 
@@ -319,30 +295,26 @@ class Api:
 
     async def validate_flow(self, request: Request) -> Response:
         flow = await self.flow_body(request, None)
-        return JSONResponse(validate(flow, self.conductor.catalogue).to_dict())
+        return JSONResponse(wire.dump(validate(flow, self.conductor.catalogue)))
 
     async def start_execution(self, request: Request) -> Response:
         body = await self.json_body(request)
         inputs = body.get("inputs") or {}
         if not isinstance(inputs, dict):
-            raise ApiError(400, "BAD_REQUEST", "`inputs` must be an object of variable values")
+            raise RequestError("`inputs` must be an object of variable values")
         flow_id, given = body.get("flowId"), body.get("flow")
         if (flow_id is None) == (given is None):
-            raise ApiError(
-                400, "BAD_REQUEST", "give exactly one of `flowId` (a stored flow) or `flow`"
-            )
+            raise RequestError("give exactly one of `flowId` (a stored flow) or `flow`")
         if flow_id is not None:
             if not isinstance(flow_id, str):
-                raise ApiError(400, "BAD_REQUEST", "`flowId` must be a string")
+                raise RequestError("`flowId` must be a string")
             flow = await asyncio.to_thread(self.storage().load, flow_id)
         elif isinstance(given, str):
             flow = loads_flow(given, source="request body")
         else:
             flow = Flow.from_data(given, source="request body")
         if self.hub.running_count >= self.max_running:
-            raise ApiError(
-                429,
-                "TOO_MANY_EXECUTIONS",
+            raise TooManyExecutions(
                 f"{self.max_running} executions are running; try again when some finish",
             )
         execution = self.conductor.start(flow, inputs, execution_id=uuid.uuid4().hex)
@@ -368,20 +340,15 @@ class Api:
             with contextlib.suppress(StorageError):
                 data = await asyncio.to_thread(storage.load_run, eid)
                 return JSONResponse({**data, "progress": 1.0})
-        raise ApiError(404, "EXECUTION_NOT_FOUND", f"no execution {eid!r} on this server")
+        raise ExecutionNotFound(f"no execution {eid!r} on this server")
 
     async def cancel_execution(self, request: Request) -> Response:
         eid = request.path_params["execution_id"]
         record = self.hub.get(eid)
         if record is None:
-            raise ApiError(404, "EXECUTION_NOT_FOUND", f"no execution {eid!r} on this server")
+            raise ExecutionNotFound(f"no execution {eid!r} on this server")
         if record.finished:
-            raise ApiError(
-                409,
-                "EXECUTION_FINISHED",
-                f"execution {eid!r} already finished ({record.status})",
-                executionStatus=record.status,
-            )
+            raise ExecutionConflict(f"execution {eid!r} already finished ({record.status})")
         if record.execution is not None:
             record.execution.cancel()
         else:
@@ -392,10 +359,8 @@ class Api:
         eid = websocket.path_params["execution_id"]
         record = self.hub.get(eid)
         if record is None:
-            response = JSONResponse(
-                {"error": {"code": "EXECUTION_NOT_FOUND", "message": f"no execution {eid!r}"}},
-                404,
-            )
+            missing = ExecutionNotFound(f"no execution {eid!r}")
+            response = JSONResponse({"error": wire.dump(missing)}, missing.http_status)
             if "websocket.http.response" in websocket.scope.get("extensions", {}):
                 await websocket.send_denial_response(response)
             else:
@@ -548,7 +513,6 @@ def create_app(
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={
-            ApiError: _handle_error,
             AtomitonError: _handle_error,
             HTTPException: _handle_error,
         },

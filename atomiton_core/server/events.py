@@ -22,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from atomiton_core import signals
+from atomiton_core import signals, wire
 from atomiton_core.conductor.conductor import Conductor, Execution
+from atomiton_core.errors import ExecutionCancelled
 
 __all__ = [
     "CLOSE_TOO_SLOW",
@@ -104,7 +105,7 @@ class ExecutionRecord:
     execution: Execution | None = None
     #: Started over the API (stopping the server cancels it), not by in-process code.
     started_here: bool = False
-    #: ExecutionResult.to_dict() once finished.
+    #: The result's wire form (wire.dump) once finished.
     result: dict[str, Any] | None = None
     events: deque[str] = field(init=False)
     dropped: int = 0
@@ -137,7 +138,7 @@ class ExecutionRecord:
             "flowId": self.flow_id,
             "status": self.status,
             "progress": self.progress,
-            "createdAt": self.created_at,
+            "createdAt": wire.iso(self.created_at),
         }
         if self.result is not None:
             data["startedAt"] = self.result.get("startedAt")
@@ -145,11 +146,11 @@ class ExecutionRecord:
         return data
 
     def to_dict(self) -> dict[str, Any]:
-        """ExecutionResult.to_dict() (a snapshot while running) plus ``progress``."""
+        """The result's wire form (a snapshot while running) plus ``progress``."""
         if self.result is not None:
             return {**self.result, "progress": self.progress}
         if self.execution is not None:
-            snapshot = self.execution.snapshot.to_dict()
+            snapshot = wire.dump(self.execution.snapshot)
             snapshot["status"] = "running"
             return {**snapshot, "progress": self.execution.progress}
         return {
@@ -248,15 +249,15 @@ class EventHub:
         if record.finished:
             return
         # Cancelled before its first step: no signal was ever sent; say so ourselves.
-        data = result.to_dict() if result is not None else execution.snapshot.to_dict()
+        data = wire.dump(result if result is not None else execution.snapshot)
         if result is None:
             data["status"] = "cancelled"
-            data["error"] = {"code": "CANCELLED", "message": "cancelled before it started"}
+            data["error"] = wire.dump(ExecutionCancelled("cancelled before it started"))
         event = {
             "type": f"execution.{data['status']}",
             "executionId": record.execution_id,
             "flowId": record.flow_id,
-            "timestamp": time.time(),
+            "timestamp": wire.iso(time.time()),
             "progress": execution.progress,
             "status": data["status"],
             "result": data,
@@ -307,7 +308,7 @@ class EventHub:
 
     # -- receiving -------------------------------------------------------------------------
     def _on_signal(self, sender: Any, event: Any) -> None:
-        data = event.to_dict()
+        data = wire.dump(event, exclude_none=True)
         if threading.get_ident() != self._loop_thread and self._loop is not None:
             # Storage saves run in worker threads; the hub only changes in the loop thread.
             self._loop.call_soon_threadsafe(self._dispatch, data)

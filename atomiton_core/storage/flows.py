@@ -12,16 +12,20 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from atomiton_core import signals
-from atomiton_core.errors import FlowLoadError, FlowNotFound, InvalidFlowId, StorageError
+from atomiton_core import signals, wire
+from atomiton_core.errors import (
+    FlowLoadError,
+    FlowNotFound,
+    InvalidFlowId,
+    RunNotFound,
+    StorageError,
+)
+from atomiton_core.files import atomic_write_text
 from atomiton_core.flow.models import Flow
 from atomiton_core.flow.yaml_io import dumps_flow, loads_flow
-from atomiton_core.storage.files import atomic_write_text
-
-if TYPE_CHECKING:
-    from atomiton_core.conductor.results import ExecutionResult
+from atomiton_core.results import ExecutionResult
 
 __all__ = ["FlowStorage", "FlowSummary", "create_storage", "default_storage_url"]
 
@@ -57,14 +61,6 @@ class FlowSummary:
     name: str | None
     description: str | None
     location: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "location": self.location,
-        }
 
 
 class FlowStorage:
@@ -156,7 +152,7 @@ class FlowStorage:
     # -- run records ---------------------------------------------------------------------
     def save_run(self, result: ExecutionResult) -> str:
         location = self._join("runs", check_id("execution", result.execution_id) + ".json")
-        atomic_write_text(location, json.dumps(result.to_dict(), indent=1), fs=self.fs)
+        atomic_write_text(location, wire.dumps(result, indent=1), fs=self.fs)
         return location
 
     def load_run(self, execution_id: str) -> dict[str, Any]:
@@ -165,7 +161,7 @@ class FlowStorage:
             with self.fs.open(location, "rb") as fh:
                 data: dict[str, Any] = json.loads(fh.read())
         except FileNotFoundError:
-            raise StorageError(f"no run record {execution_id!r} in storage {self.url}") from None
+            raise RunNotFound(f"no run record {execution_id!r} in storage {self.url}") from None
         return data
 
     def prune_runs(self, keep: int) -> int:

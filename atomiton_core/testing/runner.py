@@ -17,11 +17,11 @@ from pydantic import BaseModel
 
 from atomiton_core.catalogue import Catalogue
 from atomiton_core.conductor.conductor import Conductor, Execution
-from atomiton_core.conductor.results import ExecutionResult, ExecutionStatus, NodeStatus
 from atomiton_core.errors import AtomitonError, ExecutionError, NodeSkipped
 from atomiton_core.flow.models import Edge, Flow, NodeSpec
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.nodes.definition import NodeType, node
+from atomiton_core.results import ExecutionResult, ExecutionStatus, NodeStatus
 from atomiton_core.storage.flows import FlowStorage, create_storage
 
 __all__ = ["NodeRunner", "arun_node", "run_node"]

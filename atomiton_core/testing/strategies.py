@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from atomiton_core.flow.models import Edge, Flow, NodeSpec
-from atomiton_core.nodes.definition import RESERVED_PARAMETERS, NodeType, type_name
+from atomiton_core.flow.settings import RESERVED_PARAMETERS
+from atomiton_core.nodes.definition import NodeType, type_name
 
 __all__ = ["StrategyError", "flows", "inputs_for", "json_values", "params_for"]
 

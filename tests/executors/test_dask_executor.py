@@ -32,7 +32,7 @@ def work(ctx: Any, params: WorkParams, value: Any = None) -> dict[str, Any]:
     ctx.progress(0.5, f"half way on {os.getpid()}")
     time.sleep(params.seconds)
     rendered = ctx.render("{{ greeting }} {{ value }}", value=value)
-    return {"pid": os.getpid(), "value": rendered, "root": ctx.config.get("allowedRoots")}
+    return {"pid": os.getpid(), "value": rendered, "root": list(ctx.security.allowed_roots or ())}
 
 
 @node("dask-test.boom", outputs={"x": int})

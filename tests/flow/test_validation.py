@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from atomiton_core import Conductor, loads_flow, validate
+from atomiton_core import Conductor, loads_flow, validate, wire
 
 ORIGINALS = sorted((Path(__file__).parents[1] / "fixtures" / "atomiton-flows").glob("*.flow.yaml"))
 
@@ -64,7 +64,7 @@ def test_every_problem_is_reported_with_code_and_location(conductor: Conductor) 
     )
     text = str(report)
     assert "broken" in text and "[CIRCULAR_DEPENDENCY]" in text
-    data = report.to_dict()
+    data = wire.dump(report)
     assert data["valid"] is False and len(data["problems"]) == len(report.problems)
 
 

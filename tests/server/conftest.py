@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
 import uuid
@@ -24,8 +23,9 @@ from atomiton_core import (
     loads_flow,
     node,
     signals,
+    wire,
 )
-from atomiton_core.server import create_app, uvicorn_ws_protocol
+from atomiton_core.server.app import create_app, uvicorn_ws_protocol
 
 TOKEN = "test-token-0123456789"
 
@@ -149,7 +149,7 @@ def serve(app: Any, conductor: Conductor, token: str = TOKEN) -> Iterator[Served
     served = Served(f"http://127.0.0.1:{port}", token, conductor, app)
 
     def record(sender: Any, event: Any) -> None:
-        served.recorded.append(json.loads(json.dumps(event.to_dict(), default=str)))
+        served.recorded.append(wire.dump(event, exclude_none=True))
 
     for sig in _EXECUTION_SIGNALS:
         sig.connect(record, sender=conductor, weak=False)

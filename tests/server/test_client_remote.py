@@ -1,8 +1,9 @@
-"""RemoteConductor against a real server: the same results as the local conductor."""
+"""RemoteConductor against a real server: the same results, of the same classes, as local."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,19 @@ import pytest
 from atomiton_core import (
     AtomitonError,
     Conductor,
-    ExecutionError,
+    ConfigurationError,
+    ExecutionResult,
     ExecutionStatus,
     FlowNotFound,
     FlowValidationError,
+    NodeResult,
     NodeStatus,
     loads_flow,
+    signals,
+    wire,
 )
-from atomiton_core.client import RemoteConductor, RemoteError, RemoteResult
+from atomiton_core.errors import Unauthorized
+from atomiton_core.server.client import RemoteConductor, RemoteExecution
 
 VOLATILE = {"executionId", "startedAt", "durationMs"}
 
@@ -31,6 +37,17 @@ def comparable(data: Any) -> Any:
     if isinstance(data, list):
         return [comparable(v) for v in data]
     return data
+
+
+def untimed(result: ExecutionResult) -> ExecutionResult:
+    """The same result with the id and timings (which differ between two runs) cleared."""
+    nodes = {
+        path: dataclasses.replace(n, started_at=None, duration_ms=None)
+        for path, n in result.nodes.items()
+    }
+    return dataclasses.replace(
+        result, execution_id="", started_at=None, duration_ms=None, nodes=nodes
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +65,16 @@ def test_remote_and_local_results_are_equal(
     path.write_text(demo_yaml)
     for given in (flow, str(path), path, "demo", flow.to_data()):
         result = remote.run(given, {"who": "Grace"})
-        assert isinstance(result, RemoteResult)
+        assert type(result) is ExecutionResult
+        assert all(type(n) is NodeResult for n in result.nodes.values())
+        assert untimed(result) == untimed(local)
         assert result.status is ExecutionStatus.COMPLETED and result.ok
         assert result.outputs == local.outputs == {"shout": {"output": ["HELLO GRACE"]}}
         assert set(result.nodes) == set(local.nodes)
         assert result.nodes["shout"].status is NodeStatus.COMPLETED
         assert result.nodes["shout"].outputs == local.nodes["shout"].outputs
-        assert result.to_dict().keys() == local.to_dict().keys()
-        assert comparable(result.to_dict()) == comparable(local.to_dict())
+        assert wire.dump(result).keys() == wire.dump(local).keys()
+        assert comparable(wire.dump(result)) == comparable(wire.dump(local))
         assert result.execution_id != local.execution_id
         assert result.duration_ms is not None and result.started_at is not None
 
@@ -71,8 +90,10 @@ def test_failed_runs_compare_equal_too(remote: RemoteConductor, local_conductor:
     local = local_conductor.run(flow, inputs)
     remote_result = remote.run(flow, inputs)
     assert local.status == remote_result.status == ExecutionStatus.FAILED
-    assert comparable(remote_result.to_dict()) == comparable(local.to_dict())
+    assert comparable(wire.dump(remote_result)) == comparable(wire.dump(local))
+    assert untimed(remote_result) == untimed(local)
     assert remote_result.error is not None and local.error is not None
+    assert type(remote_result.error) is type(local.error)
     assert remote_result.error.code == local.error.code == "EXPRESSION_ERROR"
     assert remote_result.nodes["bad"].error is not None
     assert remote_result.nodes["bad"].error.node_id == "bad"
@@ -94,36 +115,38 @@ def test_invalid_flows_raise_the_validation_error(remote: RemoteConductor, demo_
 
 
 def test_start_events_and_cancel(remote: RemoteConductor) -> None:
-    async def scenario() -> tuple[list[dict[str, Any]], RemoteResult]:
-        eid = await remote.start_async("sleepy")
-        seen: list[dict[str, Any]] = []
-        async for event in remote.events(eid):
+    async def scenario() -> tuple[list[Any], ExecutionResult]:
+        execution = await remote.start_async("sleepy")
+        assert isinstance(execution, RemoteExecution)
+        seen: list[Any] = []
+        async for event in execution.events():
             seen.append(event)
-            if event["type"] == "node.progress":
-                assert remote.cancel(eid) is True
-        return seen, await remote.wait(eid)
+            if event.type == "node.progress":
+                assert execution.cancel() is True
+        return seen, await execution.result()
 
     events, result = asyncio.run(scenario())
-    types = [e["type"] for e in events]
+    assert all(isinstance(e, signals.NodeEvent | signals.ExecutionEvent) for e in events)
+    types = [e.type for e in events]
     assert types[0] == "execution.started" and types[-1] == "execution.cancelled"
     assert "node.cancelled" in types
     assert result.status is ExecutionStatus.CANCELLED
     assert result.nodes["nap"].status is NodeStatus.CANCELLED
     assert remote.cancel(result.execution_id) is False
-    assert remote.get(result.execution_id)["status"] == "cancelled"
+    assert remote.get(result.execution_id).status is ExecutionStatus.CANCELLED
     assert result.execution_id in {e["executionId"] for e in remote.executions()}
 
 
-def test_sync_start_returns_the_id_at_once(remote: RemoteConductor) -> None:
-    eid = remote.start("sleepy")
-    assert remote.get(eid)["status"] == "running"
-    assert remote.cancel(eid)
-    result = asyncio.run(remote.wait(eid))
-    assert result.status is ExecutionStatus.CANCELLED
+def test_sync_start_returns_a_handle_at_once(remote: RemoteConductor) -> None:
+    execution = remote.start("sleepy")
+    assert execution.snapshot.status is ExecutionStatus.RUNNING and not execution.done()
+    assert execution.cancel()
+    result = asyncio.run(execution.result())
+    assert result.status is ExecutionStatus.CANCELLED and execution.done()
 
 
 def test_fifty_concurrent_executions_all_complete(remote: RemoteConductor) -> None:
-    async def many() -> list[RemoteResult]:
+    async def many() -> list[ExecutionResult]:
         return await asyncio.gather(*(remote.execute("demo", {"who": f"n{i}"}) for i in range(50)))
 
     results = asyncio.run(many())
@@ -150,11 +173,11 @@ def test_flows_crud_and_nodes(remote: RemoteConductor, demo_yaml: str, tmp_path:
         remote.get_flow("client-flow")
 
 
-def test_a_wrong_token_is_a_remote_error(served: Any) -> None:
+def test_a_wrong_token_is_unauthorized(served: Any) -> None:
     with RemoteConductor(served.url, "wrong") as client:
-        with pytest.raises(RemoteError) as info:
+        with pytest.raises(Unauthorized) as info:
             client.list_flows()
-        assert info.value.status_code == 401
+        assert info.value.http_status == 401
         assert info.value.code == "UNAUTHORIZED"
         assert client.health()["status"] == "ok"
 
@@ -163,5 +186,5 @@ def test_run_inside_a_loop_is_refused(remote: RemoteConductor) -> None:
     async def inside() -> None:
         remote.run("demo")
 
-    with pytest.raises(ExecutionError, match="event loop"):
+    with pytest.raises(ConfigurationError, match="event loop"):
         asyncio.run(inside())

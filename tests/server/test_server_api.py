@@ -334,7 +334,8 @@ def test_running_execution_reports_progress_and_a_snapshot(served: Any, http: ht
     assert "after" not in final["nodes"] or final["nodes"]["after"]["status"] != "completed"
     again = http.post(f"/api/executions/{eid}/cancel")
     assert again.status_code == 409
-    assert again.json()["error"]["executionStatus"] == "cancelled"
+    assert again.json()["error"]["code"] == "EXECUTION_CONFLICT"
+    assert "already finished (cancelled)" in again.json()["error"]["message"]
 
 
 def test_cancel_right_after_start_still_ends_the_stream(served: Any, http: httpx.Client) -> None:
@@ -479,7 +480,7 @@ def test_cors_is_off_unless_configured(served: Any, start_server: Any) -> None:
 
 
 def test_create_app_needs_a_token(local_conductor: Any) -> None:
-    from atomiton_core.server import create_app
+    from atomiton_core.server.app import create_app
 
     with pytest.raises(ValueError, match="token"):
         create_app(local_conductor, token="")

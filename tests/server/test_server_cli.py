@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -14,11 +15,28 @@ from pathlib import Path
 import httpx
 import pytest
 
+from atomiton_core import ExecutionResult, create_conductor, loads_flow
+from atomiton_core.server.client import RemoteConductor
+
 FLOW = """\
 id: hello
 name: Hello
 nodes:
   - {id: greet, type: edit-fields, parameters: {values: {message: hi}}}
+"""
+FLOW_WITH_VARIABLE = """\
+id: greeting
+name: Greeting
+variables:
+  who: {type: string, defaultValue: world}
+nodes:
+  - {id: greet, type: edit-fields, parameters: {values: {message: "hi {{ who }}"}}}
+"""
+BROKEN_FLOW = """\
+id: broken
+name: Broken
+nodes:
+  - {id: bad, type: edit-fields, parameters: {values: {x: "{{ nowhere }}"}}}
 """
 SHELL_FLOW = """\
 id: shell
@@ -107,6 +125,55 @@ def test_serve_prints_url_and_token_and_serves(
 
     proc.send_signal(signal.SIGINT)
     assert proc.wait(10) == 0
+
+
+def test_a_served_run_equals_the_local_run(
+    server_process: tuple[subprocess.Popen[str], list[str]], tmp_path: Path
+) -> None:
+    """Through the client, the same flow gives an equal ExecutionResult of the same class."""
+    _, lines = server_process
+    text = "\n".join(lines)
+    url_match = re.search(r"Atomiton server on (http://127\.0\.0\.1:\d+)/", text)
+    token_match = re.search(r"^token: (\S+)$", text, re.MULTILINE)
+    assert url_match and token_match, text
+    flow = loads_flow(FLOW_WITH_VARIABLE)
+    with create_conductor(tmp_path / "local") as local_conductor:
+        local = local_conductor.run(flow, {"who": "Ada"})
+    with RemoteConductor(url_match.group(1), token_match.group(1)) as remote:
+        served = remote.run(flow, {"who": "Ada"})
+        broken = remote.run(loads_flow(BROKEN_FLOW))
+    with create_conductor(tmp_path / "local") as local_conductor:
+        broken_here = local_conductor.run(loads_flow(BROKEN_FLOW))
+    for theirs, ours in ((served, local), (broken, broken_here)):
+        assert type(theirs) is type(ours) is ExecutionResult
+        assert untimed(theirs) == untimed(ours)
+    assert served.ok and served.outputs == {"greet": {"output": {"message": "hi Ada"}}}
+    assert not broken.ok and type(broken.error) is type(broken_here.error)
+
+
+def untimed(result: ExecutionResult) -> ExecutionResult:
+    nodes = {
+        path: dataclasses.replace(n, started_at=None, duration_ms=None)
+        for path, n in result.nodes.items()
+    }
+    return dataclasses.replace(
+        result, execution_id="", started_at=None, duration_ms=None, nodes=nodes
+    )
+
+
+def test_the_client_imports_without_the_server_dependencies() -> None:
+    probe = (
+        "import sys\n"
+        "class Refuse:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('starlette', 'uvicorn', 'wsproto'):\n"
+        "            raise ImportError(f'{name} is not installed here')\n"
+        "sys.meta_path.insert(0, Refuse())\n"
+        "from atomiton_core.server.client import RemoteConductor\n"
+        "print('CLIENT', RemoteConductor.__name__)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert "CLIENT RemoteConductor" in result.stdout, result.stdout + result.stderr
 
 
 def test_serve_help_and_lazy_imports() -> None:

@@ -19,6 +19,7 @@ from atomiton_core.errors import AtomitonError, ExecutionError, ExpressionError,
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.nodes.definition import node
 from atomiton_core.nodes.expressions import compile_expression
+from atomiton_core.wire import dump_error
 
 
 class _Params(BaseModel):
@@ -45,7 +46,7 @@ def _per_item_outputs(
 
 
 def _error_entry(index: int, err: BaseException) -> dict[str, Any]:
-    data = err.to_dict() if isinstance(err, AtomitonError) else {"message": str(err)}
+    data = dump_error(err) if isinstance(err, AtomitonError) else {"message": str(err)}
     return {"index": index, "error": data}
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from atomiton_core import NodeContext
 from atomiton_core.errors import ExecutionError
-from atomiton_core.storage.files import atomic_write_bytes
+from atomiton_core.files import atomic_write_bytes
 from PIL import (
     Image,
     ImageColor,

@@ -9,7 +9,7 @@ from typing import Any
 
 from atomiton_core import NodeContext
 from atomiton_core.errors import ExecutionError
-from atomiton_core.storage.paths import Location
+from atomiton_core.files import Location
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
@@ -82,10 +82,9 @@ def check_writable(
     if exists and fs.isdir(loc.path):
         raise ExecutionError(f"{where}{loc.url!r} is a directory, not a file", node_id=ctx.node_id)
     if exists and not overwrite:
-        raise ExecutionError(
+        raise FileAlreadyExists(
             f"{where}{loc.url!r} already exists and overwrite is false",
             node_id=ctx.node_id,
-            code="FILE_EXISTS",
             hint="set `overwrite: true` to replace it, or choose another path",
         )
     parent = fs._parent(loc.path)
@@ -98,10 +97,36 @@ def check_writable(
     return exists
 
 
-_OS_CODES = {
-    FileNotFoundError: "FILE_NOT_FOUND",
-    FileExistsError: "FILE_EXISTS",
-    PermissionError: "PERMISSION_DENIED",
+class FileMissing(ExecutionError):
+    """A file or folder a node needs does not exist."""
+
+    code = "FILE_NOT_FOUND"
+
+
+class FileAlreadyExists(ExecutionError):
+    """A node would replace a file it was told to keep."""
+
+    code = "FILE_EXISTS"
+
+
+class PermissionDenied(ExecutionError):
+    code = "PERMISSION_DENIED"
+
+
+class HttpError(ExecutionError):
+    """A request failed, or its answer was an HTTP error."""
+
+    code = "HTTP_ERROR"
+
+
+class ResponseTooLarge(ExecutionError):
+    code = "RESPONSE_TOO_LARGE"
+
+
+_OS_ERRORS: dict[type[OSError], type[ExecutionError]] = {
+    FileNotFoundError: FileMissing,
+    FileExistsError: FileAlreadyExists,
+    PermissionError: PermissionDenied,
 }
 
 
@@ -111,10 +136,9 @@ def os_errors(ctx: NodeContext, doing: str) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        code = next((c for t, c in _OS_CODES.items() if isinstance(exc, t)), None)
+        cls = next((c for t, c in _OS_ERRORS.items() if isinstance(exc, t)), ExecutionError)
         reason = exc.strerror or str(exc) or type(exc).__name__
-        raise ExecutionError(
+        raise cls(
             f"node {ctx.node_id!r}: {doing} failed: {type(exc).__name__}: {reason}",
             node_id=ctx.node_id,
-            code=code,
         ) from exc

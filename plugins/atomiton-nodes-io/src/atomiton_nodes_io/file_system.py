@@ -13,10 +13,12 @@ from typing import Any, Literal
 
 from atomiton_core import NodeContext, node
 from atomiton_core.errors import ExecutionError
-from atomiton_core.storage.files import atomic_write_bytes
+from atomiton_core.files import atomic_write_bytes
 from pydantic import AliasChoices, Field, field_validator
 
 from atomiton_nodes_io._common import (
+    FileAlreadyExists,
+    FileMissing,
     IOParams,
     Location,
     check_writable,
@@ -143,8 +145,10 @@ def _operate(
     return result
 
 
-def _fail(ctx: NodeContext, message: str, **kw: Any) -> ExecutionError:
-    return ExecutionError(f"node {ctx.node_id!r}: {message}", node_id=ctx.node_id, **kw)
+def _fail(
+    ctx: NodeContext, message: str, cls: type[ExecutionError] = ExecutionError, **kw: Any
+) -> ExecutionError:
+    return cls(f"node {ctx.node_id!r}: {message}", node_id=ctx.node_id, **kw)
 
 
 def _kind(loc: Location) -> str:
@@ -184,7 +188,7 @@ def _encode(ctx: NodeContext, data: Any, encoding: str | None) -> bytes:
 def _read(ctx: NodeContext, params: FileSystemParams, loc: Location) -> dict[str, Any]:
     fs = loc.fs
     if not fs.exists(loc.path):
-        raise _fail(ctx, f"file {loc.url!r} does not exist", code="FILE_NOT_FOUND")
+        raise _fail(ctx, f"file {loc.url!r} does not exist", cls=FileMissing)
     if fs.isdir(loc.path):
         raise _fail(
             ctx, f"{loc.url!r} is a directory", hint="use operation: list to see what it holds"
@@ -244,7 +248,7 @@ def _list(ctx: NodeContext, params: FileSystemParams, loc: Location) -> dict[str
     fs = loc.fs
     if not fs.isdir(loc.path):
         what = "is a file, not a directory" if fs.exists(loc.path) else "does not exist"
-        raise _fail(ctx, f"cannot list {loc.url!r}: it {what}", code="FILE_NOT_FOUND")
+        raise _fail(ctx, f"cannot list {loc.url!r}: it {what}", cls=FileMissing)
     if params.recursive:
         infos = fs.find(loc.path, withdirs=params.include_directories, detail=True).values()
     else:
@@ -288,7 +292,7 @@ def _transfer(
 ) -> None:
     verb = "move" if move else "copy"
     if not src.fs.exists(src.path):
-        raise _fail(ctx, f"cannot {verb} {src.url!r}: it does not exist", code="FILE_NOT_FOUND")
+        raise _fail(ctx, f"cannot {verb} {src.url!r}: it does not exist", cls=FileMissing)
     is_dir = bool(src.fs.isdir(src.path))
     if is_dir and not params.recursive:
         raise _fail(
@@ -301,7 +305,7 @@ def _transfer(
             raise _fail(
                 ctx,
                 f"{dest.url!r} already exists and overwrite is false",
-                code="FILE_EXISTS",
+                cls=FileAlreadyExists,
                 hint="set `overwrite: true`, or choose another destination",
             )
         for info in src.fs.find(src.path, detail=True).values():

@@ -23,7 +23,7 @@ from atomiton_core import NodeContext, node
 from atomiton_core.errors import ExecutionError, NodeTimeout
 from pydantic import Field, field_validator, model_validator
 
-from atomiton_nodes_io._common import IOParams, render_str
+from atomiton_nodes_io._common import HttpError, IOParams, ResponseTooLarge, render_str
 
 __all__ = ["HttpAuth", "HttpRequestParams", "http_request"]
 
@@ -135,26 +135,24 @@ async def http_request(
             hint="raise the node's 'timeout' parameter (milliseconds)",
         ) from exc
     except httpx.TooManyRedirects as exc:
-        raise ExecutionError(
+        raise HttpError(
             f"node {ctx.node_id!r}: {params.method} {target}: more than "
             f"{params.max_redirects} redirects",
             node_id=ctx.node_id,
-            code="HTTP_ERROR",
         ) from exc
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
-        raise ExecutionError(
+        raise HttpError(
             f"node {ctx.node_id!r}: {params.method} {target}: {type(exc).__name__}: {exc}",
             node_id=ctx.node_id,
-            code="HTTP_ERROR",
             hint="check the url",
             retryable=False,
         ) from exc
     except httpx.TransportError as exc:
-        raise ExecutionError(
+        raise HttpError(
             f"node {ctx.node_id!r}: {params.method} {target} failed: {type(exc).__name__}: {exc}",
             node_id=ctx.node_id,
-            code="HTTP_ERROR",
             hint="check the url and that the server is reachable",
+            retryable=True,
         ) from exc
     duration_ms = (time.perf_counter() - t0) * 1000
     status = response.status_code
@@ -165,11 +163,10 @@ async def http_request(
         params.fail_on_http_error or (retryable and ctx.attempt <= settings.retries)
     ):
         snippet = content[:200].decode("utf-8", "replace")
-        raise ExecutionError(
+        raise HttpError(
             f"node {ctx.node_id!r}: {params.method} {response.url} answered {status} "
             f"{response.reason_phrase}: {snippet!r}",
             node_id=ctx.node_id,
-            code="HTTP_ERROR",
             status=status,
             hint="set `failOnHttpError: false` to receive error responses as output"
             + ("; set `retries` to retry" if retryable and not settings.retries else ""),
@@ -244,11 +241,10 @@ class _Bearer(httpx.Auth):
 
 async def _read_capped(ctx: NodeContext, response: httpx.Response, limit: int) -> bytes:
     def too_big(size: str) -> ExecutionError:
-        return ExecutionError(
+        return ResponseTooLarge(
             f"node {ctx.node_id!r}: response from {response.url} is {size}, more than "
             f"maxResponseBytes={limit}",
             node_id=ctx.node_id,
-            code="RESPONSE_TOO_LARGE",
             hint="raise `maxResponseBytes` if you really need the whole body",
         )
 

@@ -15,10 +15,11 @@ from typing import Any, Literal
 
 from atomiton_core import NodeContext, node
 from atomiton_core.errors import ExecutionError
-from atomiton_core.storage.files import atomic_write_bytes
+from atomiton_core.files import atomic_write_bytes
 from pydantic import AliasChoices, Field, field_validator
 
 from atomiton_nodes_io._common import (
+    FileMissing,
     IOParams,
     check_writable,
     locate,
@@ -136,8 +137,10 @@ def spreadsheet(
     return {"output": out, **out}
 
 
-def _fail(ctx: NodeContext, message: str, **kw: Any) -> ExecutionError:
-    return ExecutionError(f"node {ctx.node_id!r}: {message}", node_id=ctx.node_id, **kw)
+def _fail(
+    ctx: NodeContext, message: str, cls: type[ExecutionError] = ExecutionError, **kw: Any
+) -> ExecutionError:
+    return cls(f"node {ctx.node_id!r}: {message}", node_id=ctx.node_id, **kw)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -153,7 +156,7 @@ def _read(
     elif target:
         loc = locate(ctx, target)
         if not loc.fs.exists(loc.path) or loc.fs.isdir(loc.path):
-            raise _fail(ctx, f"spreadsheet file {target!r} does not exist", code="FILE_NOT_FOUND")
+            raise _fail(ctx, f"spreadsheet file {target!r} does not exist", cls=FileMissing)
         with os_errors(ctx, f"read {target!r}"):
             raw = loc.fs.cat_file(loc.path)
         source = target

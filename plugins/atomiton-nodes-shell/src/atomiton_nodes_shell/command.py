@@ -13,7 +13,7 @@ Why each rule is there:
   is read and thrown away so the program never blocks on a full pipe.
 - Loader and interpreter injection variables are scrubbed from the environment (see
   :data:`SCRUBBED_ENVIRONMENT`).
-- ``ctx.config["allowedPrograms"]`` (conductor-wide) restricts which programs may run.
+- ``ctx.security.allowed_programs`` (conductor-wide) restricts which programs may run.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def _resolve(ctx: NodeContext, program: str, env: Mapping[str, str], cwd: str | 
         found = path if os.path.isfile(path) and os.access(path, os.X_OK) else None
     else:
         found = shutil.which(program, path=env.get("PATH", os.defpath))
-    allowed = ctx.config.get("allowedPrograms")
+    allowed = ctx.security.allowed_programs
     if allowed is not None:
         names = {a for a in allowed if os.sep not in a}
         paths = {os.path.realpath(a) for a in allowed if os.sep in a}
@@ -180,8 +180,9 @@ def _resolve(ctx: NodeContext, program: str, env: Mapping[str, str], cwd: str | 
                 f"node {ctx.node_id!r}: program {program!r} is not in the conductor's "
                 f"allowedPrograms {sorted(allowed)}",
                 node_id=ctx.node_id,
-                hint="add its name or absolute path to config['allowedPrograms'] of the "
-                "conductor, or use an allowed program",
+                hint="add its name or absolute path to the conductor's allowed_programs "
+                "(create_conductor(security=Security(allowed_programs=[...]))), or use an "
+                "allowed program",
             )
     if found is None:
         where = "" if has_dir else f" on PATH={env.get('PATH', os.defpath)!r}"
@@ -436,6 +437,7 @@ def _failure(
         message,
         node_id=ctx.node_id,
         hint="set failOnNonZeroExit: false to receive non-zero exits as results",
+        retryable=True,  # a program may fail for a passing reason; `retries` decides
         exit_code=code,
         result=result,
     )

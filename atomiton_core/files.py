@@ -1,21 +1,27 @@
-"""Paths that nodes read and write, on any fsspec URL, optionally confined to allowed roots.
+"""Files that nodes and storage touch: path confinement and atomic writes, on any fsspec URL.
 
-A conductor created with ``config={"allowedRoots": [...]}`` refuses every node path outside
-those roots. ``..`` is resolved before the check, and on local disk so are symlinks, so
-neither leads out; the resolved path is also the one operated on.
+**Confinement.** A conductor created with ``security=Security(allowed_roots=[...])`` refuses
+every node path outside those roots (:class:`~atomiton_core.errors.PathNotAllowed`). ``..`` is
+resolved before the check, and on local disk so are symlinks, so neither leads out; the
+resolved path is also the one operated on. Nodes call ``ctx.resolve_path(url)``; code outside
+a node calls :func:`resolve_path` with the roots itself.
+
+**Atomic writes.** :func:`atomic_write_bytes` / :func:`atomic_write_text` write beside the
+target and move over it, so readers see the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from atomiton_core.errors import ExecutionError
+from atomiton_core.errors import ConfigurationError, PathNotAllowed
 
-__all__ = ["Location", "allowed_roots", "resolve_path"]
+__all__ = ["Location", "atomic_write_bytes", "atomic_write_text", "resolve_path"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +59,6 @@ def _normal(fs: Any, path: str) -> str:
     return "" if norm == "." else norm
 
 
-def allowed_roots(config: Mapping[str, Any]) -> list[str] | None:
-    """The ``allowedRoots`` setting as a list of paths / URLs (None: no confinement)."""
-    roots = config.get("allowedRoots")
-    if roots is None:
-        return None
-    if isinstance(roots, str | os.PathLike):
-        return [os.fspath(roots)]
-    return [os.fspath(r) for r in roots]
-
-
 def _inside(protocol: str, path: str, roots: Iterable[tuple[str, str]]) -> bool:
     for root_protocol, root in roots:
         if root_protocol != protocol:
@@ -75,7 +71,7 @@ def _inside(protocol: str, path: str, roots: Iterable[tuple[str, str]]) -> bool:
 def resolve_path(
     url: str | os.PathLike[str],
     *,
-    roots: list[str] | None = None,
+    roots: Sequence[str] | None = None,
     what: str = "path",
     node_id: str | None = None,
 ) -> Location:
@@ -85,7 +81,7 @@ def resolve_path(
     who = f"node {node_id!r}: " if node_id else ""
     text = os.fspath(url) if url else ""
     if not text:
-        raise ExecutionError(
+        raise ConfigurationError(
             f"{who}no {what} given",
             node_id=node_id,
             hint=f"set the {what!r} parameter or connect the {what!r} input port",
@@ -94,7 +90,7 @@ def resolve_path(
     try:
         fs, raw = fsspec.core.url_to_fs(text)
     except (ImportError, ValueError) as exc:
-        raise ExecutionError(
+        raise ConfigurationError(
             f"{who}cannot open {what} {text!r}: {exc}",
             node_id=node_id,
             hint="install the fsspec backend for this protocol (e.g. s3fs for s3://)",
@@ -107,12 +103,55 @@ def resolve_path(
             rfs, rpath = fsspec.core.url_to_fs(root)
             resolved.append((_protocol(rfs), _normal(rfs, rpath)))
         if not _inside(_protocol(fs), path, resolved):
-            raise ExecutionError(
-                f"{who}{what} {text!r} (resolved to {path!r}) is outside the allowed roots {roots}",
+            raise PathNotAllowed(
+                f"{who}{what} {text!r} (resolved to {path!r}) is outside the allowed roots "
+                f"{list(roots)}",
                 node_id=node_id,
-                code="PATH_NOT_ALLOWED",
                 hint="use a path under one of the conductor's allowedRoots, or widen that "
-                "setting (create_conductor(config={'allowedRoots': [...]}))",
+                "setting (create_conductor(security=Security(allowed_roots=[...])))",
                 retryable=False,
             )
     return Location(fs, path, text)
+
+
+def atomic_write_bytes(url: str, data: bytes, *, fs: Any = None) -> None:
+    """Replace ``url`` with ``data`` so readers see the old file or the new one, never half.
+
+    On local disk the temporary file is fsynced and renamed over the target (atomic on POSIX);
+    on other filesystems the move is as atomic as the backend makes it.
+    """
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
+    path = url
+    if fs is None:
+        fs, path = fsspec.core.url_to_fs(url)
+    parent = path.rsplit("/", 1)[0] if "/" in path else ""
+    name = path.rsplit("/", 1)[-1]
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    tmp = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp" if parent else f".{name}.tmp"
+    if isinstance(fs, LocalFileSystem):
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return
+    try:
+        with fs.open(tmp, "wb") as fh:
+            fh.write(data)
+        fs.mv(tmp, path)
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise
+
+
+def atomic_write_text(url: str, text: str, *, fs: Any = None, encoding: str = "utf-8") -> None:
+    atomic_write_bytes(url, text.encode(encoding), fs=fs)

@@ -2,16 +2,19 @@
 
 ::
 
-    from atomiton_core.client import RemoteConductor
+    from atomiton_core.server.client import RemoteConductor
 
     remote = RemoteConductor("http://127.0.0.1:8000", token)
     result = remote.run("demo", {"who": "Ada"})      # or: await remote.execute(...)
     print(result.status, result.outputs)
 
-Request/response calls (``start``, ``cancel``, ``validate``, flows...) are synchronous, like
-the local conductor's; ``execute`` and ``events`` are async. Errors the server reports come
-back as the SDK's own exceptions (``FlowValidationError`` with its report, ``FlowNotFound``…)
-or, for anything else, :class:`RemoteError` with the HTTP status.
+It needs only httpx and websockets, not the server's own dependencies. Results come back as
+the same :class:`~atomiton_core.ExecutionResult` / :class:`~atomiton_core.NodeResult` a local
+conductor returns, read from the wire format (:mod:`atomiton_core.wire`); ``start()`` returns a
+:class:`RemoteExecution` handle with the methods of the local ``Execution`` (``result()``,
+``cancel()``, ``events()``). Errors the server reports are raised as the class that owns
+their code (``FlowValidationError`` with its report, ``FlowNotFound``, ``Unauthorized``…);
+an answer without one of our codes is a :class:`~atomiton_core.RemoteError`.
 """
 
 from __future__ import annotations
@@ -20,64 +23,28 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import httpx
 
-from atomiton_core.conductor.results import ExecutionStatus, NodeStatus
+from atomiton_core import wire
 from atomiton_core.errors import (
-    AtomitonError,
-    ExecutionError,
-    FlowLoadError,
-    FlowNotFound,
+    ConfigurationError,
+    ExecutionConflict,
     FlowValidationError,
-    InvalidFlowId,
+    RemoteError,
+    ValidationReport,
 )
 from atomiton_core.flow.models import Flow
-from atomiton_core.flow.validation import Problem, ValidationReport
 from atomiton_core.flow.yaml_io import load_flow
+from atomiton_core.results import ExecutionResult, ExecutionStatus
+from atomiton_core.signals import ExecutionEvent, NodeEvent
 
-__all__ = ["RemoteConductor", "RemoteError", "RemoteNodeResult", "RemoteResult"]
+__all__ = ["RemoteConductor", "RemoteExecution"]
 
 FINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
 RemoteFlow = Flow | str | os.PathLike[str] | Mapping[str, Any]
-
-
-class RemoteError(AtomitonError):
-    """The server answered with an error the SDK has no exception for (401, 413, 429…)."""
-
-    code = "REMOTE_ERROR"
-
-    def __init__(self, message: str, *, status_code: int, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.status_code = status_code
-
-
-def _report(data: Mapping[str, Any]) -> ValidationReport:
-    problems = [
-        Problem(
-            code=p["code"],
-            message=p["message"],
-            location=p.get("location", ""),
-            node_id=p.get("nodeId"),
-            edge_id=p.get("edgeId"),
-            hint=p.get("hint"),
-            severity=p.get("severity", "error"),
-        )
-        for p in data.get("problems", ())
-    ]
-    return ValidationReport(str(data.get("flowId")), problems)
-
-
-def _error_from(data: Mapping[str, Any] | None) -> AtomitonError | None:
-    if not data:
-        return None
-    err = AtomitonError(data.get("message", ""), hint=data.get("hint"), node_id=data.get("nodeId"))
-    err.code = data.get("code", AtomitonError.code)  # type: ignore[misc]
-    return err
 
 
 def _raise_for(response: httpx.Response) -> None:
@@ -88,105 +55,69 @@ def _raise_for(response: httpx.Response) -> None:
     except ValueError:
         body = {}
     error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        error = {"code": "HTTP_ERROR", "message": response.text or response.reason_phrase}
-    code, message, hint = error.get("code"), str(error.get("message")), error.get("hint")
-    if code == "VALIDATION_FAILED":
-        raise FlowValidationError(_report(body.get("report") or error), source="server")
-    known: dict[str, type[AtomitonError]] = {
-        "FLOW_NOT_FOUND": FlowNotFound,
-        "FLOW_LOAD_FAILED": FlowLoadError,
-        "INVALID_FLOW_ID": InvalidFlowId,
-    }
-    if code in known:
-        raise known[code](message, hint=hint)
-    raise RemoteError(
-        f"{response.request.method} {response.request.url.path} -> {response.status_code} "
-        f"{code}: {message}",
-        status_code=response.status_code,
-        hint=hint,
-        code=code,
-    )
-
-
-def _epoch(iso: str | None) -> float | None:
-    return datetime.fromisoformat(iso).timestamp() if iso else None
-
-
-@dataclass(slots=True)
-class RemoteNodeResult:
-    """One node's result as the server reported it (compare NodeResult)."""
-
-    path: str
-    status: NodeStatus
-    outputs: dict[str, Any] | None
-    error: AtomitonError | None
-    attempts: int
-    started_at: float | None
-    duration_ms: float | None
-    data: dict[str, Any] = field(repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.data)
-
-
-@dataclass(slots=True)
-class RemoteResult:
-    """An execution result from the server, shaped like the local ExecutionResult."""
-
-    data: dict[str, Any] = field(repr=False)
-    execution_id: str = ""
-    flow_id: str = ""
-    status: ExecutionStatus = ExecutionStatus.RUNNING
-    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    nodes: dict[str, RemoteNodeResult] = field(default_factory=dict)
-    error: AtomitonError | None = None
-    started_at: float | None = None
-    duration_ms: float | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RemoteResult:
-        plain = {k: v for k, v in data.items() if k != "progress"}
-        nodes = {
-            path: RemoteNodeResult(
-                path=path,
-                status=NodeStatus(n["status"]),
-                outputs=n.get("outputs"),
-                error=_error_from(n.get("error")),
-                attempts=n.get("attempts", 0),
-                started_at=_epoch(n.get("startedAt")),
-                duration_ms=n.get("durationMs"),
-                data=n,
-            )
-            for path, n in (plain.get("nodes") or {}).items()
-        }
-        return cls(
-            data=plain,
-            execution_id=plain.get("executionId", ""),
-            flow_id=plain.get("flowId", ""),
-            status=ExecutionStatus(plain["status"]),
-            outputs=plain.get("outputs") or {},
-            nodes=nodes,
-            error=_error_from(plain.get("error")),
-            started_at=_epoch(plain.get("startedAt")),
-            duration_ms=plain.get("durationMs"),
+    if not isinstance(error, dict) or "code" not in error:
+        raise RemoteError(
+            f"{response.request.method} {response.request.url.path} -> "
+            f"{response.status_code}: {response.text or response.reason_phrase}",
+            status_code=response.status_code,
         )
+    err = wire.load_error(error)
+    if isinstance(err, FlowValidationError) and isinstance(body.get("report"), dict):
+        err = FlowValidationError(wire.load(ValidationReport, body["report"]), source="server")
+    if isinstance(err, RemoteError):
+        err.status_code = response.status_code
+    assert err is not None
+    raise err
+
+
+def _event(data: Mapping[str, Any]) -> NodeEvent | ExecutionEvent | None:
+    """An event the server sent, as the signal payload class it was made from."""
+    kind = str(data.get("type", ""))
+    if kind.startswith("node."):
+        return wire.load(NodeEvent, data)
+    if kind.startswith("execution."):
+        return wire.load(ExecutionEvent, data)
+    return None  # e.g. the "events.dropped" marker of a long execution
+
+
+class RemoteExecution:
+    """A started remote execution: the handle ``Conductor.start()`` returns, over HTTP."""
+
+    def __init__(self, remote: RemoteConductor, execution_id: str, flow_id: str) -> None:
+        self._remote = remote
+        self.execution_id = execution_id
+        self.flow_id = flow_id
+        self._result: ExecutionResult | None = None
+
+    def __repr__(self) -> str:
+        return f"<RemoteExecution {self.execution_id} of {self.flow_id!r}>"
 
     @property
-    def ok(self) -> bool:
-        return self.status is ExecutionStatus.COMPLETED
+    def snapshot(self) -> ExecutionResult:
+        """The result as it stands now (status ``running`` until it finishes)."""
+        return self._result or self._remote.get(self.execution_id)
 
-    def node(self, path: str) -> RemoteNodeResult:
-        return self.nodes[path]
+    @property
+    def progress(self) -> float:
+        data = self._remote._request("GET", f"/api/executions/{self.execution_id}").json()
+        return float(data.get("progress") or 0.0)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The same JSON as ExecutionResult.to_dict() gives on the server."""
-        return json.loads(json.dumps(self.data))  # type: ignore[no-any-return]
+    def done(self) -> bool:
+        return self.snapshot.status is not ExecutionStatus.RUNNING
 
-    def raise_for_status(self) -> RemoteResult:
-        if self.error is not None and not self.ok:
-            raise self.error
-        return self
+    def cancel(self) -> bool:
+        """Ask the server to cancel; False if the execution had already finished."""
+        return self._remote.cancel(self.execution_id)
+
+    def events(self) -> AsyncIterator[NodeEvent | ExecutionEvent]:
+        """Every event of the execution from its start, ending after the final one."""
+        return self._remote.events(self.execution_id)
+
+    async def result(self) -> ExecutionResult:
+        """The final result (a cancelled execution returns its result, status cancelled)."""
+        if self._result is None:
+            self._result = await self._remote.wait(self.execution_id)
+        return self._result
 
 
 class RemoteConductor:
@@ -259,7 +190,7 @@ class RemoteConductor:
         payload = self._flow_payload(flow)
         body = payload.get("flow") or self.get_flow(payload["flowId"]).to_data()
         response = self._request("POST", "/api/flows/validate", json=body)
-        return _report(response.json())
+        return wire.load(ValidationReport, response.json())
 
     def list_flows(self) -> list[dict[str, Any]]:
         data: list[dict[str, Any]] = self._request("GET", "/api/flows").json()["flows"]
@@ -292,74 +223,82 @@ class RemoteConductor:
         self._request("DELETE", f"/api/flows/{flow_id}")
 
     # -- executions --------------------------------------------------------------------------
-    def start(self, flow: RemoteFlow, inputs: Mapping[str, Any] | None = None) -> str:
-        """Start an execution on the server; returns its id at once."""
-        body = {**self._flow_payload(flow), "inputs": dict(inputs or {})}
-        data: dict[str, Any] = self._request("POST", "/api/executions", json=body).json()
-        return str(data["executionId"])
+    def _handle(self, data: Mapping[str, Any]) -> RemoteExecution:
+        return RemoteExecution(self, str(data["executionId"]), str(data.get("flowId", "")))
 
-    async def start_async(self, flow: RemoteFlow, inputs: Mapping[str, Any] | None = None) -> str:
+    def start(self, flow: RemoteFlow, inputs: Mapping[str, Any] | None = None) -> RemoteExecution:
+        """Start an execution on the server; returns its handle at once."""
+        body = {**self._flow_payload(flow), "inputs": dict(inputs or {})}
+        return self._handle(self._request("POST", "/api/executions", json=body).json())
+
+    async def start_async(
+        self, flow: RemoteFlow, inputs: Mapping[str, Any] | None = None
+    ) -> RemoteExecution:
+        """``start`` without blocking the event loop."""
         body = {**self._flow_payload(flow), "inputs": dict(inputs or {})}
         async with self._async_client() as http:
             response = await http.post("/api/executions", json=body)
         _raise_for(response)
-        return str(response.json()["executionId"])
+        return self._handle(response.json())
 
     def cancel(self, execution_id: str) -> bool:
         """Ask the server to cancel; False if the execution had already finished."""
-        response = self._http.post(f"/api/executions/{execution_id}/cancel")
-        if response.status_code == 409:
+        try:
+            self._request("POST", f"/api/executions/{execution_id}/cancel")
+        except ExecutionConflict:
             return False
-        _raise_for(response)
         return True
 
-    def get(self, execution_id: str) -> dict[str, Any]:
-        """Status, progress and (once finished) the result: ExecutionResult.to_dict() shape."""
-        data: dict[str, Any] = self._request("GET", f"/api/executions/{execution_id}").json()
-        return data
+    def get(self, execution_id: str) -> ExecutionResult:
+        """The execution's result as it stands (status ``running`` until it finishes)."""
+        data = self._request("GET", f"/api/executions/{execution_id}").json()
+        return wire.load(ExecutionResult, data)
 
     def executions(self) -> list[dict[str, Any]]:
+        """Summaries of the executions the server knows (id, flow, status, times)."""
         data: list[dict[str, Any]] = self._request("GET", "/api/executions").json()["executions"]
         return data
 
-    async def events(self, execution_id: str) -> AsyncGenerator[dict[str, Any], None]:
+    async def events(self, execution_id: str) -> AsyncGenerator[NodeEvent | ExecutionEvent]:
         """Every event of an execution from its start, ending after the final one."""
-        from websockets.asyncio.client import connect
+        from websockets.asyncio.client import connect  # websockets is imported when used
 
         url = self._ws_url(f"/api/executions/{execution_id}/events")
         async with connect(url, additional_headers=self._headers, max_size=None) as socket:
             async for message in socket:
-                yield json.loads(message)
+                event = _event(json.loads(message))
+                if event is not None:
+                    yield event
 
-    async def wait(self, execution_id: str) -> RemoteResult:
+    async def wait(self, execution_id: str) -> ExecutionResult:
         """The result, once the execution finishes (events, or polling if they stop early)."""
         async with contextlib.aclosing(self.events(execution_id)) as stream:
             async for event in stream:
-                if event["type"] in FINAL_EVENTS and "result" in event:
-                    return RemoteResult.from_dict(event["result"])
+                if isinstance(event, ExecutionEvent) and event.result is not None:
+                    return event.result
         async with self._async_client() as http:
             while True:
                 response = await http.get(f"/api/executions/{execution_id}")
                 _raise_for(response)
                 data = response.json()
                 if data["status"] != "running":
-                    return RemoteResult.from_dict(data)
+                    return wire.load(ExecutionResult, data)
                 await asyncio.sleep(0.1)
 
     async def execute(
         self, flow: RemoteFlow, inputs: Mapping[str, Any] | None = None
-    ) -> RemoteResult:
+    ) -> ExecutionResult:
         """Run a flow on the server to the end; raises FlowValidationError if it is invalid."""
-        execution_id = await self.start_async(flow, inputs)
-        return await self.wait(execution_id)
+        execution = await self.start_async(flow, inputs)
+        return await execution.result()
 
-    def run(self, flow: RemoteFlow, inputs: Mapping[str, Any] | None = None) -> RemoteResult:
+    def run(self, flow: RemoteFlow, inputs: Mapping[str, Any] | None = None) -> ExecutionResult:
         """Synchronous ``execute`` for scripts; not for use inside a running event loop."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             return asyncio.run(self.execute(flow, inputs))
-        raise ExecutionError(
+        raise ConfigurationError(
             "RemoteConductor.run() was called inside a running event loop",
             hint="use `await remote.execute(...)` there",
         )

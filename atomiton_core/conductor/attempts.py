@@ -1,0 +1,141 @@
+"""Running one node: its attempts, timeout, retries and backoff, and its output check.
+
+:func:`run_attempts` is the general case: each attempt is timed out after the node's
+``timeout``, a retryable failure is retried up to ``retries`` times after ``retryDelay``
+doubled per attempt (or the cause's ``Retry-After`` when longer), and a blocking sync node
+runs on the conductor's executor. Nodes with no timeout and no retries take one of two
+specialisations that do the same with nothing to enforce and cost no task or thread hop:
+:func:`run_inline` (cheap sync nodes, called in the scheduler) and :func:`run_direct` (async
+nodes, awaited in their task). The benchmarks show both paying (chain and fan-out of
+10,000 trivial nodes); see ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from atomiton_core import signals
+from atomiton_core.conductor.events import emit_node
+from atomiton_core.errors import AtomitonError, ExecutionError, NodeTimeout, OutputContractError
+from atomiton_core.nodes.context import NodeContext
+
+if TYPE_CHECKING:
+    from atomiton_core.conductor.plan import PlannedNode
+    from atomiton_core.conductor.scheduler import GraphRun
+    from atomiton_core.results import NodeResult
+
+__all__ = ["as_error", "check_outputs", "run_attempts", "run_direct", "run_inline"]
+
+_perf = time.perf_counter
+
+
+def check_outputs(pn: PlannedNode, out: Any) -> dict[str, Any]:
+    """A node's return value as its outputs, or OutputContractError saying what is wrong."""
+    if out is None:
+        return {}
+    if type(out) is not dict and not isinstance(out, dict):
+        raise OutputContractError(
+            f"node {pn.id!r} ({pn.type_id}) returned {type(out).__name__}; a node returns "
+            "a dict keyed by output port",
+            node_id=pn.id,
+        )
+    declared = pn.declared_outputs
+    if declared is not None and not declared.issuperset(out):
+        extra = sorted(set(out) - declared)
+        raise OutputContractError(
+            f"node {pn.id!r} ({pn.type_id}) returned undeclared output port(s) {extra}; "
+            f"declared: {sorted(declared)}",
+            node_id=pn.id,
+        )
+    return out
+
+
+def as_error(exc: BaseException, pn: PlannedNode, path: str | None) -> AtomitonError:
+    """The SDK error for what a node raised, naming the node and where it sits."""
+    if isinstance(exc, AtomitonError):
+        return exc.at(pn.id, path)
+    err = ExecutionError.from_exception(exc, node_id=pn.id, node_type=pn.type_id)
+    err.path = path
+    return err
+
+
+def run_inline(
+    graph: GraphRun, pn: PlannedNode, res: NodeResult, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """One attempt of a cheap sync node, in the scheduler's own call."""
+    t0 = _perf()
+    if signals.node_started.receivers:
+        emit_node(graph.run_, signals.node_started, "node.started", pn, res)
+    try:
+        return check_outputs(pn, pn.fn(NodeContext(graph, pn, res.path), pn.params, **kwargs))
+    finally:
+        res.duration_ms = (_perf() - t0) * 1000
+
+
+async def run_direct(
+    graph: GraphRun, pn: PlannedNode, res: NodeResult, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """One attempt of an async node, awaited in its task."""
+    t0 = _perf()
+    if signals.node_started.receivers:
+        emit_node(graph.run_, signals.node_started, "node.started", pn, res)
+    try:
+        return check_outputs(pn, await pn.fn(NodeContext(graph, pn, res.path), pn.params, **kwargs))
+    finally:
+        res.duration_ms = (_perf() - t0) * 1000
+
+
+async def run_attempts(
+    graph: GraphRun, pn: PlannedNode, res: NodeResult, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Every attempt of a node with a timeout, retries or a blocking body."""
+    run = graph.run_
+    ctx = NodeContext(graph, pn, res.path)
+    settings = pn.settings
+    timeout_s = pn.timeout_s
+    is_async = pn.node_type.is_async
+    t0 = _perf()
+    attempt = 0
+    while True:
+        attempt += 1
+        ctx.attempt = res.attempts = attempt
+        if signals.node_started.receivers:
+            emit_node(run, signals.node_started, "node.started", pn, res)
+        try:
+            if is_async:
+                pending: Any = pn.fn(ctx, pn.params, **kwargs)
+            else:
+                pending = run.conductor.executor.submit(run.loop, pn.fn, ctx, pn.params, kwargs)
+            if timeout_s is None:
+                out = await pending
+            else:
+                scope = asyncio.timeout(timeout_s)
+                try:
+                    async with scope:
+                        out = await pending
+                except TimeoutError:
+                    if not scope.expired():
+                        raise
+                    raise NodeTimeout(
+                        f"node {pn.id!r} ({pn.type_id}) timed out after {settings.timeout:g} ms",
+                        node_id=pn.id,
+                        hint="raise its 'timeout' parameter (milliseconds)",
+                    ) from None
+            out = check_outputs(pn, out)
+            res.duration_ms = (_perf() - t0) * 1000
+            return out
+        except Exception as exc:
+            err = as_error(exc, pn, res.path)
+            if attempt > settings.retries or not err.retryable:
+                res.duration_ms = (_perf() - t0) * 1000
+                raise err  # noqa: B904 - err carries the node's exception as __cause__
+        delay_ms = settings.retry_delay * 2 ** (attempt - 1)
+        if err.retry_after is not None:
+            delay_ms = max(delay_ms, err.retry_after * 1000)
+        res.error = err
+        if signals.node_retrying.receivers:
+            emit_node(run, signals.node_retrying, "node.retrying", pn, res, delay_ms=delay_ms)
+        res.error = None
+        await asyncio.sleep(delay_ms / 1000)

@@ -1,0 +1,154 @@
+"""One execution of a flow plan: its lifecycle, from started to its result.
+
+:class:`Run` starts the top-level graph (see :mod:`~atomiton_core.conductor.scheduler`), holds
+the flow-wide timeout, turns the outcome into the :class:`~atomiton_core.ExecutionResult`
+(completed, failed, cancelled) and emits the execution signals. Nodes run as described in
+:mod:`~atomiton_core.conductor.attempts`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from atomiton_core import signals
+from atomiton_core.conductor.events import emit_execution
+from atomiton_core.conductor.plan import FlowPlan
+from atomiton_core.conductor.progress import overall
+from atomiton_core.conductor.scheduler import GraphRun
+from atomiton_core.errors import AtomitonError, ExecutionCancelled, NodeTimeout
+from atomiton_core.results import ExecutionResult, ExecutionStatus, NodeStatus
+
+if TYPE_CHECKING:
+    from atomiton_core.conductor.conductor import Conductor
+
+__all__ = ["Run"]
+
+_perf = time.perf_counter
+_now = time.time
+_EMPTY: dict[str, Any] = {}
+
+
+class Run:
+    """One execution of a flow plan."""
+
+    def __init__(
+        self,
+        conductor: Conductor,
+        plan: FlowPlan,
+        execution_id: str,
+        variables: dict[str, Any],
+    ) -> None:
+        self.conductor = conductor
+        self.plan = plan
+        self.execution_id = execution_id
+        self.flow_id = plan.flow.id
+        self.variables = variables
+        self.result = ExecutionResult(execution_id, plan.flow.id)
+        self.stop_event = threading.Event()
+        self.cancel_requested = False
+        self.progress = 0.0
+        self.loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()
+        self.top: GraphRun | None = None
+        #: A signal receiver's error, failing the run (see conductor.events).
+        self.receiver_error: AtomitonError | None = None
+        #: Plans of flows referenced by ``flow`` nodes, loaded once per run.
+        self.subflows: dict[str, FlowPlan] = {}
+        self.retain_outputs = conductor.retain_outputs
+        self.retain_results = conductor.retain_results
+
+    def current_progress(self) -> float:
+        self.progress = overall(self.top, self.progress)
+        return self.progress
+
+    def receiver_failed(self, err: AtomitonError) -> None:
+        """A signal receiver raised: the run fails with its error."""
+        if self.receiver_error is None:
+            self.receiver_error = err
+        if self.top is not None:
+            self.top.fail_run(err)
+
+    # -- the whole execution ---------------------------------------------------------------
+    async def main(self) -> ExecutionResult:
+        result = self.result
+        result.started_at = _now()
+        t0 = _perf()
+        emit_execution(self, signals.execution_started, "execution.started")
+        plan = self.plan
+        self.top = top = GraphRun(
+            self,
+            plan.root,
+            "",
+            _EMPTY,
+            self.variables,
+            plan.root.concurrency,
+            chain=(self.flow_id,),
+        )
+        try:
+            if "atomiton_before_run" in self.conductor.hooks:
+                self.conductor.call_hook(
+                    "atomiton_before_run",
+                    execution_id=self.execution_id,
+                    flow_id=self.flow_id,
+                    inputs=self.variables,
+                    config=self.conductor.config,
+                )
+            if self.receiver_error is not None:
+                raise self.receiver_error
+            if plan.timeout_s is None:
+                await top.run()
+            else:
+                try:
+                    async with asyncio.timeout(plan.timeout_s):
+                        await top.run()
+                except TimeoutError:
+                    raise NodeTimeout(
+                        f"flow {self.flow_id!r} timed out after {plan.timeout_s * 1000:g} ms",
+                        hint="raise settings.runtime.timeout or make the slow nodes faster",
+                    ) from None
+        except asyncio.CancelledError:
+            if not self.cancel_requested:
+                self._finish(ExecutionStatus.CANCELLED, t0, ExecutionCancelled("cancelled"))
+                raise
+            self._finish(
+                ExecutionStatus.CANCELLED,
+                t0,
+                ExecutionCancelled(f"execution {self.execution_id!r} was cancelled"),
+            )
+        except AtomitonError as exc:
+            self._finish(ExecutionStatus.FAILED, t0, exc)
+        else:
+            results = top.results
+            outputs = top.outputs
+            result.outputs = {
+                results[i].node_id: outputs[i] or {}
+                for i in plan.root.sinks
+                if results[i].status is NodeStatus.COMPLETED
+            }
+            self._finish(ExecutionStatus.COMPLETED, t0, None)
+        return result
+
+    def finish_unstarted(self) -> None:
+        """Report an execution cancelled before it ran a single step."""
+        self.result.started_at = _now()
+        self._finish(
+            ExecutionStatus.CANCELLED,
+            _perf(),
+            ExecutionCancelled(f"execution {self.execution_id!r} was cancelled before it started"),
+        )
+
+    def _finish(self, status: ExecutionStatus, t0: float, error: AtomitonError | None) -> None:
+        result = self.result
+        result.status = status
+        result.error = error
+        result.duration_ms = (_perf() - t0) * 1000
+        if status is ExecutionStatus.COMPLETED:
+            self.progress = 1.0
+            emit_execution(self, signals.execution_completed, "execution.completed")
+        elif status is ExecutionStatus.CANCELLED:
+            emit_execution(self, signals.execution_cancelled, "execution.cancelled")
+        else:
+            emit_execution(self, signals.execution_failed, "execution.failed")

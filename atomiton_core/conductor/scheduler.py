@@ -1,0 +1,546 @@
+"""The scheduler: runs one graph level of a run, event-driven, with its concurrency limit.
+
+A :class:`GraphRun` keeps, per node, the count of predecessors not yet finished. A finished
+node decrements its successors; those reaching zero become ready and start while the
+concurrency limit allows (:meth:`GraphRun.drain`). Cheap sync nodes run inline; async nodes
+get a task each — except that a task whose node completes runs the next ready async node
+(no timeout, no retries) itself, so a chain costs no new task per node (that node then shares
+the task's context variables); everything else goes through
+:func:`~atomiton_core.conductor.attempts.run_attempts` (timeouts, retries, executors).
+Failure is fail-fast (siblings cancelled) unless the node says ``continueOnFail``; then its
+dependants are skipped and independent branches finish.
+
+A GraphRun is also the :class:`~atomiton_core.nodes.context.NodeHost` of the nodes it runs:
+their contexts ask it for progress, child runs and sub-flows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from atomiton_core import signals
+from atomiton_core.conductor.attempts import as_error, run_attempts, run_direct, run_inline
+from atomiton_core.conductor.events import emit_node
+from atomiton_core.conductor.plan import FROM_CONTAINER, GraphPlan, PlannedNode
+from atomiton_core.conductor.progress import GraphProgress
+from atomiton_core.errors import AtomitonError, CircularDependency, ExecutionCancelled
+from atomiton_core.results import NodeResult, NodeStatus
+
+if TYPE_CHECKING:
+    from atomiton_core.conductor.run import Run
+    from atomiton_core.flow.protocols import FlowSource
+    from atomiton_core.security import Security
+
+__all__ = ["GraphRun"]
+
+_COMPLETED = NodeStatus.COMPLETED
+_RUNNING = NodeStatus.RUNNING
+_EMPTY: dict[str, Any] = {}
+_now = time.time
+#: Python 3.12+ can start a task eagerly: a node that never suspends finishes inside
+#: ``launch`` with no trip through the event loop, still with its own task as current task.
+_EAGER = sys.version_info >= (3, 12)
+
+
+class GraphRun(GraphProgress):
+    """One run of one graph level: the flow's top level, or a container's children."""
+
+    def __init__(
+        self,
+        run: Run,
+        plan: GraphPlan,
+        prefix: str,
+        inputs: Mapping[str, Any],
+        variables: Mapping[str, Any],
+        concurrency: int | None,
+        parent: GraphRun | None = None,
+        parent_index: int = -1,
+        span: tuple[float, float] | None = (0.0, 1.0),
+        chain: tuple[str, ...] | None = None,
+    ) -> None:
+        self.run_ = run
+        self.span = span
+        self.parent = parent
+        self.parent_index = parent_index
+        #: Flow ids from the top-level flow down to this graph (sub-flow references).
+        self.chain: tuple[str, ...] = (
+            chain if chain is not None else parent.chain if parent is not None else ()
+        )
+        self.plan = plan
+        self.prefix = prefix
+        self.inputs = inputs
+        self.variables = variables
+        self.limit = concurrency
+        nodes = plan.nodes
+        self.n = len(nodes)
+        self.outputs: list[dict[str, Any] | None] = [None] * self.n
+        self.remaining = [pn.n_preds for pn in nodes]
+        self.ready: deque[int] = deque(plan.roots)
+        self.running = 0
+        self.finished = 0
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.error: AtomitonError | None = None
+        self.stopping = False
+        self.draining = False
+        #: A task's eager first step is running inside ``launch``.
+        self.eager_step = False
+        self.done: asyncio.Future[None] = run.loop.create_future()
+        self.frac: dict[int, float] = {}
+        self.frac_sum = 0.0
+        self.observed = bool(
+            signals.node_progress.receivers
+            or signals.node_completed.receivers
+            or signals.node_started.receivers
+        )
+        #: Without retained outputs, a node's outputs go once every consumer has started.
+        self.consumers = [] if run.retain_outputs else [len(pn.successors) for pn in nodes]
+        #: ``retain_results="errors"``: completed nodes leave the result table.
+        self.prune = run.retain_results == "errors"
+        table = run.result.nodes
+        self.results: list[NodeResult] = []
+        append = self.results.append
+        for pn in nodes:
+            path = prefix + pn.id if prefix else pn.id
+            res = NodeResult(pn.id, pn.type_id, path)
+            append(res)
+            table[path] = res
+
+    # -- the node host (what contexts ask for) -------------------------------------------
+    @property
+    def execution_id(self) -> str:
+        return self.run_.execution_id
+
+    @property
+    def flow_id(self) -> str:
+        return self.run_.flow_id
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return self.run_.conductor.config
+
+    @property
+    def security(self) -> Security:
+        return self.run_.conductor.security
+
+    @property
+    def storage(self) -> FlowSource | None:
+        return self.run_.conductor.storage
+
+    @property
+    def stop_event(self) -> threading.Event:
+        return self.run_.stop_event
+
+    def node_progress(self, index: int, fraction: float, message: str | None) -> None:
+        run = self.run_
+        if threading.get_ident() != run.loop_thread:
+            run.loop.call_soon_threadsafe(self.node_progress, index, fraction, message)
+            return
+        self.set_fraction(index, min(max(fraction, 0.0), 1.0))
+        emit_node(
+            run,
+            signals.node_progress,
+            "node.progress",
+            self.plan.nodes[index],
+            self.results[index],
+            fraction=fraction,
+            message=message,
+        )
+
+    async def run_children(
+        self,
+        index: int,
+        path: str,
+        inputs: Mapping[str, Any],
+        label: str | None,
+        variables: Mapping[str, Any] | None,
+        concurrency: int | None,
+        span: tuple[float, float] | None,
+    ) -> dict[str, Any]:
+        pn = self.plan.nodes[index]
+        children = pn.children
+        if children is None:
+            raise AtomitonError(
+                f"node {pn.id!r} ({pn.type_id}) asked to run children but has none",
+                node_id=pn.id,
+                hint="only container node types (container=True) run child nodes",
+            )
+        prefix = f"{path}/{label}/" if label else f"{path}/"
+        scope = self.variables
+        if variables:
+            scope = {**scope, **variables}
+        graph = GraphRun(
+            self.run_,
+            children,
+            prefix,
+            inputs,
+            scope,
+            concurrency if concurrency is not None else children.concurrency,
+            parent=self,
+            parent_index=index,
+            span=span,
+        )
+        await graph.run()
+        return graph.container_outputs()
+
+    async def run_flow(
+        self, index: int, path: str, flow_id: str, inputs: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        chain = self.chain
+        if flow_id in chain:
+            raise CircularDependency(
+                "flow reference cycle: " + " -> ".join([*chain, flow_id]),
+                node_id=self.plan.nodes[index].id,
+            )
+        run = self.run_
+        plan = run.subflows.get(flow_id)
+        if plan is None:
+            plan = await asyncio.to_thread(run.conductor.prepare_stored, flow_id)
+            run.subflows[flow_id] = plan
+        variables = dict(plan.variables)
+        variables.update(inputs)
+        graph = GraphRun(
+            run,
+            plan.root,
+            f"{path}/",
+            _EMPTY,
+            variables,
+            plan.root.concurrency,
+            parent=self,
+            parent_index=index,
+            span=(0.0, 1.0),
+            chain=(*chain, flow_id),
+        )
+        await graph.run()
+        results = graph.results
+        return {
+            results[i].node_id: graph.outputs[i] or {}
+            for i in plan.root.sinks
+            if results[i].status is _COMPLETED
+        }
+
+    # -- driving -------------------------------------------------------------------------
+    async def run(self) -> None:
+        if self.n == 0:
+            return
+        self.drain()
+        try:
+            await self.done
+        except asyncio.CancelledError:
+            self._stop(cancel=True)
+            while self.tasks:
+                await asyncio.wait(list(self.tasks.values()))
+            raise
+        if self.error is not None:
+            raise self.error
+
+    def drain(self) -> None:
+        """Start ready nodes while the concurrency limit allows."""
+        if self.draining:
+            return
+        self.draining = True
+        try:
+            ready = self.ready
+            limit = self.limit
+            while ready and not self.stopping and (limit is None or self.running < limit):
+                self._launch(ready.popleft())
+        finally:
+            self.draining = False
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self.done.done():
+            return
+        if self.finished == self.n or (self.stopping and self.running == 0):
+            self.done.set_result(None)
+
+    def _launch(self, i: int) -> None:
+        kwargs = self._prepare(i)
+        if kwargs is not None:
+            self._spawn(i, kwargs)
+
+    def _prepare(self, i: int) -> dict[str, Any] | None:
+        """Gather a node's inputs and start it; skipped and inline nodes are finished here
+        (None), others get the keyword arguments their task will call them with."""
+        pn = self.plan.nodes[i]
+        res = self.results[i]
+        kwargs: dict[str, Any] = {}
+        if pn.inputs:
+            outputs = self.outputs
+            live = 0
+            for src, sport, tport, multiple in pn.inputs:
+                source = self.inputs if src == FROM_CONTAINER else outputs[src]
+                if source is None or sport not in source:
+                    continue
+                live += 1
+                if multiple:
+                    kwargs.setdefault(tport, []).append(source[sport])
+                else:
+                    kwargs[tport] = source[sport]
+            if self.consumers:
+                self._release(pn)
+            if live == 0 or (pn.required and not pn.required.issubset(kwargs)):
+                self._skip(i, "upstream")
+                return None
+        if not pn.settings.enabled:
+            self._skip(i, "disabled")
+            return None
+        res.status = _RUNNING
+        res.started_at = _now()
+        res.attempts = 1
+        if pn.inline:
+            try:
+                out = run_inline(self, pn, res, kwargs)
+            except Exception as exc:
+                self._failed(i, as_error(exc, pn, res.path))
+                return None
+            self._completed(i, out)
+            return None
+        return kwargs
+
+    def _spawn(self, i: int, kwargs: dict[str, Any]) -> None:
+        """Give a node its task."""
+        self.running += 1
+        loop = self.run_.loop
+        coro = self._node_task(i, self.plan.nodes[i], self.results[i], kwargs)
+        if loop.get_task_factory() is not None:
+            task = loop.create_task(coro)
+        elif _EAGER:
+            self.eager_step = True
+            try:
+                task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+            finally:
+                self.eager_step = False
+            if task.done():  # it settled itself already
+                return
+        else:  # what create_task does with no factory, minus its bookkeeping
+            task = asyncio.Task(coro, loop=loop)
+        self.tasks[i] = task
+
+    def _release(self, pn: PlannedNode) -> None:
+        """Drop predecessors' outputs once their last consumer has taken its inputs."""
+        consumers = self.consumers
+        nodes = self.plan.nodes
+        for p in pn.preds:
+            consumers[p] -= 1
+            if consumers[p] == 0 and not nodes[p].keep:
+                self.outputs[p] = None
+
+    async def _node_task(
+        self, i: int, pn: PlannedNode, res: NodeResult, kwargs: dict[str, Any]
+    ) -> None:
+        """A node's task. It settles its own outcome; a task cancelled by ``_stop`` is
+        settled by the done callback ``_stop`` adds (it may be cancelled before it starts).
+
+        When the node completes and the next ready node is a direct async one, that node runs
+        on in this task (a chain then costs no task and no loop round trip per node); every
+        64 such hops the task yields to the loop, so a long chain never starves it.
+        """
+        task = self.tasks.get(i)  # None during an eager first step: no continuation then
+        hops = 0
+        while True:
+            try:
+                if pn.direct:
+                    out = await run_direct(self, pn, res, kwargs)
+                else:
+                    out = await run_attempts(self, pn, res, kwargs)
+            except asyncio.CancelledError:
+                if self.stopping:
+                    raise
+                # the node cancelled itself: a failure like any other
+                self._settle(i, None, ExecutionCancelled(f"node {pn.id!r} was cancelled"))
+                return
+            except Exception as exc:
+                self._settle(i, None, as_error(exc, pn, res.path))
+                return
+            following = self._settle(i, out, None, task)
+            if following is None:
+                return
+            i, kwargs = following
+            pn = self.plan.nodes[i]
+            res = self.results[i]
+            hops += 1
+            if not hops & 63:
+                await asyncio.sleep(0)
+
+    def _settle(
+        self,
+        i: int,
+        out: dict[str, Any] | None,
+        err: AtomitonError | None,
+        task: asyncio.Task[None] | None = None,
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Record a task's outcome; with ``task``, maybe hand it the next ready node."""
+        if err is not None and self.eager_step:
+            # a failure surfaces after the ready nodes launched with it have started, as
+            # without eager tasks (fail-fast cancels siblings, it does not pre-empt them)
+            self.run_.loop.call_soon(self._settle, i, out, err)
+            return None
+        self.running -= 1
+        self.tasks.pop(i, None)
+        if err is None:
+            self._completed(i, out or {})
+        else:
+            self._failed(i, err)
+        following = None
+        if task is not None and err is None and not self.stopping and not self.eager_step:
+            following = self._continue_with(task)
+        self.drain()
+        return following
+
+    def _continue_with(self, task: asyncio.Task[None]) -> tuple[int, dict[str, Any]] | None:
+        """Take the first ready node for ``task`` if it is a direct async node."""
+        ready = self.ready
+        nodes = self.plan.nodes
+        limit = self.limit
+        while (
+            ready
+            and nodes[ready[0]].direct
+            and not self.stopping
+            and (limit is None or self.running < limit)
+        ):
+            j = ready.popleft()
+            kwargs = self._prepare(j)
+            if kwargs is not None:
+                self.running += 1
+                self.tasks[j] = task
+                return j, kwargs
+        return None
+
+    def _task_done(self, i: int, task: asyncio.Task[None]) -> None:
+        if self.tasks.get(i) is not task:  # it settled itself
+            return
+        self.running -= 1
+        del self.tasks[i]
+        pn = self.plan.nodes[i]
+        if task.cancelled():
+            if self.stopping:
+                self._cancelled(i)
+            else:  # the node cancelled itself: a failure like any other
+                self._failed(i, ExecutionCancelled(f"node {pn.id!r} was cancelled"))
+        else:
+            exc = task.exception()
+            err = exc or ExecutionCancelled(f"node {pn.id!r} was cancelled")
+            self._failed(i, as_error(err, pn, self.results[i].path))
+        self.drain()
+
+    # -- node outcomes -------------------------------------------------------------------
+    def _advance(self, i: int) -> None:
+        self.node_finished(i)
+        remaining = self.remaining
+        ready = self.ready
+        for s in self.plan.nodes[i].successors:
+            remaining[s] -= 1
+            if remaining[s] == 0:
+                ready.append(s)
+        if self.observed and self.span is not None and self.parent is not None:
+            self.propagate()
+
+    def _completed(self, i: int, out: dict[str, Any]) -> None:
+        res = self.results[i]
+        res.status = _COMPLETED
+        if self.run_.retain_outputs:
+            res.outputs = out
+        self.outputs[i] = out
+        self._advance(i)
+        if signals.node_completed.receivers:
+            emit_node(
+                self.run_,
+                signals.node_completed,
+                "node.completed",
+                self.plan.nodes[i],
+                res,
+                outputs=out,
+            )
+        if self.prune:
+            self.run_.result.nodes.pop(res.path, None)
+
+    def _skip(self, i: int, reason: str) -> None:
+        res = self.results[i]
+        res.status = NodeStatus.SKIPPED
+        res.reason = reason
+        self._advance(i)
+        if signals.node_skipped.receivers:
+            emit_node(
+                self.run_,
+                signals.node_skipped,
+                "node.skipped",
+                self.plan.nodes[i],
+                res,
+                message=reason,
+            )
+
+    def _failed(self, i: int, err: AtomitonError) -> None:
+        pn = self.plan.nodes[i]
+        res = self.results[i]
+        res.status = NodeStatus.FAILED
+        res.error = err.at(pn.id, res.path)
+        conductor = self.run_.conductor
+        if "atomiton_on_node_error" in conductor.hooks:
+            conductor.call_hook(
+                "atomiton_on_node_error",
+                execution_id=self.run_.execution_id,
+                node_id=pn.id,
+                path=res.path,
+                error=res.error,
+            )
+        if pn.settings.continue_on_fail:
+            self._advance(i)
+            emit_node(self.run_, signals.node_failed, "node.failed", pn, res)
+            return
+        emit_node(self.run_, signals.node_failed, "node.failed", pn, res)
+        self.fail_run(err)
+
+    def fail_run(self, err: AtomitonError) -> None:
+        """Fail this graph (fail-fast): remember the first error, stop the rest."""
+        if self.error is None:
+            self.error = err
+        self._stop(cancel=False)
+
+    def _cancelled(self, i: int) -> None:
+        res = self.results[i]
+        res.status = NodeStatus.CANCELLED
+        if res.error is None:
+            res.error = ExecutionCancelled(
+                f"node {res.node_id!r} was cancelled", node_id=res.node_id, path=res.path
+            )
+        if res.started_at is not None and res.duration_ms is None:
+            res.duration_ms = (_now() - res.started_at) * 1000
+        emit_node(self.run_, signals.node_cancelled, "node.cancelled", self.plan.nodes[i], res)
+
+    def _stop(self, *, cancel: bool) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        if self.parent is None:
+            self.run_.stop_event.set()
+        for i, task in self.tasks.items():
+            task.cancel()
+            task.add_done_callback(partial(self._task_done, i))
+        status = NodeStatus.CANCELLED if cancel else NodeStatus.SKIPPED
+        for res in self.results:
+            if res.status is NodeStatus.PENDING:
+                res.status = status
+                res.reason = "cancelled" if cancel else "run failed"
+        self._maybe_done()
+
+    # -- results -------------------------------------------------------------------------
+    def container_outputs(self) -> dict[str, Any]:
+        """What the container whose children this graph ran outputs."""
+        outputs = self.outputs
+        if self.plan.outputs_from:
+            out: dict[str, Any] = {}
+            for src, sport, name in self.plan.outputs_from:
+                source = outputs[src]
+                if source is not None and sport in source:
+                    out[name] = source[sport]
+            return out
+        return {
+            self.results[i].node_id: outputs[i] for i in self.plan.sinks if outputs[i] is not None
+        }

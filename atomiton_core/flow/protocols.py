@@ -1,0 +1,77 @@
+"""What the flow layer needs to know of node types, catalogues and stored flows.
+
+Validation checks a flow against node types that ``nodes/`` defines, a catalogue that
+``catalogue.py`` builds and a storage that ``storage/`` provides, all of them layers above
+this one. They are described here as protocols, so ``flow/`` imports nothing above itself;
+:class:`~atomiton_core.NodeType`, :class:`~atomiton_core.Catalogue` and
+:class:`~atomiton_core.FlowStorage` satisfy them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from atomiton_core.flow.models import Flow
+
+__all__ = ["CatalogueLike", "FlowSource", "NodeTypeLike", "PortLike"]
+
+
+class PortLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def required(self) -> bool: ...
+
+    @property
+    def multiple(self) -> bool: ...
+
+
+class NodeTypeLike(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def params(self) -> type[BaseModel]: ...
+
+    @property
+    def inputs(self) -> Mapping[str, PortLike]: ...
+
+    @property
+    def outputs(self) -> Mapping[str, PortLike]: ...
+
+    @property
+    def dynamic_inputs(self) -> bool: ...
+
+    @property
+    def dynamic_outputs(self) -> bool: ...
+
+    @property
+    def container(self) -> bool: ...
+
+    @property
+    def child_sources(self) -> frozenset[str] | None: ...
+
+    @property
+    def required_inputs(self) -> list[str]: ...
+
+
+class CatalogueLike(Protocol):
+    def get(self, key: str, /) -> NodeTypeLike | None: ...
+
+    def missing_hint(self, type_id: str) -> str: ...
+
+
+class FlowSource(Protocol):
+    """Where flows referenced by id (``flow`` nodes) are found."""
+
+    @property
+    def url(self) -> str: ...
+
+    def exists(self, flow_id: str) -> bool: ...
+
+    def load(self, flow_id: str) -> Flow: ...

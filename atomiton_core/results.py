@@ -1,0 +1,77 @@
+"""What an execution produces: per-node results and the execution result.
+
+Plain slotted dataclasses, cheap to create on the conductor's per-node path; their JSON is
+the wire format's (:mod:`atomiton_core.wire`): ``wire.dump(result)`` / ``wire.load(...)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from atomiton_core.wire import CONFIG, Error, Timestamp, Value
+
+__all__ = ["ExecutionResult", "ExecutionStatus", "NodeResult", "NodeStatus"]
+
+
+class NodeStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(slots=True)
+class NodeResult:
+    __pydantic_config__ = CONFIG
+
+    node_id: str
+    node_type: str
+    path: str
+    status: NodeStatus = NodeStatus.PENDING
+    outputs: Value = None
+    error: Error = None
+    attempts: int = 0
+    #: Wall-clock start (epoch seconds) of the first attempt.
+    started_at: Timestamp = None
+    duration_ms: float | None = None
+    #: Why a skipped node did not run (``disabled``, ``upstream``...).
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class ExecutionResult:
+    __pydantic_config__ = CONFIG
+
+    execution_id: str
+    flow_id: str
+    status: ExecutionStatus = ExecutionStatus.RUNNING
+    #: Sink node id -> its output ports.
+    outputs: Value = field(default_factory=dict)
+    #: Node path -> result; children of containers are ``parent/child``.
+    nodes: dict[str, NodeResult] = field(default_factory=dict)
+    error: Error = None
+    started_at: Timestamp = None
+    duration_ms: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ExecutionStatus.COMPLETED
+
+    def node(self, path: str) -> NodeResult:
+        return self.nodes[path]
+
+    def raise_for_status(self) -> ExecutionResult:
+        """Raise the run's error unless it completed; return self for chaining."""
+        if self.error is not None and self.status is not ExecutionStatus.COMPLETED:
+            raise self.error
+        return self

@@ -1,0 +1,86 @@
+"""What nodes may reach: the conductor's security settings, typed.
+
+``create_conductor(security=Security(allowed_roots=["./data"]))`` (or the same keys, camelCase,
+in ``config``: ``{"allowedRoots": [...], "allowedPrograms": [...]}``). A misspelt key is an
+error, not a setting silently ignored: ``allowedRoot`` would otherwise leave every path open.
+Nodes read the settings as ``ctx.security``; paths are confined by ``ctx.resolve_path``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from atomiton_core.errors import ConfigurationError
+
+__all__ = ["Security"]
+
+
+class Security(BaseModel):
+    """Limits on what a conductor's nodes may touch (``None``: no limit)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    #: Paths / fsspec URLs nodes may read and write under (``ctx.resolve_path`` checks).
+    allowed_roots: tuple[str, ...] | None = Field(None)
+    #: Programs (names or absolute paths) the shell-command node may run.
+    allowed_programs: tuple[str, ...] | None = Field(None)
+
+    @field_validator("allowed_roots", "allowed_programs", mode="before")
+    @classmethod
+    def _listed(cls, value: Any) -> Any:
+        if isinstance(value, str | os.PathLike):
+            return (os.fspath(value),)
+        if isinstance(value, list | tuple | set | frozenset):
+            return tuple(os.fspath(v) if isinstance(v, os.PathLike) else v for v in value)
+        return value
+
+    @classmethod
+    def split(
+        cls, config: Mapping[str, Any], security: Security | Mapping[str, Any] | None = None
+    ) -> tuple[Security, dict[str, Any]]:
+        """Take the security keys out of a free ``config`` mapping; the rest is returned.
+
+        A key that is not a security setting but reads like one (``allowedRoot``,
+        ``allowed_root``) is refused with the name it was probably meant to be.
+        """
+        names = {f.alias or n: n for n, f in cls.model_fields.items()}
+        known = {*names, *names.values()}
+        picked: dict[str, Any] = {}
+        rest: dict[str, Any] = {}
+        for key, value in config.items():
+            if key in known:
+                picked[key] = value
+                continue
+            close = difflib.get_close_matches(
+                key.replace("_", "").lower(), [k.lower() for k in names], n=1, cutoff=0.8
+            )
+            if close:
+                meant = next(k for k in names if k.lower() == close[0])
+                raise ConfigurationError(
+                    f"conductor config key {key!r} is not a setting",
+                    hint=f"did you mean {meant!r}? (a misspelt security key confines nothing)",
+                )
+            rest[key] = value
+        if isinstance(security, Security):
+            base = security.model_dump(exclude_unset=True)
+        else:
+            base = dict(security or {})
+        try:
+            return cls.model_validate({**base, **picked}), rest
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ConfigurationError(
+                f"invalid security settings: {problems}",
+                hint="allowedRoots and allowedPrograms take a list of strings",
+            ) from None
