@@ -12,27 +12,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from atomiton_core.errors import AtomitonError, ExecutionError, ExpressionError, NodeTimeout
+from atomiton_core.nodes.builtin._params import CamelParams, check_expression
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.nodes.definition import node
 from atomiton_core.nodes.expressions import compile_expression
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, extra="forbid")
-
-
-def _check_expression(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            compile_expression(value)
-        except ExpressionError as exc:
-            raise ValueError(exc.message) from None
-    return value
-
 
 _ITEM_SOURCES = frozenset({"item", "index", "items", "input"})
 
@@ -66,7 +52,7 @@ def _as_list(items: Any, where: str) -> list[Any]:
 # -- loop ------------------------------------------------------------------------------------
 
 
-class LoopParams(_Params):
+class LoopParams(CamelParams):
     loop_type: Literal["forEach", "times", "while"] = Field(
         "forEach", description="forEach: over `items`; times: `count` times; while: `condition`"
     )
@@ -84,7 +70,7 @@ class LoopParams(_Params):
     )
     concurrency: int = Field(1, ge=1, description="Iterations run side by side")
 
-    _check = field_validator("condition")(_check_expression)
+    _check = field_validator("condition")(check_expression)
 
     @model_validator(mode="after")
     def _needs(self) -> LoopParams:
@@ -242,7 +228,7 @@ async def loop(
 # -- parallel --------------------------------------------------------------------------------
 
 
-class ParallelParams(_Params):
+class ParallelParams(CamelParams):
     concurrency: int = Field(4, ge=1, description="Operations running at once")
     strategy: Literal["all", "race", "allSettled"] = Field(
         "all",
@@ -383,12 +369,12 @@ def _collect(
 # -- if / merge ------------------------------------------------------------------------------
 
 
-class IfParams(_Params):
+class IfParams(CamelParams):
     condition: str = Field(
         description="Jinja2 expression over `data` (alias `input`) and the variables"
     )
 
-    _check = field_validator("condition")(_check_expression)
+    _check = field_validator("condition")(check_expression)
 
 
 @node(
@@ -410,7 +396,7 @@ def if_node(
     return {"true": value} if taken else {"false": value}
 
 
-class MergeParams(_Params):
+class MergeParams(CamelParams):
     mode: Literal["all", "first"] = Field(
         "all", description="all: the list of what arrived, in edge order; first: the first one"
     )
@@ -436,7 +422,7 @@ def merge(ctx: NodeContext, params: MergeParams, data: list[Any] | None = None) 
 # -- flow (a stored flow run as one node) ------------------------------------------------------
 
 
-class FlowRefParams(_Params):
+class FlowRefParams(CamelParams):
     flow_id: str = Field(description="Id of the stored flow to run")
 
 
