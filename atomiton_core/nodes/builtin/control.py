@@ -1,55 +1,32 @@
 """Control flow: ``loop``, ``parallel``, ``if``, ``merge`` and ``flow`` (a stored sub-flow).
 
-``loop`` and ``parallel`` are containers: their children run once per item, fed through
-container edges from the node's own id (``sourceHandle: item`` / ``index``); an edge from a
-child to the node's id with ``targetHandle: X`` makes ``X`` an output holding one value per
-item, in order.
+``loop`` and ``parallel`` are containers; both run their children once per item through
+``iteration.iterate``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from atomiton_core.errors import AtomitonError, ExecutionError, ExpressionError, NodeTimeout
 from atomiton_core.nodes.builtin._params import CamelParams, check_expression
+from atomiton_core.nodes.builtin.iteration import (
+    ITEM_SOURCES,
+    Outputs,
+    as_list,
+    collect_outputs,
+    error_entry,
+    iterate,
+)
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.nodes.definition import node
 from atomiton_core.nodes.expressions import compile_expression
 
-_ITEM_SOURCES = frozenset({"item", "index", "items", "input"})
-
-
-def _per_item_outputs(
-    results: list[dict[str, Any] | None], names: tuple[str, ...]
-) -> dict[str, list[Any]]:
-    """Container outputs per item -> one list per output name (None where an item failed)."""
-    return {name: [r.get(name) if r is not None else None for r in results] for name in names}
-
-
-def _error_entry(index: int, err: BaseException) -> dict[str, Any]:
-    data = err.to_dict() if isinstance(err, AtomitonError) else {"message": str(err)}
-    return {"index": index, "error": data}
-
-
-def _as_list(items: Any, where: str) -> list[Any]:
-    if items is None:
-        return []
-    if isinstance(items, list | tuple):
-        return list(items)
-    if isinstance(items, dict):
-        return list(items.values())
-    raise ExecutionError(
-        f"{where} must be a list, got {type(items).__name__}",
-        hint="feed it a list (e.g. a transform's output) or set the 'array' parameter",
-        retryable=False,
-    )
-
-
-# -- loop ------------------------------------------------------------------------------------
+# -- loop -----------------------------------------------------------------------------------
 
 
 class LoopParams(CamelParams):
@@ -81,68 +58,12 @@ class LoopParams(CamelParams):
         return self
 
 
-async def _run_iterations(
-    ctx: NodeContext,
-    total: int | None,
-    concurrency: int,
-    run_one: Callable[[int], Awaitable[dict[str, Any]]],
-    stop_after: Callable[[int, dict[str, Any] | None], bool],
-    break_on_error: bool,
-) -> tuple[list[dict[str, Any] | None], list[dict[str, Any]]]:
-    """Run iterations 0, 1, ... with at most ``concurrency`` at once, keeping input order."""
-    results: dict[int, dict[str, Any] | None] = {}
-    errors: list[dict[str, Any]] = []
-    if concurrency == 1 or total is None:
-        i = 0
-        while total is None or i < total:
-            try:
-                out: dict[str, Any] | None = await run_one(i)
-            except AtomitonError as err:
-                if break_on_error:
-                    raise
-                errors.append(_error_entry(i, err))
-                out = None
-            results[i] = out
-            i += 1
-            if stop_after(i, out):
-                break
-            if i % 32 == 0:  # inline children never suspend: let a timeout or cancel land
-                await asyncio.sleep(0)
-        return [results[k] for k in range(i)], errors
-
-    semaphore = asyncio.Semaphore(concurrency)
-    done = 0
-
-    async def guarded(i: int) -> None:
-        nonlocal done
-        async with semaphore:
-            try:
-                results[i] = await run_one(i)
-            except AtomitonError as err:
-                if break_on_error:
-                    raise
-                errors.append(_error_entry(i, err))
-                results[i] = None
-        done += 1
-        ctx.progress(done / total)
-
-    tasks = [asyncio.ensure_future(guarded(i)) for i in range(total)]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    errors.sort(key=lambda e: e["index"])
-    return [results[k] for k in range(total)], errors
-
-
 @node(
     "loop",
     params=LoopParams,
     outputs={"iterationCount": int, "errors": list, "results": list},
     container=True,
-    child_sources=_ITEM_SOURCES | {"iteration"},
+    child_sources=ITEM_SOURCES | {"iteration"},
     name="Loop",
     category="logic",
     icon="repeat",
@@ -155,7 +76,7 @@ async def loop(
     values: list[Any] = []
     total: int | None
     if params.loop_type == "forEach":
-        values = _as_list(source, f"loop {ctx.node_id!r} input 'items'")
+        values = as_list(source, f"loop {ctx.node_id!r} input 'items'")
         total = len(values)
     elif params.loop_type == "times":
         total = params.count
@@ -170,9 +91,8 @@ async def loop(
         )
     condition = compile_expression(params.condition) if params.condition else None
     names = ctx.child_outputs
-    last: dict[str, Any] | None = None
 
-    def keep_going(iteration: int, last_result: dict[str, Any] | None) -> bool:
+    def keep_going(iteration: int, last_result: Outputs | None) -> bool:
         if condition is None:
             return True
         scope = dict(ctx.variables)
@@ -192,8 +112,7 @@ async def loop(
 
     sequential = params.concurrency == 1
 
-    async def run_one(i: int) -> dict[str, Any]:
-        nonlocal last
+    async def run_one(i: int) -> Outputs:
         item = values[i] if params.loop_type == "forEach" else i
         span = (i / total, (i + 1) / total) if sequential and total else None
         out = await ctx.run_children(
@@ -202,30 +121,31 @@ async def loop(
             variables={"item": item, "index": i, "iteration": i},
             progress=span,
         )
-        last = out
         if total is None:
             ctx.progress(min((i + 1) / params.max_iterations, 1.0), f"iteration {i}")
         return out
 
-    def stop_after(done: int, out: dict[str, Any] | None) -> bool:
-        if total is None:
-            return done >= params.max_iterations or not keep_going(done, out)
-        return False
+    def stop(done: int, out: Outputs | None) -> bool:
+        return done >= params.max_iterations or not keep_going(done, out)
 
-    results, errors = await _run_iterations(
-        ctx,
-        total,
-        params.concurrency,
+    def report(fraction: float, i: int) -> None:
+        ctx.progress(fraction)
+
+    run = await iterate(
         run_one,
-        stop_after,
-        params.break_on_error,
+        total,
+        concurrency=params.concurrency,
+        collect=() if params.break_on_error else (AtomitonError,),
+        until=stop if total is None else None,
+        progress=None if sequential else report,  # one by one, the children fill the spans
     )
+    results = run.outputs
     if not params.collect_results:
-        return {"iterationCount": len(results), "errors": errors}
-    return {"iterationCount": len(results), **_collect(results, errors, names)}
+        return {"iterationCount": len(results), "errors": run.errors}
+    return {"iterationCount": len(results), **collect_outputs(results, run.errors, names)}
 
 
-# -- parallel --------------------------------------------------------------------------------
+# -- parallel -------------------------------------------------------------------------------
 
 
 class ParallelParams(CamelParams):
@@ -250,7 +170,7 @@ class ParallelParams(CamelParams):
     params=ParallelParams,
     outputs={"results": list, "errors": list, "settled": list, "winnerIndex": int},
     container=True,
-    child_sources=_ITEM_SOURCES | {"operation"},
+    child_sources=ITEM_SOURCES | {"operation"},
     name="Parallel",
     category="logic",
     icon="git-branch",
@@ -266,107 +186,80 @@ async def parallel(
         if input is not None
         else (params.operations)
     )
-    ops = _as_list(source, f"parallel {ctx.node_id!r} input 'operations'")
+    ops = as_list(source, f"parallel {ctx.node_id!r} input 'operations'")
     names = ctx.child_outputs
-    semaphore = asyncio.Semaphore(params.concurrency)
-    op_timeout = params.operation_timeout / 1000 if params.operation_timeout else None
-    finished: list[int] = []
-
-    async def run_op(i: int) -> dict[str, Any]:
-        async with semaphore:
-            coro = ctx.run_children(
-                {"item": ops[i], "index": i, "operation": ops[i], "items": ops, "input": ops[i]},
-                label=f"operation {i}",
-                variables={"item": ops[i], "index": i},
-                progress=None,
-            )
-            if op_timeout is None:
-                out = await coro
-            else:
-                try:
-                    async with asyncio.timeout(op_timeout):
-                        out = await coro
-                except TimeoutError:
-                    raise NodeTimeout(
-                        f"parallel {ctx.node_id!r}: operation {i} timed out after "
-                        f"{params.operation_timeout:g} ms",
-                        node_id=ctx.node_id,
-                    ) from None
-        finished.append(i)
-        ctx.progress(len(finished) / len(ops), f"operation {i} done")
-        return out
-
-    tasks = [asyncio.ensure_future(run_op(i)) for i in range(len(ops))]
-
-    async def settle() -> dict[str, Any]:
-        if not tasks:
-            return {"results": [], "errors": [], **{n: [] for n in names}}
-        if params.strategy == "race":
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            first = min(done, key=tasks.index)
-            winner = tasks.index(first)
-            out = first.result()  # a failing first finisher fails the race
-            return {"winnerIndex": winner, **(out if names else {"results": [out]})}
-        if params.strategy == "all":
-            results = await asyncio.gather(*tasks)
-            order = range(len(ops)) if params.maintain_order else finished
-            listed: list[dict[str, Any] | None] = [results[i] for i in order]
-            return _collect(listed, [], names)
-        await asyncio.wait(tasks)
-        settled: list[dict[str, Any]] = []
-        listed = []
-        errors: list[dict[str, Any]] = []
-        order = (
-            list(range(len(ops)))
-            if params.maintain_order
-            else [
-                *finished,
-                *(i for i in range(len(ops)) if i not in finished),
-            ]
-        )
-        for i in order:
-            exc = tasks[i].exception()
-            if exc is None:
-                listed.append(tasks[i].result())
-                settled.append({"index": i, "status": "fulfilled", "outputs": tasks[i].result()})
-            else:
-                listed.append(None)
-                errors.append(_error_entry(i, exc))
-                settled.append({"index": i, "status": "rejected", **_error_entry(i, exc)})
-        out = _collect(listed, errors, names)
-        out["settled"] = settled
-        return out
-
+    if not ops:
+        return {"results": [], "errors": [], **{n: [] for n in names}}
+    if params.global_timeout is None:
+        return await _run_operations(ctx, params, ops, names)
     try:
-        if params.global_timeout is None:
-            return await settle()
-        try:
-            async with asyncio.timeout(params.global_timeout / 1000):
-                return await settle()
-        except TimeoutError:
-            raise NodeTimeout(
-                f"parallel {ctx.node_id!r} timed out after {params.global_timeout:g} ms "
-                "(globalTimeout)",
-                node_id=ctx.node_id,
-            ) from None
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        async with asyncio.timeout(params.global_timeout / 1000):
+            return await _run_operations(ctx, params, ops, names)
+    except TimeoutError:
+        raise NodeTimeout(
+            f"parallel {ctx.node_id!r} timed out after {params.global_timeout:g} ms "
+            "(globalTimeout)",
+            node_id=ctx.node_id,
+        ) from None
 
 
-def _collect(
-    listed: list[dict[str, Any] | None], errors: list[dict[str, Any]], names: tuple[str, ...]
+async def _run_operations(
+    ctx: NodeContext, params: ParallelParams, ops: list[Any], names: tuple[str, ...]
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"errors": errors}
-    if names:
-        out.update(_per_item_outputs(listed, names))
-    else:
-        out["results"] = listed
-    return out
+    def run_op(i: int) -> Awaitable[Outputs]:
+        return ctx.run_children(
+            {"item": ops[i], "index": i, "operation": ops[i], "items": ops, "input": ops[i]},
+            label=f"operation {i}",
+            variables={"item": ops[i], "index": i},
+            progress=None,
+        )
+
+    def timed_out(i: int) -> NodeTimeout:
+        return NodeTimeout(
+            f"parallel {ctx.node_id!r}: operation {i} timed out after "
+            f"{params.operation_timeout:g} ms",
+            node_id=ctx.node_id,
+        )
+
+    def report(fraction: float, i: int) -> None:
+        ctx.progress(fraction, f"operation {i} done")
+
+    op_timeout = params.operation_timeout
+    run = await iterate(
+        run_op,
+        len(ops),
+        concurrency=params.concurrency,
+        collect=(Exception,) if params.strategy == "allSettled" else (),
+        first=params.strategy == "race",
+        timeout=None if op_timeout is None else (op_timeout / 1000, timed_out),
+        progress=report,
+        progress_on_error=False,  # a rejected operation does not move the progress
+    )
+    if run.winner is not None:  # race
+        winner, out = run.winner
+        return {"winnerIndex": winner, **(out if names else {"results": [out]})}
+    if params.strategy == "all":
+        order = range(len(ops)) if params.maintain_order else run.completed
+        return collect_outputs([run.outputs[i] for i in order], [], names)
+    order = range(len(ops)) if params.maintain_order else [*run.completed, *sorted(run.failures)]
+    settled: list[dict[str, Any]] = []
+    listed: list[Outputs | None] = []
+    errors: list[dict[str, Any]] = []
+    for i in order:
+        err = run.failures.get(i)
+        if err is None:
+            listed.append(run.outputs[i])
+            settled.append({"index": i, "status": "fulfilled", "outputs": run.outputs[i]})
+        else:
+            listed.append(None)
+            errors.append(error_entry(i, err))
+            settled.append({"index": i, "status": "rejected", **error_entry(i, err)})
+    result = collect_outputs(listed, errors, names)
+    result["settled"] = settled
+    return result
 
 
-# -- if / merge ------------------------------------------------------------------------------
+# -- if / merge -----------------------------------------------------------------------------
 
 
 class IfParams(CamelParams):
