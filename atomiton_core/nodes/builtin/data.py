@@ -9,20 +9,16 @@ import json
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
 from atomiton_core.errors import ExpressionError
+from atomiton_core.nodes.builtin._params import Parameters
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.nodes.definition import node
 from atomiton_core.nodes.expressions import compile_expression
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, extra="forbid")
-
-
-class EditFieldsParams(_Params):
+class EditFieldsParams(Parameters):
     values: dict[str, Any] = Field(
         default_factory=dict,
         description="Fields to set; string values are templates over `input` and variables",
@@ -65,7 +61,7 @@ Operation = Literal[
 _NEEDS_EXPRESSION = {"map", "filter", "reduce", "group"}
 
 
-class TransformParams(_Params):
+class TransformParams(Parameters):
     operation: Operation = Field("map", description="What to do with the list")
     expression: str | None = Field(
         None,
