@@ -176,7 +176,7 @@ function onEvent(ev) {
   }
   if (ev.type.startsWith("node.")) {
     const row = ensureRow(ev.path, ev.nodeType);
-    const t = ev.timestamp * 1000;
+    const t = isoMs(ev.timestamp) ?? Date.now();
     switch (ev.type) {
       case "node.started":
         row.startedAt = row.startedAt || t;

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from atomiton_core import NodeContext, node
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from atomiton_core import NodeContext, Parameters, node
+from pydantic import Field, model_validator
 
 __all__ = ["ImageParams", "Point", "image"]
 
@@ -44,8 +43,8 @@ NamedPosition = Literal[
 ]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, extra="forbid")
+class _Model(Parameters):
+    pass
 
 
 class Point(_Model):

@@ -10,9 +10,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from atomiton_core import NodeContext
-from atomiton_core.errors import ExecutionError
-from atomiton_core.files import atomic_write_bytes
+from atomiton_core import ExecutionError, NodeContext, atomic_write_bytes
 from PIL import (
     Image,
     ImageColor,

@@ -7,11 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from atomiton_core import NodeContext
-from atomiton_core.errors import ExecutionError
-from atomiton_core.files import Location
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
+from atomiton_core import ExecutionError, Location, NodeContext, Parameters
 
 __all__ = [
     "IOParams",
@@ -24,10 +20,8 @@ __all__ = [
 ]
 
 
-class IOParams(BaseModel):
+class IOParams(Parameters):
     """camelCase keys in flow files; unknown keys are reported, not ignored."""
-
-    model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, extra="forbid")
 
 
 def normalise_encoding(value: str | None) -> str | None:

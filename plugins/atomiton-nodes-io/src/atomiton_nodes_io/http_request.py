@@ -19,8 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import httpx
-from atomiton_core import NodeContext, node
-from atomiton_core.errors import ExecutionError, NodeTimeout
+from atomiton_core import ExecutionError, NodeContext, NodeTimeout, node
 from pydantic import Field, field_validator, model_validator
 
 from atomiton_nodes_io._common import HttpError, IOParams, ResponseTooLarge, render_str

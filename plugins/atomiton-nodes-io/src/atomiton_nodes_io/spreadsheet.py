@@ -13,9 +13,7 @@ import re
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
-from atomiton_core import NodeContext, node
-from atomiton_core.errors import ExecutionError
-from atomiton_core.files import atomic_write_bytes
+from atomiton_core import ExecutionError, NodeContext, atomic_write_bytes, node
 from pydantic import AliasChoices, Field, field_validator
 
 from atomiton_nodes_io._common import (

@@ -29,10 +29,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from atomiton_core import NodeContext, node
-from atomiton_core.errors import ExecutionError
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
+from atomiton_core import ExecutionError, NodeContext, Parameters, node
+from pydantic import Field, field_validator
 
 __all__ = ["SCRUBBED_ENVIRONMENT", "SCRUBBED_PREFIXES", "ShellCommandParams", "shell_command"]
 
@@ -79,9 +77,7 @@ def is_scrubbed(name: str) -> bool:
     return name in SCRUBBED_ENVIRONMENT or name.startswith(SCRUBBED_PREFIXES)
 
 
-class ShellCommandParams(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, extra="forbid")
-
+class ShellCommandParams(Parameters):
     program: str = Field(
         min_length=1,
         description="The program to run: a name looked up on PATH, or a path. Never a shell "
