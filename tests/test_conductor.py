@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,8 +16,23 @@ from atomiton_core import (
     FlowValidationError,
     NodeStatus,
     loads_flow,
+    signals,
     wire,
 )
+
+
+@contextlib.contextmanager
+def node_started(conductor: Conductor, path: str) -> Iterator[asyncio.Event]:
+    """An event set when the node at ``path`` starts (its ``node_started`` signal)."""
+    loop = asyncio.get_running_loop()
+    started = asyncio.Event()
+
+    def on_started(sender: Any, event: signals.NodeEvent) -> None:
+        if event.path == path:
+            loop.call_soon_threadsafe(started.set)
+
+    with signals.node_started.connected_to(on_started, sender=conductor):
+        yield started
 
 
 def test_independent_branches_run_concurrently(conductor: Conductor) -> None:
@@ -147,8 +164,6 @@ nodes:
 """
     )
     events: list[Any] = []
-    from atomiton_core import signals
-
     with signals.node_retrying.connected_to(
         lambda s, event: events.append(event), sender=conductor
     ):
@@ -264,8 +279,9 @@ edges:
     )
 
     async def scenario() -> Any:
-        execution = conductor.start(flow)
-        await asyncio.sleep(0.2)
+        with node_started(conductor, "first") as first:
+            execution = conductor.start(flow)
+            await asyncio.wait_for(first.wait(), 30)
         assert execution.execution_id in conductor.running
         assert conductor.cancel(execution.execution_id)
         t0 = time.perf_counter()
@@ -291,7 +307,10 @@ def test_cancelling_the_awaiting_task_cancels_the_execution(conductor: Conductor
     async def scenario() -> None:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(conductor.execute(flow), 0.2)
-        await asyncio.sleep(0.05)
+        for eid in conductor.running:  # its cancellation may still be under way: await its end
+            execution = conductor.get_execution(eid)
+            assert execution is not None
+            assert (await execution.result()).status is ExecutionStatus.CANCELLED
         assert conductor.running == []
 
     asyncio.run(scenario())
@@ -468,8 +487,6 @@ nodes:
 
 
 def test_cancel_before_the_first_step(conductor: Conductor) -> None:
-    from atomiton_core import signals
-
     flow = loads_flow(
         "id: c0\nname: C0\nnodes:\n  - {id: s, type: test.sleep, parameters: {seconds: 5}}\n"
     )
@@ -534,8 +551,9 @@ def test_cancel_reaches_a_chain_running_on_in_one_task(conductor: Conductor) -> 
     flow.edges.append(flow.edges[0].model_validate({"source": "n199", "target": "slow"}))
 
     async def scenario() -> Any:
-        execution = conductor.start(flow)
-        await asyncio.sleep(0.3)
+        with node_started(conductor, "slow") as slow:
+            execution = conductor.start(flow)
+            await asyncio.wait_for(slow.wait(), 30)
         execution.cancel()
         return await execution.result()
 

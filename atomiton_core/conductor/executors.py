@@ -182,7 +182,8 @@ class DaskExecutor:
     """Blocking sync nodes as tasks on a Dask ``distributed`` cluster.
 
     ``client``: an existing ``distributed.Client``; or ``address``: a scheduler to connect
-    to; or neither: start a ``LocalCluster(**cluster_options)`` (closed with the executor).
+    to; or neither: start a ``LocalCluster(**cluster_options)`` (closed with the executor),
+    on free ports unless the options name them: a busy 8787 must not stop a run.
     """
 
     def __init__(
@@ -202,7 +203,9 @@ class DaskExecutor:
         self._owned: list[Any] = []
         if client is None:
             if address is None:
-                cluster = distributed.LocalCluster(**cluster_options)  # type: ignore[no-untyped-call]
+                cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
+                    **{"scheduler_port": 0, "dashboard_address": ":0", **cluster_options}
+                )
                 self._owned.append(cluster)
                 address = cluster.scheduler_address
             client = distributed.Client(address, set_as_default=False)  # type: ignore[no-untyped-call]

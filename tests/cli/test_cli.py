@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -143,17 +146,26 @@ def test_bad_input_syntax_is_a_usage_error(files: Path) -> None:
     assert done.returncode == 2 and "KEY=VALUE" in done.stderr
 
 
-def test_ctrl_c_cancels_the_run_and_kills_its_programs(tmp_path: Path) -> None:
-    import os
-    import signal
-    import time
+def group_alive(pgid: int) -> bool:
+    """True while a process of the group is alive; zombies do not count (PID 1 may not reap)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
+
+def test_ctrl_c_cancels_the_run_and_kills_its_programs(tmp_path: Path) -> None:
     pytest.importorskip("atomiton_nodes_shell")
-    marker = tmp_path / "still-running"
+    # the program writes to the CLI's own stderr (captureOutput: false): it says when it runs
+    script = "echo nap running $$ >&2; sleep 60"
+    nap = {"program": "sh", "args": ["-c", script], "captureOutput": False}
     flow = tmp_path / "sleepy.flow.yaml"
     flow.write_text(
-        "id: sleepy\nname: Sleepy\nnodes:\n"
-        f"  - {{id: nap, type: shell-command, parameters: {{program: sh, args: ['-c', 'sleep 3; touch {marker}']}}}}\n"
+        f"id: sleepy\nname: Sleepy\nnodes:\n  - {{id: nap, type: shell-command, parameters: {json.dumps(nap)}}}\n"
     )
     with subprocess.Popen(
         [*ATOMITON, "run", str(flow), "--json", "--storage", str(tmp_path / "s")],
@@ -161,11 +173,21 @@ def test_ctrl_c_cancels_the_run_and_kills_its_programs(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     ) as proc:
-        time.sleep(1.5)
+        assert proc.stderr is not None
+        seen: list[str] = []
+        for line in proc.stderr:  # until the program runs, or the CLI ends without it
+            seen.append(line)
+            if line.startswith("nap running "):
+                break
+        assert seen and seen[-1].startswith("nap running "), "".join(seen)
+        program = int(seen[-1].split()[2])
         os.kill(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1
     data = json.loads(out)
     assert data["status"] == "cancelled" and data["nodes"]["nap"]["status"] == "cancelled"
-    time.sleep(2.5)
-    assert not marker.exists()  # the program was killed, not left running
+    # the program leads its own process group; the node killed the group before the CLI exited
+    deadline = time.monotonic() + 30
+    while group_alive(program) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not group_alive(program), "the program was left running"

@@ -168,3 +168,31 @@ def test_cli_runs_a_flow_on_a_dask_cluster(tmp_path: Any) -> None:
         timeout=60,
     )
     assert bad.returncode == 1 and "unknown executor 'nonsense'" in bad.stderr
+
+
+@pytest.fixture
+def dashboard_port_taken() -> Iterator[None]:
+    """127.0.0.1:8787, Dask's default dashboard port, held by a listening socket."""
+    import errno
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", 8787))
+            sock.listen()
+        except OSError as exc:  # someone else holds it already: just as good
+            if exc.errno != errno.EADDRINUSE:
+                raise
+        yield
+
+
+@pytest.mark.slow
+def test_dask_executor_starts_while_port_8787_is_taken(dashboard_port_taken: None) -> None:
+    from atomiton_core.conductor.executors import create_executor
+
+    executor = create_executor("dask")
+    try:
+        assert isinstance(executor, DaskExecutor)
+        assert executor.client.submit(sum, [1, 2]).result(timeout=60) == 3
+    finally:
+        executor.close()

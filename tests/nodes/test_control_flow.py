@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -55,16 +56,21 @@ nodes:
 def test_race_returns_the_fastest_and_cancels_the_rest(
     conductor: Conductor, log: list[Any]
 ) -> None:
-    t0 = time.perf_counter()
-    result = conductor.run(loads_flow(RACE))
-    elapsed = time.perf_counter() - t0
+    async def scenario() -> tuple[Any, float, set[asyncio.Task[Any]]]:
+        t0 = time.perf_counter()
+        result = await conductor.execute(loads_flow(RACE))
+        elapsed = time.perf_counter() - t0
+        me = asyncio.current_task()
+        return result, elapsed, {t for t in asyncio.all_tasks() if t is not me}
+
+    result, elapsed, left = asyncio.run(scenario())
     assert result.ok, result.error
     assert result.outputs["race"]["winner"] == 1
     assert result.outputs["race"]["winnerIndex"] == 1
     assert elapsed < 0.35
     assert result.nodes["race/operation 0/wait"].status is NodeStatus.CANCELLED
     assert result.nodes["race/operation 2/wait"].status is NodeStatus.CANCELLED
-    time.sleep(0.7)  # had they not been cancelled, they would have logged by now
+    assert left == set()  # the losers ended with the race: none is left to finish later
     assert [entry[2] for entry in log if entry[0] == "wait-done"] == [1]
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -90,12 +90,19 @@ def burst_node(ctx: NodeContext, params: BurstParams, input: Any = None) -> dict
     return {"output": params.count}
 
 
+@node("test.gate", outputs={"output": object}, category="test")
+async def gate_node(ctx: NodeContext, params: BaseModel, input: Any = None) -> dict[str, Any]:
+    """Wait until the test opens ``config["gate"]`` (an asyncio.Event set in the server loop)."""
+    await ctx.config["gate"].wait()
+    return {"output": input}
+
+
 class NodesPlugin:
     """A plugin contributing the test node types."""
 
     @hookimpl
     def atomiton_node_types(self) -> list[Any]:
-        return [sleep_node, burst_node]
+        return [sleep_node, burst_node, gate_node]
 
 
 def make_conductor(**kw: Any) -> Conductor:
@@ -131,20 +138,37 @@ class Served:
 _EXECUTION_SIGNALS = [s for s in signals.ALL_SIGNALS if not s.name.startswith("flow.")]
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling other threads when its startup is over (listening, or not)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.startup_over = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            self.startup_over.set()
+
+    def run(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            super().run(sockets=sockets)
+        finally:
+            self.startup_over.set()  # it failed before its startup
+
+
 @contextlib.contextmanager
 def serve(app: Any, conductor: Conductor, token: str = TOKEN) -> Iterator[Served]:
     """Run ``app`` under a real uvicorn in a thread until the generator is closed."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", ws=uvicorn_ws_protocol(), lifespan="on"
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
+    if not server.startup_over.wait(60) or not server.started:
+        raise RuntimeError("uvicorn did not start")
     port = server.servers[0].sockets[0].getsockname()[1]
     served = Served(f"http://127.0.0.1:{port}", token, conductor, app)
 

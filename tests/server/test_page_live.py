@@ -125,6 +125,8 @@ def test_token_from_the_url_and_errors_are_shown(browser: Any, showcase: Any) ->
     assert page.evaluate("sessionStorage.getItem('atomiton.token')") == served.token
     page.wait_for_selector("#message:has-text('stored flow')")
     page.select_option("#flow-select", "demo")
+    # picking a flow disables Execute until the flow has loaded (and filled in its inputs)
+    page.wait_for_selector("#execute:enabled")
     page.wait_for_selector("tr[data-path='shout']")
     page.fill("#inputs", "{not json")
     page.click("#execute")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,14 +45,12 @@ def start(http: httpx.Client, **body: Any) -> str:
     return str(response.json()["executionId"])
 
 
-def wait_finished(http: httpx.Client, execution_id: str, timeout: float = 20) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        data: dict[str, Any] = http.get(f"/api/executions/{execution_id}").json()
-        if data["status"] != "running":
-            return data
-        time.sleep(0.02)
-    raise AssertionError(f"execution {execution_id} still running")
+def wait_finished(served: Any, http: httpx.Client, execution_id: str) -> dict[str, Any]:
+    """The execution's final state: its event socket closes (1000) once the hub recorded it."""
+    while read_events(served, execution_id)[1] != 1000:  # dropped as too slow: reconnect
+        pass
+    data: dict[str, Any] = http.get(f"/api/executions/{execution_id}").json()
+    return data
 
 
 # -- auth ------------------------------------------------------------------------------------
@@ -289,18 +288,18 @@ def test_execute_over_rest_and_receive_every_event_in_order(
 
 
 def test_an_inline_flow_runs_and_json_and_yaml_flows_agree(
-    http: httpx.Client, demo_yaml: str
+    served: Any, http: httpx.Client, demo_yaml: str
 ) -> None:
     from_yaml = start(http, flow=demo_yaml)
     from_json = start(http, flow=http.get("/api/flows/demo").json())
-    a, b = wait_finished(http, from_yaml), wait_finished(http, from_json)
+    a, b = wait_finished(served, http, from_yaml), wait_finished(served, http, from_json)
     assert a["status"] == b["status"] == "completed"
     assert a["outputs"] == b["outputs"] == {"shout": {"output": ["HELLO WORLD"]}}
 
 
 def test_a_late_subscriber_gets_the_whole_history(served: Any, http: httpx.Client) -> None:
     eid = start(http, flowId="demo")
-    wait_finished(http, eid)
+    wait_finished(served, http, eid)
     late, code = read_events(served, eid)
     assert code == 1000
     assert late == served.recorded_for(eid)
@@ -344,7 +343,7 @@ def test_cancel_right_after_start_still_ends_the_stream(served: Any, http: httpx
     events, code = read_events(served, eid)
     assert code == 1000
     assert events[-1]["type"] == "execution.cancelled"
-    assert wait_finished(http, eid)["status"] == "cancelled"
+    assert wait_finished(served, http, eid)["status"] == "cancelled"
 
 
 def test_the_global_stream_sees_executions_and_saved_flows(
@@ -372,12 +371,15 @@ def test_unknown_execution_socket_is_refused(served: Any) -> None:
 
 # -- other configurations --------------------------------------------------------------------
 def test_slow_subscribers_are_dropped_and_buffers_stay_bounded(start_server: Any) -> None:
-    served = start_server(max_events=20, subscriber_queue=5)
+    gate = asyncio.Event()
+    served = start_server(
+        conductor_kw={"config": {"gate": gate}}, max_events=20, subscriber_queue=5
+    )
     flow = {
         "id": "flood",
         "name": "Flood",
         "nodes": [
-            {"id": "wait", "type": "test.sleep", "parameters": {"seconds": 0.3, "steps": 1}},
+            {"id": "wait", "type": "test.gate"},
             {"id": "burst", "type": "test.burst", "parameters": {"count": 100}},
         ],
         "edges": [
@@ -386,10 +388,16 @@ def test_slow_subscribers_are_dropped_and_buffers_stay_bounded(start_server: Any
     }
     with httpx.Client(base_url=served.url, headers=served.auth, timeout=20) as http:
         eid = start(http, flow=flow)
-        live, code = read_events(served, eid)  # connected during `wait`: the burst overflows it
+        url = f"{served.ws_url}/api/executions/{eid}/events"
+        with connect(url, additional_headers=served.auth, open_timeout=10) as ws:
+            live = [json.loads(ws.recv(timeout=30))]  # subscribed while `wait` waits
+            served.app.state.hub.loop.call_soon_threadsafe(gate.set)  # the burst overflows it
+            with contextlib.suppress(ConnectionClosedError):
+                live.extend(json.loads(m) for m in ws)
+            code = ws.close_code
         assert code == 1013
         assert len(live) < 100
-        assert wait_finished(http, eid)["status"] == "completed"
+        assert wait_finished(served, http, eid)["status"] == "completed"
         late, code = read_events(served, eid)
     assert code == 1000
     assert late[0]["type"] == "events.dropped"
@@ -426,7 +434,7 @@ def test_too_many_running_executions_get_429(start_server: Any) -> None:
         refused = http.post("/api/executions", json={"flow": flow})
         assert refused.status_code == 429
         http.post(f"/api/executions/{first}/cancel")
-        assert wait_finished(http, first)["status"] == "cancelled"
+        assert wait_finished(served, http, first)["status"] == "cancelled"
         start(http, flowId="demo")
 
 

@@ -95,16 +95,22 @@ def server_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list
         proc.stdout.close()
 
 
+def url_and_token(lines: list[str]) -> tuple[str, str]:
+    """The URL and token ``atomiton serve`` printed."""
+    text = "\n".join(lines)
+    url_match = re.search(r"Atomiton server on (http://127\.0\.0\.1:\d+)/", text)
+    token_match = re.search(r"^token: (\S+)$", text, re.MULTILINE)
+    assert url_match and token_match, text
+    return url_match.group(1), token_match.group(1)
+
+
 def test_serve_prints_url_and_token_and_serves(
     server_process: tuple[subprocess.Popen[str], list[str]],
 ) -> None:
     proc, lines = server_process
     text = "\n".join(lines)
-    url_match = re.search(r"Atomiton server on (http://127\.0\.0\.1:(\d+))/", text)
-    token_match = re.search(r"^token: (\S+)$", text, re.MULTILINE)
-    assert url_match and token_match, text
-    url, token = url_match.group(1), token_match.group(1)
-    assert int(url_match.group(2)) > 0
+    url, token = url_and_token(lines)
+    assert int(url.rsplit(":", 1)[1]) > 0
     assert len(token) >= 32  # secrets.token_urlsafe(32)
     assert f"live page: {url}/?token={token}" in text
     assert "disabled node types: file-system, shell-command, transform" in text
@@ -131,15 +137,11 @@ def test_a_served_run_equals_the_local_run(
     server_process: tuple[subprocess.Popen[str], list[str]], tmp_path: Path
 ) -> None:
     """Through the client, the same flow gives an equal ExecutionResult of the same class."""
-    _, lines = server_process
-    text = "\n".join(lines)
-    url_match = re.search(r"Atomiton server on (http://127\.0\.0\.1:\d+)/", text)
-    token_match = re.search(r"^token: (\S+)$", text, re.MULTILINE)
-    assert url_match and token_match, text
+    url, token = url_and_token(server_process[1])
     flow = loads_flow(FLOW_WITH_VARIABLE)
     with create_conductor(tmp_path / "local") as local_conductor:
         local = local_conductor.run(flow, {"who": "Ada"})
-    with RemoteConductor(url_match.group(1), token_match.group(1)) as remote:
+    with RemoteConductor(url, token) as remote:
         served = remote.run(flow, {"who": "Ada"})
         broken = remote.run(loads_flow(BROKEN_FLOW))
     with create_conductor(tmp_path / "local") as local_conductor:

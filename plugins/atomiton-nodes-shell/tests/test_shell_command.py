@@ -62,14 +62,14 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
-def wait_gone(pids: list[int], within: float = 1.0) -> list[int]:
+def wait_gone(pids: list[int], within: float = 30.0) -> list[int]:
     deadline = time.monotonic() + within
     while (left := [p for p in pids if alive(p)]) and time.monotonic() < deadline:
         time.sleep(0.02)
     return left
 
 
-def read_pids(path: Path, count: int, within: float = 5.0) -> list[int]:
+def read_pids(path: Path, count: int, within: float = 30.0) -> list[int]:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if path.exists():
@@ -153,24 +153,30 @@ def test_shell_sigkill_follows_sigterm_after_the_grace_period(
 
 
 def test_shell_cancel_kills_the_running_program(conductor: Conductor, tmp_path: Path) -> None:
-    pidfile = tmp_path / "pids"
-    flow = shell_flow(program="sh", args=["-c", TREE, str(pidfile)])
+    fifo = tmp_path / "pids"
+    os.mkfifo(fifo)  # the program's `echo > "$0"` blocks until we read: then it is running
+    flow = shell_flow(program="sh", args=["-c", TREE, str(fifo)])
 
-    async def scenario() -> Any:
+    async def scenario() -> tuple[Any, list[int], float]:
         execution = conductor.start(flow)
-        deadline = time.monotonic() + 5
-        while not pidfile.exists() and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.05)
+        reading = asyncio.ensure_future(asyncio.to_thread(fifo.read_text))
+        ended = asyncio.ensure_future(execution.result())
+        await asyncio.wait({reading, ended}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        if not reading.done():  # the program never wrote: let the reading thread go
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            await reading
+            outcome = ended.result().status if ended.done() else "still running"
+            raise AssertionError(f"the program did not write its pids ({outcome})")
+        pids = [int(x) for x in reading.result().split()]
+        t0 = time.monotonic()
         assert conductor.cancel(execution.execution_id)
-        return await execution.result()
+        return await ended, pids, time.monotonic() - t0
 
-    t0 = time.monotonic()
-    result = asyncio.run(scenario())
-    assert time.monotonic() - t0 < 3
+    result, pids, elapsed = asyncio.run(scenario())
+    assert elapsed < 3
     assert result.status == ExecutionStatus.CANCELLED
     assert result.nodes["sh"].status == "cancelled"
-    assert wait_gone(read_pids(pidfile, 2)) == []
+    assert len(pids) == 2 and wait_gone(pids) == []
 
 
 def test_shell_children_left_behind_after_exit_are_killed(
