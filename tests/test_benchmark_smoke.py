@@ -28,6 +28,7 @@ def _grid(names: list[str]) -> list[dict[str, object]]:
     return rows
 
 
+@pytest.mark.slow
 def test_every_engine_agrees_on_every_shape() -> None:
     """run_grid itself checks that every engine returns the same sink values."""
     rows = _grid([n for n in engines.ENGINES if n != "hamilton"])
@@ -57,6 +58,7 @@ def test_report_files_are_written(tmp_path: Path) -> None:
     assert "| 100 |" in table and "atomiton-async" in table
 
 
+@pytest.mark.slow
 def test_extra_jobs_run_small() -> None:
     yaml = extras.job_yaml(50, "lattice")
     assert yaml["nodes"] == 49 and yaml["load_s"] > 0

@@ -138,6 +138,7 @@ def test_randomness_breaks_pure_deterministic() -> None:
     assert "two runs differ" in _violation(bad_impure, "pure-deterministic").problem
 
 
+@pytest.mark.slow
 def test_ignoring_cancellation_breaks_timeout() -> None:
     t0 = time.perf_counter()
     err = _violation(bad_stubborn, "timeout", timeout=0.1, margin=0.5, max_examples=3)

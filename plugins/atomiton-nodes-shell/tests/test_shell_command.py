@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import sys
@@ -152,21 +153,45 @@ def test_shell_sigkill_follows_sigterm_after_the_grace_period(
     assert wait_gone(read_pids(pidfile, 2)) == []
 
 
-def test_shell_cancel_kills_the_running_program(conductor: Conductor, tmp_path: Path) -> None:
+class _Heard(logging.Handler):
+    """Sets ``event`` (in ``loop``) when a record's message starts with ``prefix``."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, prefix: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.loop, self.prefix, self.event = loop, prefix, asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.prefix):
+            self.loop.call_soon_threadsafe(self.event.set)
+
+
+def test_shell_cancel_kills_the_running_program(
+    conductor: Conductor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     fifo = tmp_path / "pids"
     os.mkfifo(fifo)  # the program's `echo > "$0"` blocks until we read: then it is running
     flow = shell_flow(program="sh", args=["-c", TREE, str(fifo)])
+    node_logger = logging.getLogger("atomiton.nodes.shell-command")
+    caplog.set_level(logging.DEBUG, logger=node_logger.name)
 
     async def scenario() -> tuple[Any, list[int], float]:
-        execution = conductor.start(flow)
-        reading = asyncio.ensure_future(asyncio.to_thread(fifo.read_text))
-        ended = asyncio.ensure_future(execution.result())
-        await asyncio.wait({reading, ended}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-        if not reading.done():  # the program never wrote: let the reading thread go
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-            await reading
+        # the node logs "started ..." once it holds the process (and kills its group on cancel)
+        holding = _Heard(asyncio.get_running_loop(), "started ")
+        node_logger.addHandler(holding)
+        try:
+            execution = conductor.start(flow)
+            reading = asyncio.ensure_future(asyncio.to_thread(fifo.read_text))
+            ready = asyncio.gather(reading, holding.event.wait())
+            ended = asyncio.ensure_future(execution.result())
+            await asyncio.wait({ready, ended}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            node_logger.removeHandler(holding)
+        if not ready.done():
+            if not reading.done():  # the program never wrote: let the reading thread go
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+                await reading
             outcome = ended.result().status if ended.done() else "still running"
-            raise AssertionError(f"the program did not write its pids ({outcome})")
+            raise AssertionError(f"the program did not start, or not as the node's ({outcome})")
         pids = [int(x) for x in reading.result().split()]
         t0 = time.monotonic()
         assert conductor.cancel(execution.execution_id)
