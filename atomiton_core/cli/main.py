@@ -267,7 +267,7 @@ def nodes(as_json: bool) -> None:
         click.echo(
             json.dumps(
                 {
-                    "nodeTypes": [catalogue[t].to_dict(schema=True) for t in sorted(catalogue)],
+                    "nodeTypes": [wire.dump(catalogue[t]) for t in sorted(catalogue)],
                     "problems": [wire.dump(p) for p in catalogue.problems],
                 },
                 indent=2,

@@ -13,13 +13,14 @@ import re
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 from atomiton_core.errors import NodeDefinitionError
 from atomiton_core.flow.settings import RESERVED_PARAMETERS
+from atomiton_core.wire import CONFIG, Value, dump
 
 __all__ = ["NoParams", "NodeType", "Parameters", "Port", "node"]
 
@@ -66,40 +67,59 @@ def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+#: A port's Python type, written on the wire as its editor-friendly name (``number``...).
+PortType = Annotated[Any, PlainSerializer(lambda tp: type_name(tp), return_type=str)]
+
+
 @dataclass(frozen=True, slots=True)
 class Port:
     """An input or output port of a node type."""
 
+    __pydantic_config__ = CONFIG
+
     name: str
-    type: Any = Any
+    type: PortType = Any
     required: bool = True
-    default: Any = None
+    default: Value = None
     #: An input port that accepts several edges receives the list of their values, in edge order.
     multiple: bool = False
     description: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "name": self.name,
-            "type": type_name(self.type),
-            "required": self.required,
-        }
-        if self.multiple:
-            data["multiple"] = True
-        if self.description:
-            data["description"] = self.description
-        return data
+
+def _port_list(ports: dict[str, Port]) -> list[Any]:
+    return [dump(p) for p in ports.values()]
+
+
+def _sorted(names: frozenset[str] | None) -> list[str] | None:
+    return sorted(names) if names is not None else None
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema(by_alias=True)
+
+
+#: Ports keyed by name in Python, a list in port order on the wire.
+Ports = Annotated[dict[str, Port], PlainSerializer(_port_list)]
 
 
 @dataclass(eq=False, slots=True)
 class NodeType:
-    """A node type: what the catalogue holds and the conductor runs."""
+    """A node type: what the catalogue holds and the conductor runs.
+
+    On the wire (``wire.dump(node_type)``, what ``/api/nodes`` and ``atomiton nodes --json``
+    show) it is its metadata, its ports in order and ``parameters``: the JSON schema of its
+    parameter model, from which an editor draws a form.
+    """
+
+    __pydantic_config__ = CONFIG
 
     id: str
-    fn: Callable[..., Any]
-    params: type[BaseModel]
-    inputs: dict[str, Port]
-    outputs: dict[str, Port]
+    fn: Annotated[Callable[..., Any], Field(exclude=True)]
+    params: Annotated[
+        type[BaseModel], PlainSerializer(_schema), Field(serialization_alias="parameters")
+    ]
+    inputs: Ports
+    outputs: Ports
     name: str
     category: str = "general"
     description: str = ""
@@ -118,7 +138,7 @@ class NodeType:
     container: bool = False
     #: The ports a container offers its children (edges whose source is the container's id);
     #: ``None`` means its own input ports, whatever they are.
-    child_sources: frozenset[str] | None = None
+    child_sources: Annotated[frozenset[str] | None, PlainSerializer(_sorted)] = None
     #: The distribution that contributed this node type (filled in by the catalogue).
     distribution: str | None = field(default=None, compare=False)
 
@@ -135,26 +155,6 @@ class NodeType:
     def params_schema(self) -> dict[str, Any]:
         """The JSON schema of the parameter model, for editors drawing a form."""
         return self.params.model_json_schema(by_alias=True)
-
-    def to_dict(self, *, schema: bool = False) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "id": self.id,
-            "name": self.name,
-            "category": self.category,
-            "description": self.description,
-            "version": self.version,
-            "distribution": self.distribution,
-            "inputs": [p.to_dict() for p in self.inputs.values()],
-            "outputs": [p.to_dict() for p in self.outputs.values()],
-            "dynamicInputs": self.dynamic_inputs,
-            "dynamicOutputs": self.dynamic_outputs,
-            "container": self.container,
-        }
-        if self.icon:
-            data["icon"] = self.icon
-        if schema:
-            data["parameters"] = self.params_schema()
-        return data
 
 
 def _ports_from_outputs(type_id: str, outputs: Mapping[str, Any] | None) -> dict[str, Port]:

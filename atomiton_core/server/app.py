@@ -258,7 +258,7 @@ class Api:
         catalogue = self.conductor.catalogue
         return JSONResponse(
             {
-                "nodeTypes": [catalogue[t].to_dict(schema=True) for t in sorted(catalogue)],
+                "nodeTypes": [wire.dump(catalogue[t]) for t in sorted(catalogue)],
                 "disabled": sorted(catalogue.disabled),
                 "problems": [wire.dump(p) for p in catalogue.problems],
             }

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from atomiton_core import Catalogue, PluginWarning, create_conductor, loads_flow
+from atomiton_core import Catalogue, PluginWarning, create_conductor, loads_flow, wire
 from atomiton_core.errors import NodeDefinitionError
 
 ATOMITON = [sys.executable, "-m", "atomiton_core.cli"]
@@ -92,8 +92,17 @@ def test_installed_package_contributes_node_types(site: Path, tmp_path: Path) ->
     assert result.outputs == {"triple": {"value": 18.0}}
     schema = conductor.catalogue["acme.scale"].params_schema()
     assert schema["properties"]["factor"]["description"] == "Multiplier"
-    ports = conductor.catalogue["acme.scale"].to_dict()
-    assert ports["inputs"] == [{"name": "value", "type": "number", "required": True}]
+    ports = wire.dump(conductor.catalogue["acme.scale"])
+    assert ports["inputs"] == [
+        {
+            "name": "value",
+            "type": "number",
+            "required": True,
+            "default": None,
+            "multiple": False,
+            "description": "",
+        }
+    ]
 
     # the CLI sees it too, in a fresh process
     listing = subprocess.run(
