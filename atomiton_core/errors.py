@@ -179,7 +179,12 @@ class AtomitonError(Exception):
         self.context = context
 
     def __str__(self) -> str:
-        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+        """The message with where it happened (``node 'loop-1/iteration 3/resize': ...``)
+        and the hint; the message itself never repeats the node, the error knows it."""
+        text = self.message
+        if self.node_id is not None:
+            text = f"node {self.path or self.node_id!r}: {text}"
+        return f"{text} (hint: {self.hint})" if self.hint else text
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
@@ -358,7 +363,7 @@ class ExecutionError(AtomitonError):
         """Wrap an exception a node let escape, keeping it as ``__cause__``; retryable, since
         nothing says retrying cannot help (a dropped connection, a busy file)."""
         err = cls(
-            f"node {node_id!r} ({node_type}) raised {type(exc).__name__}: {exc}",
+            f"{node_type} raised {type(exc).__name__}: {exc}",
             node_id=node_id,
             retryable=True,
             node_type=node_type,

@@ -78,11 +78,10 @@ def resolve_path(
     """Resolve a path or fsspec URL; refuse it (code PATH_NOT_ALLOWED) outside ``roots``."""
     import fsspec
 
-    who = f"node {node_id!r}: " if node_id else ""
     text = os.fspath(url) if url else ""
     if not text:
         raise ConfigurationError(
-            f"{who}no {what} given",
+            f"no {what} given",
             node_id=node_id,
             hint=f"set the {what!r} parameter or connect the {what!r} input port",
             retryable=False,
@@ -91,7 +90,7 @@ def resolve_path(
         fs, raw = fsspec.core.url_to_fs(text)
     except (ImportError, ValueError) as exc:
         raise ConfigurationError(
-            f"{who}cannot open {what} {text!r}: {exc}",
+            f"cannot open {what} {text!r}: {exc}",
             node_id=node_id,
             hint="install the fsspec backend for this protocol (e.g. s3fs for s3://)",
             retryable=False,
@@ -104,7 +103,7 @@ def resolve_path(
             resolved.append((_protocol(rfs), _normal(rfs, rpath)))
         if not _inside(_protocol(fs), path, resolved):
             raise PathNotAllowed(
-                f"{who}{what} {text!r} (resolved to {path!r}) is outside the allowed roots "
+                f"{what} {text!r} (resolved to {path!r}) is outside the allowed roots "
                 f"{list(roots)}",
                 node_id=node_id,
                 hint="use a path under one of the conductor's allowedRoots, or widen that "

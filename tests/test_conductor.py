@@ -149,7 +149,8 @@ nodes:
     node = result.nodes["slow"]
     assert node.status is NodeStatus.FAILED
     assert node.error is not None and node.error.code == "TIMEOUT"
-    assert "200 ms" in node.error.message and "slow" in node.error.message
+    assert "200 ms" in node.error.message and node.error.node_id == "slow"
+    assert str(node.error).startswith("node 'slow': test.sleep timed out after 200 ms")
     assert result.error is not None and result.error.code == "TIMEOUT"
     assert elapsed < 1.5
 

@@ -37,7 +37,7 @@ def check_outputs(pn: PlannedNode, out: Any) -> dict[str, Any]:
         return {}
     if type(out) is not dict and not isinstance(out, dict):
         raise OutputContractError(
-            f"node {pn.id!r} ({pn.type_id}) returned {type(out).__name__}; a node returns "
+            f"{pn.type_id} returned {type(out).__name__}; a node returns "
             "a dict keyed by output port",
             node_id=pn.id,
         )
@@ -45,7 +45,7 @@ def check_outputs(pn: PlannedNode, out: Any) -> dict[str, Any]:
     if declared is not None and not declared.issuperset(out):
         extra = sorted(set(out) - declared)
         raise OutputContractError(
-            f"node {pn.id!r} ({pn.type_id}) returned undeclared output port(s) {extra}; "
+            f"{pn.type_id} returned undeclared output port(s) {extra}; "
             f"declared: {sorted(declared)}",
             node_id=pn.id,
         )
@@ -119,7 +119,7 @@ async def run_attempts(
                     if not scope.expired():
                         raise
                     raise NodeTimeout(
-                        f"node {pn.id!r} ({pn.type_id}) timed out after {settings.timeout:g} ms",
+                        f"{pn.type_id} timed out after {settings.timeout:g} ms",
                         node_id=pn.id,
                         hint="raise its 'timeout' parameter (milliseconds)",
                     ) from None

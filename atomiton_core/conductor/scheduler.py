@@ -167,7 +167,7 @@ class GraphRun(GraphProgress):
         children = pn.children
         if children is None:
             raise AtomitonError(
-                f"node {pn.id!r} ({pn.type_id}) asked to run children but has none",
+                f"{pn.type_id} asked to run children but has none",
                 node_id=pn.id,
                 hint="only container node types (container=True) run child nodes",
             )
@@ -354,7 +354,7 @@ class GraphRun(GraphProgress):
                 if self.stopping:
                     raise
                 # the node cancelled itself: a failure like any other
-                self._settle(i, None, ExecutionCancelled(f"node {pn.id!r} was cancelled"))
+                self._settle(i, None, ExecutionCancelled("cancelled itself", node_id=pn.id))
                 return
             except Exception as exc:
                 self._settle(i, None, as_error(exc, pn, res.path))
@@ -423,10 +423,10 @@ class GraphRun(GraphProgress):
             if self.stopping:
                 self._cancelled(i)
             else:  # the node cancelled itself: a failure like any other
-                self._failed(i, ExecutionCancelled(f"node {pn.id!r} was cancelled"))
+                self._failed(i, ExecutionCancelled("cancelled itself", node_id=pn.id))
         else:
             exc = task.exception()
-            err = exc or ExecutionCancelled(f"node {pn.id!r} was cancelled")
+            err = exc or ExecutionCancelled("cancelled", node_id=pn.id)
             self._failed(i, as_error(err, pn, self.results[i].path))
         self.drain()
 
@@ -507,9 +507,7 @@ class GraphRun(GraphProgress):
         res = self.results[i]
         res.status = NodeStatus.CANCELLED
         if res.error is None:
-            res.error = ExecutionCancelled(
-                f"node {res.node_id!r} was cancelled", node_id=res.node_id, path=res.path
-            )
+            res.error = ExecutionCancelled("cancelled", node_id=res.node_id, path=res.path)
         if res.started_at is not None and res.duration_ms is None:
             res.duration_ms = (_now() - res.started_at) * 1000
         emit_node(self.run_, signals.node_cancelled, "node.cancelled", self.plan.nodes[i], res)

@@ -218,7 +218,7 @@ class NodeRunner:
         res = result.nodes.get(NODE_ID)
         if res is None or res.status is not NodeStatus.COMPLETED:
             reason = res.reason if res is not None else "not run"
-            raise NodeSkipped(f"node {NODE_ID!r} did not run: {reason}", node_id=NODE_ID)
+            raise NodeSkipped(f"did not run: {reason}", node_id=NODE_ID)
         return res.outputs if res.outputs is not None else {}
 
 

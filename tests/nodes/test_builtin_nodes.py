@@ -127,7 +127,8 @@ def test_undefined_names_fail_clearly_in_every_operation(
 ) -> None:
     with pytest.raises(ExpressionError) as info:
         run_transform(conductor, [1, 2], operation=operation, expression="acc + item")
-    assert "'t'" in info.value.message and "acc" in info.value.message
+    assert info.value.node_id == "t" and "acc" in info.value.message
+    assert str(info.value).startswith("node 't': ")  # the error names its node once
 
 
 def test_node_exceptions_keep_their_cause(conductor: Conductor) -> None:

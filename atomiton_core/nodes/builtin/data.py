@@ -151,7 +151,7 @@ def transform(ctx: NodeContext, params: TransformParams, input: Any) -> dict[str
             return fn(**scope)
         except ExpressionError as exc:
             raise ExpressionError(
-                f"node {ctx.node_id!r}: {exc.message} (on item {index})",
+                f"{exc.message} (on item {index})",
                 node_id=ctx.node_id,
                 hint=exc.hint,
                 retryable=False,
@@ -178,7 +178,7 @@ def transform(ctx: NodeContext, params: TransformParams, input: Any) -> dict[str
             keyed.sort(key=lambda t: (t[0] is None, t[0]), reverse=params.order == "desc")
         except TypeError as exc:
             raise ExpressionError(
-                f"node {ctx.node_id!r}: cannot sort, keys are not comparable: {exc}",
+                f"cannot sort, keys are not comparable: {exc}",
                 node_id=ctx.node_id,
                 hint="give an 'expression' that yields keys of one type",
             ) from exc

@@ -68,7 +68,7 @@ async def loop(
     values: list[Any] = []
     total: int | None
     if params.loop_type == "forEach":
-        values = as_list(source, f"loop {ctx.node_id!r} input 'items'")
+        values = as_list(source, "input 'items'")
         total = len(values)
     elif params.loop_type == "times":
         total = params.count
@@ -76,7 +76,7 @@ async def loop(
         total = None
     if total is not None and total > params.max_iterations:
         raise ExecutionError(
-            f"loop {ctx.node_id!r} would run {total} iterations, more than maxIterations "
+            f"the loop would run {total} iterations, more than maxIterations "
             f"({params.max_iterations})",
             hint="raise maxIterations",
             retryable=False,
@@ -93,8 +93,7 @@ async def loop(
             return bool(condition(**scope))
         except Exception as exc:
             raise ExpressionError(
-                f"loop {ctx.node_id!r}: condition {params.condition!r} failed at iteration "
-                f"{iteration}: {exc}",
+                f"condition {params.condition!r} failed at iteration {iteration}: {exc}",
                 node_id=ctx.node_id,
                 retryable=False,
             ) from exc

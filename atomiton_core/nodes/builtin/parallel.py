@@ -62,7 +62,7 @@ async def parallel(
         if input is not None
         else (params.operations)
     )
-    ops = as_list(source, f"parallel {ctx.node_id!r} input 'operations'")
+    ops = as_list(source, "input 'operations'")
     names = ctx.child_outputs
     if not ops:
         return {"results": [], "errors": [], **{n: [] for n in names}}
@@ -73,8 +73,7 @@ async def parallel(
             return await _run_operations(ctx, params, ops, names)
     except TimeoutError:
         raise NodeTimeout(
-            f"parallel {ctx.node_id!r} timed out after {params.global_timeout:g} ms "
-            "(globalTimeout)",
+            f"timed out after {params.global_timeout:g} ms (globalTimeout)",
             node_id=ctx.node_id,
         ) from None
 
@@ -92,8 +91,7 @@ async def _run_operations(
 
     def timed_out(i: int) -> NodeTimeout:
         return NodeTimeout(
-            f"parallel {ctx.node_id!r}: operation {i} timed out after "
-            f"{params.operation_timeout:g} ms",
+            f"operation {i} timed out after {params.operation_timeout:g} ms",
             node_id=ctx.node_id,
         )
 

@@ -233,7 +233,8 @@ function finish(result, progress) {
   const errBox = $("#error");
   if (result.error) {
     errBox.hidden = false;
-    errBox.textContent = `${result.error.code}: ${result.error.message}${result.error.hint ? "\nhint: " + result.error.hint : ""}`;
+    const where = result.error.path || result.error.nodeId;
+    errBox.textContent = `${result.error.code}: ${where ? "node " + where + ": " : ""}${result.error.message}${result.error.hint ? "\nhint: " + result.error.hint : ""}`;
   }
   drawTimeline(result);
   say(`execution ${result.status}${result.durationMs != null ? " in " + fmtMs(result.durationMs) : ""}`,

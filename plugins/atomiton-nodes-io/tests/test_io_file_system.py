@@ -262,5 +262,6 @@ def test_filesystem_errors_become_clear_errors(run_node: RunNode, tmp_path: Path
     )
     err = res.nodes["n"].error
     assert res.status == "failed" and err is not None
-    assert err.message.startswith("node 'n': write ") and "failed" in err.message
+    assert err.message.startswith("write ") and "failed" in err.message
+    assert str(err).startswith("node 'n': write ")  # the node is named once, by the error
     assert str(target) in err.message and "raised" not in err.message

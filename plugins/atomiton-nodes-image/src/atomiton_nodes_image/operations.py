@@ -47,7 +47,7 @@ class _Fail:
         self.ctx = ctx
 
     def __call__(self, message: str, hint: str | None = None) -> ExecutionError:
-        return ExecutionError(f"node {self.node_id!r}: {message}", node_id=self.node_id, hint=hint)
+        return ExecutionError(message, node_id=self.node_id, hint=hint)
 
 
 # -- reading and writing -------------------------------------------------------------------

@@ -50,7 +50,7 @@ def render_str(ctx: NodeContext, value: str | None, what: str, **names: Any) -> 
         return None
     if not isinstance(rendered, str | int | float):
         raise ExecutionError(
-            f"node {ctx.node_id!r}: parameter {what!r} rendered {value!r} to a "
+            f"parameter {what!r} rendered {value!r} to a "
             f"{type(rendered).__name__}, expected a string",
             node_id=ctx.node_id,
         )
@@ -72,19 +72,18 @@ def check_writable(
     """
     fs = loc.fs
     exists = bool(fs.exists(loc.path))
-    where = f"node {ctx.node_id!r}: "
     if exists and fs.isdir(loc.path):
-        raise ExecutionError(f"{where}{loc.url!r} is a directory, not a file", node_id=ctx.node_id)
+        raise ExecutionError(f"{loc.url!r} is a directory, not a file", node_id=ctx.node_id)
     if exists and not overwrite:
         raise FileAlreadyExists(
-            f"{where}{loc.url!r} already exists and overwrite is false",
+            f"{loc.url!r} already exists and overwrite is false",
             node_id=ctx.node_id,
             hint="set `overwrite: true` to replace it, or choose another path",
         )
     parent = fs._parent(loc.path)
     if loc.local and parent and not create_directories and not fs.isdir(parent):
         raise ExecutionError(
-            f"{where}directory {parent!r} for {loc.url!r} does not exist",
+            f"directory {parent!r} for {loc.url!r} does not exist",
             node_id=ctx.node_id,
             hint="set `createDirectories: true` to create it",
         )
@@ -133,6 +132,6 @@ def os_errors(ctx: NodeContext, doing: str) -> Iterator[None]:
         cls = next((c for t, c in _OS_ERRORS.items() if isinstance(exc, t)), ExecutionError)
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise cls(
-            f"node {ctx.node_id!r}: {doing} failed: {type(exc).__name__}: {reason}",
+            f"{doing} failed: {type(exc).__name__}: {reason}",
             node_id=ctx.node_id,
         ) from exc

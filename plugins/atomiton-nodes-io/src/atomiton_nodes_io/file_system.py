@@ -128,7 +128,7 @@ def _operate(
         existed = bool(loc.fs.exists(loc.path))
         if existed and not loc.fs.isdir(loc.path):
             raise ExecutionError(
-                f"node {ctx.node_id!r}: cannot create directory {loc.url!r}: a file is there",
+                f"cannot create directory {loc.url!r}: a file is there",
                 node_id=ctx.node_id,
             )
         loc.fs.makedirs(loc.path, exist_ok=True)
@@ -146,7 +146,7 @@ def _operate(
 def _fail(
     ctx: NodeContext, message: str, cls: type[ExecutionError] = ExecutionError, **kw: Any
 ) -> ExecutionError:
-    return cls(f"node {ctx.node_id!r}: {message}", node_id=ctx.node_id, **kw)
+    return cls(message, node_id=ctx.node_id, **kw)
 
 
 def _kind(loc: Location) -> str:

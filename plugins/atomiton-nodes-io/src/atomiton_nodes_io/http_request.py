@@ -100,7 +100,7 @@ async def http_request(
     target = url if url is not None else render_str(ctx, params.url, "url", input=input)
     if not target:
         raise ExecutionError(
-            f"node {ctx.node_id!r}: no url given",
+            "no url given",
             node_id=ctx.node_id,
             hint="set the `url` parameter or connect the `url` input port",
         )
@@ -128,27 +128,25 @@ async def http_request(
                 await response.aclose()
     except httpx.TimeoutException as exc:
         raise NodeTimeout(
-            f"node {ctx.node_id!r}: {params.method} {target} timed out after {timeout_s:g} s "
-            f"({type(exc).__name__})",
+            f"{params.method} {target} timed out after {timeout_s:g} s ({type(exc).__name__})",
             node_id=ctx.node_id,
             hint="raise the node's 'timeout' parameter (milliseconds)",
         ) from exc
     except httpx.TooManyRedirects as exc:
         raise HttpError(
-            f"node {ctx.node_id!r}: {params.method} {target}: more than "
-            f"{params.max_redirects} redirects",
+            f"{params.method} {target}: more than {params.max_redirects} redirects",
             node_id=ctx.node_id,
         ) from exc
     except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
         raise HttpError(
-            f"node {ctx.node_id!r}: {params.method} {target}: {type(exc).__name__}: {exc}",
+            f"{params.method} {target}: {type(exc).__name__}: {exc}",
             node_id=ctx.node_id,
             hint="check the url",
             retryable=False,
         ) from exc
     except httpx.TransportError as exc:
         raise HttpError(
-            f"node {ctx.node_id!r}: {params.method} {target} failed: {type(exc).__name__}: {exc}",
+            f"{params.method} {target} failed: {type(exc).__name__}: {exc}",
             node_id=ctx.node_id,
             hint="check the url and that the server is reachable",
             retryable=True,
@@ -163,7 +161,7 @@ async def http_request(
     ):
         snippet = content[:200].decode("utf-8", "replace")
         raise HttpError(
-            f"node {ctx.node_id!r}: {params.method} {response.url} answered {status} "
+            f"{params.method} {response.url} answered {status} "
             f"{response.reason_phrase}: {snippet!r}",
             node_id=ctx.node_id,
             status=status,
@@ -222,7 +220,7 @@ def _auth(ctx: NodeContext, auth: HttpAuth | None, input: Any) -> httpx.Auth | N
     token = str(ctx.render(auth.token or "", input=input))
     if not token:
         raise ExecutionError(
-            f"node {ctx.node_id!r}: bearer auth without a token",
+            "bearer auth without a token",
             node_id=ctx.node_id,
             hint="set auth.token (a template such as '{{ apiToken }}' works)",
         )
@@ -241,8 +239,7 @@ class _Bearer(httpx.Auth):
 async def _read_capped(ctx: NodeContext, response: httpx.Response, limit: int) -> bytes:
     def too_big(size: str) -> ExecutionError:
         return ResponseTooLarge(
-            f"node {ctx.node_id!r}: response from {response.url} is {size}, more than "
-            f"maxResponseBytes={limit}",
+            f"response from {response.url} is {size}, more than maxResponseBytes={limit}",
             node_id=ctx.node_id,
             hint="raise `maxResponseBytes` if you really need the whole body",
         )
@@ -290,7 +287,7 @@ def _parse(ctx: NodeContext, response_type: str, response: httpx.Response, conte
         return json.loads(text)
     except ValueError as exc:
         raise ExecutionError(
-            f"node {ctx.node_id!r}: response from {response.url} is not valid JSON: {exc}",
+            f"response from {response.url} is not valid JSON: {exc}",
             node_id=ctx.node_id,
             hint="set `responseType: text` to receive it as text",
         ) from exc

@@ -138,7 +138,7 @@ def spreadsheet(
 def _fail(
     ctx: NodeContext, message: str, cls: type[ExecutionError] = ExecutionError, **kw: Any
 ) -> ExecutionError:
-    return cls(f"node {ctx.node_id!r}: {message}", node_id=ctx.node_id, **kw)
+    return cls(message, node_id=ctx.node_id, **kw)
 
 
 # -- reading -------------------------------------------------------------------------------

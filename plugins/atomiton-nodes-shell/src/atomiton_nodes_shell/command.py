@@ -173,8 +173,7 @@ def _resolve(ctx: NodeContext, program: str, env: Mapping[str, str], cwd: str | 
         )
         if not ok:
             raise ExecutionError(
-                f"node {ctx.node_id!r}: program {program!r} is not in the conductor's "
-                f"allowedPrograms {sorted(allowed)}",
+                f"program {program!r} is not in the conductor's allowedPrograms {sorted(allowed)}",
                 node_id=ctx.node_id,
                 hint="add its name or absolute path to the conductor's allowed_programs "
                 "(create_conductor(security=Security(allowed_programs=[...]))), or use an "
@@ -183,7 +182,7 @@ def _resolve(ctx: NodeContext, program: str, env: Mapping[str, str], cwd: str | 
     if found is None:
         where = "" if has_dir else f" on PATH={env.get('PATH', os.defpath)!r}"
         raise ExecutionError(
-            f"node {ctx.node_id!r}: program {program!r} was not found{where} or is not executable",
+            f"program {program!r} was not found{where} or is not executable",
             node_id=ctx.node_id,
             hint="give an absolute path, or set PATH in 'environment'",
         )
@@ -224,7 +223,7 @@ def _stdin_bytes(
         return text.encode(params.encoding or "utf-8")
     except UnicodeEncodeError as exc:
         raise ExecutionError(
-            f"node {ctx.node_id!r}: stdin cannot be encoded as {params.encoding}: {exc}",
+            f"stdin cannot be encoded as {params.encoding}: {exc}",
             node_id=ctx.node_id,
             hint="set 'encoding', or send bytes to the stdin port",
         ) from None
@@ -355,7 +354,7 @@ async def shell_command(
         cwd = str(ctx.render(cwd, input=input))
         if not os.path.isdir(cwd):
             raise ExecutionError(
-                f"node {ctx.node_id!r}: workingDirectory {cwd!r} is not a directory",
+                f"workingDirectory {cwd!r} is not a directory",
                 node_id=ctx.node_id,
             )
     env = _environment(params)
@@ -379,8 +378,7 @@ async def shell_command(
         )
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument or variable
         raise ExecutionError(
-            f"node {ctx.node_id!r}: cannot start {program!r}: "
-            f"{getattr(exc, 'strerror', None) or exc}",
+            f"cannot start {program!r}: {getattr(exc, 'strerror', None) or exc}",
             node_id=ctx.node_id,
         ) from exc
     ctx.logger.debug("started %s (pid %d)", program, proc.pid)
@@ -427,7 +425,7 @@ def _failure(
     else:
         how = f"exited with code {code}"
     tail = stderr[-_TAIL:].decode(params.encoding or "utf-8", errors="replace").strip()
-    message = f"node {ctx.node_id!r}: program {params.program!r} {how}"
+    message = f"program {params.program!r} {how}"
     message += f"; stderr ends with:\n{tail}" if tail else "; stderr was empty"
     return ExecutionError(
         message,
