@@ -78,7 +78,8 @@ def atomiton_before_run(
 ) -> None:
     """Called when an execution starts, before its first node, in the event loop's thread.
 
-    ``inputs`` are the variables the run was given. Raising fails the run before any node
+    ``inputs`` are the run's variables (the flow's defaults, overridden by what the run was
+    given). Raising fails the run before any node
     ran (its result carries a ``PluginError`` naming the plugin).
     """
 

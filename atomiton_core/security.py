@@ -59,9 +59,10 @@ class Security(BaseModel):
             if key in known:
                 picked[key] = value
                 continue
-            close = difflib.get_close_matches(
-                key.replace("_", "").lower(), [k.lower() for k in names], n=1, cutoff=0.8
-            )
+            # 0.9: one letter off or snake_case, never another plugin's own key
+            # (``allowedHosts`` is 0.83 from ``allowedRoots``)
+            squashed = key.replace("_", "").lower()
+            close = difflib.get_close_matches(squashed, [k.lower() for k in names], cutoff=0.9)
             if close:
                 meant = next(k for k in names if k.lower() == close[0])
                 raise ConfigurationError(

@@ -4,10 +4,15 @@
 ``timeout``, a retryable failure is retried up to ``retries`` times after ``retryDelay``
 doubled per attempt (or the cause's ``Retry-After`` when longer), and a blocking sync node
 runs on the conductor's executor. Nodes with no timeout and no retries take one of two
-specialisations that do the same with nothing to enforce and cost no task or thread hop:
-:func:`run_inline` (cheap sync nodes, called in the scheduler) and :func:`run_direct` (async
-nodes, awaited in their task). The benchmarks show both paying (chain and fan-out of
-10,000 trivial nodes); see ``benchmarks/README.md``.
+specialisations that do the same with nothing to enforce:
+
+- :func:`run_inline`, for cheap sync nodes (``blocking=False``), called by the scheduler
+  itself: no task and no thread (10x faster than a thread per node, chain or fan-out of
+  10,000);
+- the *direct* path for async nodes, written into the scheduler's node task
+  (``GraphRun._node_task``) so that it costs no coroutine of its own and lets a chain run on
+  in one task (1.5-1.9x faster than :func:`run_attempts` on a 10,000-node chain; the same on
+  a fan-out; a separate coroutine per node cost another 4-5 %).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ if TYPE_CHECKING:
     from atomiton_core.conductor.scheduler import GraphRun
     from atomiton_core.results import NodeResult
 
-__all__ = ["as_error", "check_outputs", "run_attempts", "run_direct", "run_inline"]
+__all__ = ["as_error", "check_outputs", "run_attempts", "run_inline"]
 
 _perf = time.perf_counter
 
@@ -70,19 +75,6 @@ def run_inline(
         emit_node(graph.run_, signals.node_started, "node.started", pn, res)
     try:
         return check_outputs(pn, pn.fn(NodeContext(graph, pn, res.path), pn.params, **kwargs))
-    finally:
-        res.duration_ms = (_perf() - t0) * 1000
-
-
-async def run_direct(
-    graph: GraphRun, pn: PlannedNode, res: NodeResult, kwargs: dict[str, Any]
-) -> dict[str, Any]:
-    """One attempt of an async node, awaited in its task."""
-    t0 = _perf()
-    if signals.node_started.receivers:
-        emit_node(graph.run_, signals.node_started, "node.started", pn, res)
-    try:
-        return check_outputs(pn, await pn.fn(NodeContext(graph, pn, res.path), pn.params, **kwargs))
     finally:
         res.duration_ms = (_perf() - t0) * 1000
 

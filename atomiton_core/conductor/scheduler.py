@@ -26,11 +26,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from atomiton_core import signals
-from atomiton_core.conductor.attempts import as_error, run_attempts, run_direct, run_inline
+from atomiton_core.conductor.attempts import as_error, check_outputs, run_attempts, run_inline
 from atomiton_core.conductor.events import emit_node
 from atomiton_core.conductor.plan import FROM_CONTAINER, GraphPlan, PlannedNode
 from atomiton_core.conductor.progress import GraphProgress
 from atomiton_core.errors import AtomitonError, CircularDependency, ExecutionCancelled
+from atomiton_core.nodes.context import NodeContext
 from atomiton_core.results import NodeResult, NodeStatus
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ _COMPLETED = NodeStatus.COMPLETED
 _RUNNING = NodeStatus.RUNNING
 _EMPTY: dict[str, Any] = {}
 _now = time.time
+_perf = time.perf_counter
 #: Python 3.12+ can start a task eagerly: a node that never suspends finishes inside
 #: ``launch`` with no trip through the event loop, still with its own task as current task.
 _EAGER = sys.version_info >= (3, 12)
@@ -346,8 +348,15 @@ class GraphRun(GraphProgress):
         hops = 0
         while True:
             try:
-                if pn.direct:
-                    out = await run_direct(self, pn, res, kwargs)
+                if pn.direct:  # the direct path (see conductor.attempts), in this task
+                    t0 = _perf()
+                    if signals.node_started.receivers:
+                        emit_node(self.run_, signals.node_started, "node.started", pn, res)
+                    try:
+                        ctx = NodeContext(self, pn, res.path)
+                        out = check_outputs(pn, await pn.fn(ctx, pn.params, **kwargs))
+                    finally:
+                        res.duration_ms = (_perf() - t0) * 1000
                 else:
                     out = await run_attempts(self, pn, res, kwargs)
             except asyncio.CancelledError:

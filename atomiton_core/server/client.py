@@ -61,12 +61,11 @@ def _raise_for(response: httpx.Response) -> None:
             f"{response.status_code}: {response.text or response.reason_phrase}",
             status_code=response.status_code,
         )
-    err = wire.load_error(error)
+    err = wire.load_error(error) or RemoteError(response.text, status_code=response.status_code)
     if isinstance(err, FlowValidationError) and isinstance(body.get("report"), dict):
         err = FlowValidationError(wire.load(ValidationReport, body["report"]), source="server")
     if isinstance(err, RemoteError):
         err.status_code = response.status_code
-    assert err is not None
     raise err
 
 
