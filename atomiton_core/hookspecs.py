@@ -45,7 +45,13 @@ hookimpl = pluggy.HookimplMarker("atomiton")
 __all__ = ["LIFECYCLE_HOOKS", "hookimpl", "hookspec"]
 
 #: The hooks called during runs (the rest are called when a catalogue is built, or lazily).
-LIFECYCLE_HOOKS = ("atomiton_before_run", "atomiton_after_run", "atomiton_on_node_error")
+LIFECYCLE_HOOKS = (
+    "atomiton_before_run",
+    "atomiton_after_run",
+    "atomiton_before_node",
+    "atomiton_after_node",
+    "atomiton_on_node_error",
+)
 
 
 @hookspec
@@ -90,6 +96,30 @@ def atomiton_after_run(result: Any) -> None:
     :class:`~atomiton_core.ExecutionResult` (completed, failed or cancelled), before the
     result is recorded and handed back. A raising implementation is reported and logged; the
     result stands."""
+
+
+@hookspec
+def atomiton_before_node(
+    execution_id: str, node_id: str, path: str, node_type: str, attempt: int
+) -> None:
+    """Called as each attempt of a node starts (``attempt`` 1 for the first), in the event
+    loop's thread. Raising fails the run with a ``PluginError`` naming the plugin. Node hooks
+    ride on the ``node_started`` / ``node_completed`` / ``node_failed`` signals, so a
+    conductor whose plugins implement none pays nothing for them."""
+
+
+@hookspec
+def atomiton_after_node(
+    execution_id: str,
+    node_id: str,
+    path: str,
+    node_type: str,
+    status: str,
+    duration_ms: float | None,
+    outputs: Any,
+) -> None:
+    """Called when a node has completed (``outputs``: what it returned) or failed after its
+    last attempt (``outputs`` None); a raising implementation is logged."""
 
 
 @hookspec

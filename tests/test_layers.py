@@ -97,3 +97,33 @@ def test_the_check_sees_imports_inside_functions(tmp_path: Path) -> None:
     found = imports(source, "atomiton_core.flow.x")
     assert found == [(2, "atomiton_core.conductor")]
     assert layer_of("atomiton_core.conductor") > layer_of("atomiton_core.flow.x")
+
+
+#: Modules allowed to import the package inside a function, and why.
+LAZY = {
+    "atomiton_core/cli/serve.py": "the server extra (starlette, uvicorn) loads only for `serve`",
+    "atomiton_core/testing/pytest_plugin.py": "pytest loads the plugin in every session: kept light",
+}
+
+
+def test_no_import_of_the_package_hides_inside_a_function() -> None:
+    hidden: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = str(path.relative_to(PACKAGE.parent))
+        if rel in LAZY:
+            continue
+        tree = ast.parse(path.read_text(), rel)
+        for fn in ast.walk(tree):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(fn):
+                names = (
+                    [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else []
+                )
+                if any(n.split(".")[0] == "atomiton_core" for n in names):
+                    hidden.append(f"{rel}:{node.lineno} in {fn.name}()")
+    assert not hidden, "imports of the package inside functions:\n" + "\n".join(hidden)

@@ -145,6 +145,11 @@ class Conductor:
         self._executions: dict[str, Execution] = {}
         #: The lifecycle hooks some plugin implements; the others are never called.
         self.hooks = catalogue.lifecycle_hooks()
+        if "atomiton_before_node" in self.hooks:
+            signals.node_started.connect(self._before_node, sender=self)
+        if "atomiton_after_node" in self.hooks:
+            signals.node_completed.connect(self._after_node, sender=self)
+            signals.node_failed.connect(self._after_node, sender=self)
 
     def __repr__(self) -> str:
         return f"<Conductor {len(self.catalogue)} node types, storage={self.storage!r}>"
@@ -226,6 +231,28 @@ class Conductor:
             await asyncio.to_thread(self._record, self.storage, result)
         return result
 
+    def _before_node(self, sender: Any, event: signals.NodeEvent) -> None:
+        self.call_hook(
+            "atomiton_before_node",
+            execution_id=event.execution_id,
+            node_id=event.node_id,
+            path=event.path,
+            node_type=event.node_type,
+            attempt=event.attempt,
+        )
+
+    def _after_node(self, sender: Any, event: signals.NodeEvent) -> None:
+        self.call_hook(
+            "atomiton_after_node",
+            execution_id=event.execution_id,
+            node_id=event.node_id,
+            path=event.path,
+            node_type=event.node_type,
+            status=event.status,
+            duration_ms=event.duration_ms,
+            outputs=event.outputs,
+        )
+
     def call_hook(self, name: str, **kwargs: Any) -> None:
         """Call a lifecycle hook; a raising implementation is a PluginError naming it."""
         pm = self.catalogue.plugin_manager
@@ -241,7 +268,7 @@ class Conductor:
                     hint="a lifecycle hook should handle its own errors",
                 )
                 err.__cause__ = exc
-                if name == "atomiton_before_run":
+                if name.startswith("atomiton_before_"):
                     raise err from exc
                 _log.error("%s", err, exc_info=exc)
 

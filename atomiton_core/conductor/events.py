@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from atomiton_core import signals
-from atomiton_core.errors import ExecutionError
+from atomiton_core.errors import AtomitonError, ExecutionError
 from atomiton_core.results import ExecutionStatus, NodeResult
 
 if TYPE_CHECKING:
@@ -34,6 +34,9 @@ def _send(run: Run, signal: NamedSignal, event: Any) -> None:
     except Exception as exc:
         if run.result.status is not ExecutionStatus.RUNNING:
             _log.exception("a receiver of %s raised after the run ended", signal.name)
+            return
+        if isinstance(exc, AtomitonError):  # e.g. a plugin's node hook (PluginError)
+            run.receiver_failed(exc)
             return
         err = ExecutionError(
             f"a receiver of signal {signal.name!r} raised {type(exc).__name__}: {exc}",

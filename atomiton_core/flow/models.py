@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic.alias_generators import to_camel
 
+from atomiton_core.errors import FlowLoadError
+
 __all__ = [
     "Edge",
     "Flow",
@@ -126,8 +128,6 @@ class Flow(_Model):
     @classmethod
     def from_data(cls, data: Any, *, source: str | None = None) -> Flow:
         """Build a flow from plain data, with errors that name the file and the key path."""
-        from atomiton_core.errors import FlowLoadError
-
         where = source or "<flow>"
         if not isinstance(data, dict):
             raise FlowLoadError(

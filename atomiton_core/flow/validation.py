@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from atomiton_core.errors import Problem, ValidationReport
+from atomiton_core.errors import AtomitonError, Problem, ValidationReport
 from atomiton_core.flow.models import Edge, Flow, NodeSpec
 from atomiton_core.flow.protocols import CatalogueLike, FlowSource, NodeTypeLike
 from atomiton_core.flow.settings import RESERVED_PARAMETERS, ExecutionSettings
@@ -166,8 +166,6 @@ class _Validator:
     def reference(self, spec: NodeSpec, target: str, here: str) -> None:
         if self.storage is None:
             return
-        from atomiton_core.errors import AtomitonError
-
         try:
             exists = self.storage.exists(target)
         except AtomitonError as exc:
@@ -197,8 +195,6 @@ class _Validator:
             return [*chain[chain.index(flow_id) :], flow_id]
         if flow_id in self._acyclic or self.storage is None:
             return None
-        from atomiton_core.errors import AtomitonError
-
         try:
             stored = self.storage.load(flow_id)
         except AtomitonError:

@@ -19,6 +19,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from atomiton_core.errors import FlowLoadError
+from atomiton_core.files import atomic_write_text
 from atomiton_core.flow import fastyaml
 from atomiton_core.flow.models import Flow
 
@@ -158,8 +159,6 @@ def save_flow(flow: Flow, path: str | os.PathLike[str]) -> None:
     text = dumps_flow(flow)
     where = os.fspath(path)
     if "://" in where and not where.startswith("file://"):
-        from atomiton_core.files import atomic_write_text
-
         atomic_write_text(where, text)
         return
     target = Path(where.removeprefix("file://"))

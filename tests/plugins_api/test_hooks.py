@@ -170,3 +170,39 @@ def test_a_raising_before_run_hook_fails_the_run_naming_the_plugin(tmp_path: Pat
     assert not result.ok and isinstance(result.error, PluginError)
     assert "not today" in result.error.message and "atomiton_before_run" in result.error.message
     assert result.nodes["a"].status == "pending"  # it never ran
+
+
+def test_node_hooks_follow_every_node_and_a_raising_one_fails_the_run(tmp_path: Path) -> None:
+    seen: list[tuple[str, str, Any]] = []
+
+    class Nodes:
+        @hookimpl
+        def atomiton_before_node(self, path: str, node_type: str, attempt: int) -> None:
+            seen.append(("before", path, (node_type, attempt)))
+
+        @hookimpl
+        def atomiton_after_node(self, path: str, status: str, outputs: Any) -> None:
+            seen.append(("after", path, (status, outputs)))
+
+    flow = loads_flow(
+        "id: n\nname: N\nnodes:\n"
+        "  - {id: g, type: group, nodes: [{id: a, type: edit-fields,"
+        " parameters: {values: {v: 1}, keepOnlySet: true}}]}\n"
+    )
+    conductor = create_conductor(tmp_path, plugins=[Nodes()])
+    assert conductor.run(flow).ok
+    assert ("before", "g", ("group", 1)) in seen and ("before", "g/a", ("edit-fields", 1)) in seen
+    assert ("after", "g/a", ("completed", {"output": {"v": 1}})) in seen
+    assert [s for s in seen if s[1] == "g"][-1][0] == "after"
+    assert create_conductor(tmp_path).run(flow).ok  # another conductor: hooks not called
+    assert len([s for s in seen if s[0] == "before"]) == 2
+
+    class Veto:
+        @hookimpl
+        def atomiton_before_node(self, node_id: str) -> None:
+            if node_id == "a":
+                raise RuntimeError("no a")
+
+    result = create_conductor(tmp_path, plugins=[Veto()]).run(flow)
+    assert not result.ok and isinstance(result.error, PluginError)
+    assert "no a" in result.error.message and "atomiton_before_node" in result.error.message
