@@ -18,6 +18,8 @@ specialisations that do the same with nothing to enforce:
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +30,14 @@ from atomiton_core.nodes.context import NodeContext
 
 if TYPE_CHECKING:
     from atomiton_core.conductor.plan import PlannedNode
+    from atomiton_core.conductor.run import Run
     from atomiton_core.conductor.scheduler import GraphRun
     from atomiton_core.results import NodeResult
 
 __all__ = ["as_error", "check_outputs", "run_attempts", "run_inline"]
 
 _perf = time.perf_counter
+_log = logging.getLogger("atomiton.conductor")
 
 
 def check_outputs(pn: PlannedNode, out: Any) -> dict[str, Any]:
@@ -82,24 +86,37 @@ def run_inline(
 async def run_attempts(
     graph: GraphRun, pn: PlannedNode, res: NodeResult, kwargs: dict[str, Any]
 ) -> dict[str, Any]:
-    """Every attempt of a node with a timeout, retries or a blocking body."""
+    """Every attempt of a node with a timeout, retries or a blocking body.
+
+    Each attempt has its own cancellation token (``ctx.cancelled``), set when the attempt
+    times out, fails, or is cancelled (the run's cancel or fail-fast). A blocking node's
+    attempt that ended this way may still run in its thread: the next attempt waits for it to
+    end (:data:`STRAY_GRACE_S` at least) and is not started while it runs, so attempts never
+    overlap; a thread that outlives the grace is reported once, naming the node.
+    """
     run = graph.run_
     ctx = NodeContext(graph, pn, res.path)
     settings = pn.settings
     timeout_s = pn.timeout_s
     is_async = pn.node_type.is_async
+    executor = run.conductor.executor
+    tracks_threads = not is_async and getattr(executor, "in_process", False)
     t0 = _perf()
     attempt = 0
     while True:
         attempt += 1
         ctx.attempt = res.attempts = attempt
+        token = ctx._token = threading.Event()
         if signals.node_started.receivers:
             emit_node(run, signals.node_started, "node.started", pn, res)
+        thread: asyncio.Future[Any] | None = None
         try:
             if is_async:
                 pending: Any = pn.fn(ctx, pn.params, **kwargs)
             else:
-                pending = run.conductor.executor.submit(run.loop, pn.fn, ctx, pn.params, kwargs)
+                pending = executor.submit(run.loop, pn.fn, ctx, pn.params, kwargs)
+                if tracks_threads:  # awaited through a shield: it tells when the thread ends
+                    thread, pending = pending, asyncio.shield(pending)
             if timeout_s is None:
                 out = await pending
             else:
@@ -123,6 +140,10 @@ async def run_attempts(
             if attempt > settings.retries or not err.retryable:
                 res.duration_ms = (_perf() - t0) * 1000
                 raise err  # noqa: B904 - err carries the node's exception as __cause__
+        finally:
+            token.set()  # this attempt is over, whatever its thread still does
+            if thread is not None and not thread.done():
+                run.loop.call_later(STRAY_GRACE_S, _report_stray, run, thread, pn.id)
         delay_ms = settings.retry_delay * 2 ** (attempt - 1)
         if err.retry_after is not None:
             delay_ms = max(delay_ms, err.retry_after * 1000)
@@ -131,3 +152,34 @@ async def run_attempts(
             emit_node(run, signals.node_retrying, "node.retrying", pn, res, delay_ms=delay_ms)
         res.error = None
         await asyncio.sleep(delay_ms / 1000)
+        if thread is not None and not thread.done():
+            await asyncio.wait({thread}, timeout=max(0.0, STRAY_GRACE_S - delay_ms / 1000))
+            if not thread.done():
+                res.duration_ms = (_perf() - t0) * 1000
+                raise NodeTimeout(
+                    f"attempt {attempt} still runs in its thread after it "
+                    f"{'timed out' if isinstance(err, NodeTimeout) else 'failed'}; "
+                    f"attempt {attempt + 1} was not started, so attempts never overlap",
+                    node_id=pn.id,
+                    path=res.path,
+                    hint="make the node return when ctx.cancelled is true (check it in "
+                    "loops, wait on ctx.stop_event instead of sleeping)",
+                    retryable=False,
+                ) from err
+
+
+#: How long a retry waits, at least, for an earlier attempt's thread to end.
+STRAY_GRACE_S = 2.0
+
+
+def _report_stray(run: Run, thread: asyncio.Future[Any], node_id: str) -> None:
+    """Say once per run and node that a node's thread runs on after its attempt ended."""
+    if thread.done() or node_id in run.strays:
+        return
+    run.strays.add(node_id)
+    _log.warning(
+        "node %r ignores its cancellation: its thread still runs %.0f s after its attempt "
+        "ended (check ctx.cancelled in the node)",
+        node_id,
+        STRAY_GRACE_S,
+    )

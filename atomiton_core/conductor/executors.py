@@ -19,12 +19,12 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
+from atomiton_core.conductor.threads import DaemonThreadPool
 from atomiton_core.errors import ConfigurationError
 from atomiton_core.files import Location, resolve_path
 from atomiton_core.nodes import expressions
@@ -54,11 +54,16 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Blocking sync nodes in a thread pool, created on first use."""
+    """Blocking sync nodes in a pool of daemon threads, created on first use: a node that
+    ignores its cancellation never keeps the process from exiting."""
+
+    #: The work runs in this process: the conductor can tell when a timed-out attempt's thread
+    #: has really ended, and starts no retry before it has.
+    in_process = True
 
     def __init__(self, max_workers: int = 64) -> None:
         self.max_workers = max_workers
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonThreadPool | None = None
 
     def __repr__(self) -> str:
         return f"LocalExecutor(max_workers={self.max_workers})"
@@ -73,7 +78,7 @@ class LocalExecutor:
     ) -> asyncio.Future[Any]:
         pool = self._pool
         if pool is None:
-            pool = self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="atomiton")
+            pool = self._pool = DaemonThreadPool(self.max_workers, thread_name_prefix="atomiton")
         return loop.run_in_executor(pool, partial(fn, ctx, params, **kwargs))
 
     def close(self) -> None:
@@ -180,6 +185,9 @@ def _call_remote(
 
 class DaskExecutor:
     """Blocking sync nodes as tasks on a Dask ``distributed`` cluster.
+
+    A timed-out or cancelled task is cancelled on the cluster (``in_process`` is false: the
+    conductor cannot watch a worker's thread end before it retries).
 
     ``client``: an existing ``distributed.Client``; or ``address``: a scheduler to connect
     to; or neither: start a ``LocalCluster(**cluster_options)`` (closed with the executor),

@@ -55,6 +55,8 @@ class Run:
         self.top: GraphRun | None = None
         #: A signal receiver's error, failing the run (see conductor.events).
         self.receiver_error: AtomitonError | None = None
+        #: Nodes whose thread was reported running on after their attempt ended.
+        self.strays: set[str] = set()
         #: Plans of flows referenced by ``flow`` nodes, loaded once per run.
         self.subflows: dict[str, FlowPlan] = {}
         self.retain_outputs = conductor.retain_outputs

@@ -94,13 +94,16 @@ class NodeContext:
     for confined paths, and ``run_children()`` / ``run_flow()`` for container nodes.
     """
 
-    __slots__ = ("_host", "_logger", "_node", "attempt", "path")
+    __slots__ = ("_host", "_logger", "_node", "_token", "attempt", "path")
 
     def __init__(self, host: NodeHost, node: NodeSlot, path: str) -> None:
         self._host = host
         self._node = node
         self.path = path
         self.attempt = 1
+        #: This attempt's cancellation token (set by the conductor on its timeout, on cancel
+        #: and on fail-fast); None: the run's own stop event stands for it.
+        self._token: threading.Event | None = None
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
 
     @property
@@ -137,12 +140,14 @@ class NodeContext:
 
     @property
     def cancelled(self) -> bool:
-        """True once the execution is cancelled or failing: sync nodes should stop early."""
-        return self._host.stop_event.is_set()
+        """True once this attempt should stop: it timed out, or the execution is cancelled or
+        failing. Sync nodes should check it in their loops and return early."""
+        return (self._token or self._host.stop_event).is_set()
 
     @property
     def stop_event(self) -> threading.Event:
-        return self._host.stop_event
+        """The event behind ``cancelled``, to ``wait()`` on instead of sleeping."""
+        return self._token or self._host.stop_event
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
