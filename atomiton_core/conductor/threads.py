@@ -28,9 +28,8 @@ class DaemonThreadPool(Executor):
         self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        #: Threads waiting for work, and work nobody has taken yet.
-        self._idle = 0
-        self._queued = 0
+        #: One release per thread that finished its work and waits for more.
+        self._idle = threading.Semaphore(0)
         self._closed = False
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
@@ -39,15 +38,13 @@ class DaemonThreadPool(Executor):
             if self._closed:
                 raise RuntimeError("cannot submit work to a closed thread pool")
             self._work.put((future, fn, args, kwargs))
-            self._queued += 1
-            if self._queued > self._idle and len(self._threads) < self.max_workers:
+            if not self._idle.acquire(timeout=0) and len(self._threads) < self.max_workers:
                 thread = threading.Thread(
                     target=self._serve,
                     name=f"{self._prefix}-{len(self._threads)}",
                     daemon=True,
                 )
                 self._threads.append(thread)
-                self._idle += 1
                 thread.start()
         return future
 
@@ -56,9 +53,6 @@ class DaemonThreadPool(Executor):
             item = self._work.get()
             if item is None:
                 return
-            with self._lock:
-                self._idle -= 1
-                self._queued -= 1
             future, fn, args, kwargs = item
             if future.set_running_or_notify_cancel():
                 try:
@@ -68,8 +62,7 @@ class DaemonThreadPool(Executor):
                 else:
                     future.set_result(result)
             del item, future, fn, args, kwargs
-            with self._lock:
-                self._idle += 1
+            self._idle.release()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
