@@ -18,6 +18,7 @@ specialisations that do the same with nothing to enforce:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
@@ -100,7 +101,6 @@ async def run_attempts(
     timeout_s = pn.timeout_s
     is_async = pn.node_type.is_async
     executor = run.conductor.executor
-    tracks_threads = not is_async and getattr(executor, "in_process", False)
     t0 = _perf()
     attempt = 0
     while True:
@@ -109,14 +109,14 @@ async def run_attempts(
         token = ctx._token = threading.Event()
         if signals.node_started.receivers:
             emit_node(run, signals.node_started, "node.started", pn, res)
-        thread: asyncio.Future[Any] | None = None
+        work: concurrent.futures.Future[Any] | None = None
         try:
             if is_async:
                 pending: Any = pn.fn(ctx, pn.params, **kwargs)
             else:
                 pending = executor.submit(run.loop, pn.fn, ctx, pn.params, kwargs)
-                if tracks_threads:  # awaited through a shield: it tells when the thread ends
-                    thread, pending = pending, asyncio.shield(pending)
+                if isinstance(pending, concurrent.futures.Future):  # a thread of this process
+                    work, pending = pending, asyncio.wrap_future(pending, loop=run.loop)
             if timeout_s is None:
                 out = await pending
             else:
@@ -142,8 +142,8 @@ async def run_attempts(
                 raise err  # noqa: B904 - err carries the node's exception as __cause__
         finally:
             token.set()  # this attempt is over, whatever its thread still does
-            if thread is not None and not thread.done():
-                run.loop.call_later(STRAY_GRACE_S, _report_stray, run, thread, pn.id)
+            if work is not None and not work.done():
+                run.loop.call_later(STRAY_GRACE_S, _report_stray, run, work, pn.id)
         delay_ms = settings.retry_delay * 2 ** (attempt - 1)
         if err.retry_after is not None:
             delay_ms = max(delay_ms, err.retry_after * 1000)
@@ -152,9 +152,10 @@ async def run_attempts(
             emit_node(run, signals.node_retrying, "node.retrying", pn, res, delay_ms=delay_ms)
         res.error = None
         await asyncio.sleep(delay_ms / 1000)
-        if thread is not None and not thread.done():
-            await asyncio.wait({thread}, timeout=max(0.0, STRAY_GRACE_S - delay_ms / 1000))
-            if not thread.done():
+        if work is not None and not work.done():
+            grace = max(0.0, STRAY_GRACE_S - delay_ms / 1000)
+            await asyncio.wait({asyncio.wrap_future(work, loop=run.loop)}, timeout=grace)
+            if not work.done():
                 res.duration_ms = (_perf() - t0) * 1000
                 raise NodeTimeout(
                     f"attempt {attempt} still runs in its thread after it "
@@ -172,9 +173,9 @@ async def run_attempts(
 STRAY_GRACE_S = 2.0
 
 
-def _report_stray(run: Run, thread: asyncio.Future[Any], node_id: str) -> None:
+def _report_stray(run: Run, work: concurrent.futures.Future[Any], node_id: str) -> None:
     """Say once per run and node that a node's thread runs on after its attempt ended."""
-    if thread.done() or node_id in run.strays:
+    if work.done() or node_id in run.strays:
         return
     run.strays.add(node_id)
     _log.warning(

@@ -15,11 +15,11 @@ and containers stay in the loop; cheap sync nodes (``blocking=False``) run inlin
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import uuid
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
@@ -41,6 +41,10 @@ PROGRESS_TOPIC = "atomiton-progress"
 
 
 class Executor(Protocol):
+    """Runs a blocking node's call. ``submit`` returns an asyncio future, or, for work in a
+    thread of this process, its ``concurrent.futures.Future``: the conductor then knows when
+    a timed-out attempt's thread has really ended, and starts no retry before it has."""
+
     def submit(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -48,7 +52,7 @@ class Executor(Protocol):
         ctx: NodeContext,
         params: BaseModel,
         kwargs: dict[str, Any],
-    ) -> asyncio.Future[Any]: ...
+    ) -> asyncio.Future[Any] | concurrent.futures.Future[Any]: ...
 
     def close(self) -> None: ...
 
@@ -56,10 +60,6 @@ class Executor(Protocol):
 class LocalExecutor:
     """Blocking sync nodes in a pool of daemon threads, created on first use: a node that
     ignores its cancellation never keeps the process from exiting."""
-
-    #: The work runs in this process: the conductor can tell when a timed-out attempt's thread
-    #: has really ended, and starts no retry before it has.
-    in_process = True
 
     def __init__(self, max_workers: int = 64) -> None:
         self.max_workers = max_workers
@@ -75,11 +75,11 @@ class LocalExecutor:
         ctx: NodeContext,
         params: BaseModel,
         kwargs: dict[str, Any],
-    ) -> asyncio.Future[Any]:
+    ) -> concurrent.futures.Future[Any]:
         pool = self._pool
         if pool is None:
             pool = self._pool = DaemonThreadPool(self.max_workers, thread_name_prefix="atomiton")
-        return loop.run_in_executor(pool, partial(fn, ctx, params, **kwargs))
+        return pool.submit(fn, ctx, params, **kwargs)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -186,8 +186,8 @@ def _call_remote(
 class DaskExecutor:
     """Blocking sync nodes as tasks on a Dask ``distributed`` cluster.
 
-    A timed-out or cancelled task is cancelled on the cluster (``in_process`` is false: the
-    conductor cannot watch a worker's thread end before it retries).
+    A timed-out or cancelled task is cancelled on the cluster; the conductor cannot watch a
+    worker's thread end before it retries.
 
     ``client``: an existing ``distributed.Client``; or ``address``: a scheduler to connect
     to; or neither: start a ``LocalCluster(**cluster_options)`` (closed with the executor),
