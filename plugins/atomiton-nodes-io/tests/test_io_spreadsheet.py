@@ -182,6 +182,21 @@ def test_write_csv_and_xlsx_then_read_back(run_node: RunNode, tmp_path: Path) ->
     assert res.status == "failed" and res.nodes["n"].error.code == "FILE_EXISTS"
 
 
+def test_a_control_character_in_an_xlsx_cell_is_a_clear_error(
+    run_node: RunNode, tmp_path: Path
+) -> None:
+    target = tmp_path / "bad.xlsx"
+    res = run_node(
+        "spreadsheet",
+        {"operation": "write", "path": str(target)},
+        input=[{"a": "ok"}, {"a": "\x08"}],
+    )
+    err = res.nodes["n"].error
+    assert res.status == "failed" and err.code == "EXECUTION_FAILED"
+    assert "row 3" in err.message and "format: csv" in err.hint  # row 1 is the header
+    assert not target.exists()  # nothing half-written
+
+
 def test_bad_parameters_are_validation_problems(conductor: Conductor) -> None:
     flow = loads_flow(
         """

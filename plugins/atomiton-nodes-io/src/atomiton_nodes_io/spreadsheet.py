@@ -413,11 +413,22 @@ def _plain(value: Any) -> Any:
 
 def _xlsx(table: list[list[Any]], sheet: str) -> bytes:
     from openpyxl import Workbook  # type: ignore[import-untyped,unused-ignore]
+    from openpyxl.utils.exceptions import (  # type: ignore[import-untyped,unused-ignore]
+        IllegalCharacterError,
+    )
 
     book = Workbook(write_only=True)
     ws = book.create_sheet(sheet)
-    for row in table:
-        ws.append([None if c is None else _plain(c) for c in row])
+    for number, row in enumerate(table, start=1):
+        try:
+            ws.append([None if c is None else _plain(c) for c in row])
+        except IllegalCharacterError as exc:
+            raise ExecutionError(
+                f"row {number} of the sheet holds a control character an xlsx file cannot "
+                f"store: {exc}",
+                hint="remove control characters (\\x00-\\x1f but tab and newline) first, "
+                "or write format: csv",
+            ) from exc
     buf = io.BytesIO()
     book.save(buf)
     return buf.getvalue()
