@@ -200,7 +200,8 @@ class AtomitonError(Exception):
             and self.path == other.path
         )
 
-    __hash__ = Exception.__hash__
+    def __hash__(self) -> int:  # equal errors hash alike; node and path may be filled in later
+        return hash((type(self), self.message))
 
     def at(self, node_id: str, path: str | None) -> AtomitonError:
         """Fill in the node (and its path) this error happened in, unless already known."""
