@@ -11,6 +11,8 @@
     ├── ExpressionError                 EXPRESSION_ERROR          422  a template or expression
     ├── ConfigurationError              CONFIGURATION_ERROR       400  set up wrongly
     ├── PathNotAllowed                  PATH_NOT_ALLOWED          403  a path outside allowedRoots
+    ├── CodeNotAllowed                  CODE_NOT_ALLOWED          403  the code node is disabled
+    ├── ValueNotEncodable               VALUE_NOT_ENCODABLE       422  no codec stores this value
     ├── StorageError                    STORAGE_ERROR             500
     │   ├── FlowNotFound                FLOW_NOT_FOUND            404
     │   ├── RunNotFound                 RUN_NOT_FOUND             404
@@ -20,6 +22,8 @@
     │   ├── ExecutionCancelled          CANCELLED                 409
     │   ├── NodeSkipped                 SKIPPED                   409  no input arrived
     │   ├── OutputContractError         INVALID_OUTPUT            409  undeclared outputs
+    │   ├── ResourceLimitExceeded       RESOURCE_LIMIT            409  cpu, memory or processes
+    │   ├── WorkerCrashed               WORKER_CRASHED            409  an isolated node's process
     │   └── CircularDependency          CIRCULAR_DEPENDENCY       409  a flow that runs itself
     ├── RequestError                    BAD_REQUEST               400  a bad HTTP request
     │   ├── Unauthorized                UNAUTHORIZED              401
@@ -56,6 +60,7 @@ __all__ = [
     "ERROR_CLASSES",
     "AtomitonError",
     "CircularDependency",
+    "CodeNotAllowed",
     "ConfigurationError",
     "ErrorCode",
     "ExecutionCancelled",
@@ -80,12 +85,15 @@ __all__ = [
     "Problem",
     "RemoteError",
     "RequestError",
+    "ResourceLimitExceeded",
     "RouteNotFound",
     "RunNotFound",
     "StorageError",
     "TooManyExecutions",
     "Unauthorized",
     "ValidationReport",
+    "ValueNotEncodable",
+    "WorkerCrashed",
     "error_class",
 ]
 
@@ -102,6 +110,8 @@ class ErrorCode(StrEnum):
     EXPRESSION_ERROR = "EXPRESSION_ERROR"
     CONFIGURATION_ERROR = "CONFIGURATION_ERROR"
     PATH_NOT_ALLOWED = "PATH_NOT_ALLOWED"
+    CODE_NOT_ALLOWED = "CODE_NOT_ALLOWED"
+    VALUE_NOT_ENCODABLE = "VALUE_NOT_ENCODABLE"
     STORAGE_ERROR = "STORAGE_ERROR"
     FLOW_NOT_FOUND = "FLOW_NOT_FOUND"
     RUN_NOT_FOUND = "RUN_NOT_FOUND"
@@ -112,6 +122,8 @@ class ErrorCode(StrEnum):
     SKIPPED = "SKIPPED"
     INVALID_OUTPUT = "INVALID_OUTPUT"
     CIRCULAR_DEPENDENCY = "CIRCULAR_DEPENDENCY"
+    RESOURCE_LIMIT = "RESOURCE_LIMIT"
+    WORKER_CRASHED = "WORKER_CRASHED"
     BAD_REQUEST = "BAD_REQUEST"
     UNAUTHORIZED = "UNAUTHORIZED"
     ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND"
@@ -336,6 +348,21 @@ class PathNotAllowed(AtomitonError):
     http_status = 403
 
 
+class CodeNotAllowed(AtomitonError):
+    """User code (the ``code`` node) is disabled on this conductor (``allowCode: false``, or
+    the server's ``--safe`` mode)."""
+
+    code = ErrorCode.CODE_NOT_ALLOWED
+    http_status = 403
+
+
+class ValueNotEncodable(AtomitonError):
+    """A value no codec can store or send to a worker process (it names the node and port)."""
+
+    code = ErrorCode.VALUE_NOT_ENCODABLE
+    http_status = 422
+
+
 class StorageError(AtomitonError):
     code = ErrorCode.STORAGE_ERROR
 
@@ -389,6 +416,20 @@ class NodeSkipped(ExecutionError):
 
 class OutputContractError(ExecutionError):
     code = ErrorCode.INVALID_OUTPUT
+
+
+class ResourceLimitExceeded(ExecutionError):
+    """An isolated node went over ``cpuLimit``, ``memoryLimit`` or ``processLimit``, or a run
+    over the conductor's memory ceiling; ``context["limit"]`` names which."""
+
+    code = ErrorCode.RESOURCE_LIMIT
+
+
+class WorkerCrashed(ExecutionError):
+    """An isolated node's worker process died (a segfault, ``os._exit``, the OOM killer);
+    only that node fails, the pool replaces the worker."""
+
+    code = ErrorCode.WORKER_CRASHED
 
 
 class CircularDependency(ExecutionError):

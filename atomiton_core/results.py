@@ -46,6 +46,11 @@ class NodeResult:
     duration_ms: float | None = None
     #: Why a skipped node did not run (``disabled``, ``upstream``...).
     reason: str | None = None
+    #: CPU time of its attempts, for a node that ran in a thread or a worker process (an
+    #: async or inline node shares the conductor's thread: no figure of its own).
+    cpu_ms: float | None = None
+    #: Peak resident memory of an isolated node's worker during its attempts.
+    peak_memory: int | None = None
 
 
 @dataclass(slots=True)

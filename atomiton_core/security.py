@@ -1,8 +1,9 @@
 """What nodes may reach: the conductor's security settings, typed.
 
 ``create_conductor(security=Security(allowed_roots=["./data"]))`` (or the same keys, camelCase,
-in ``config``: ``{"allowedRoots": [...], "allowedPrograms": [...]}``). A misspelt key is an
-error, not a setting silently ignored: ``allowedRoot`` would otherwise leave every path open.
+in ``config``: ``{"allowedRoots": [...], "allowedPrograms": [...], "allowCode": False}``).
+A misspelt key is an error, not a setting silently ignored: ``allowedRoot`` would otherwise
+leave every path open.
 Nodes read the settings as ``ctx.security``; paths are confined by ``ctx.resolve_path``.
 """
 
@@ -32,6 +33,8 @@ class Security(BaseModel):
     allowed_roots: tuple[str, ...] | None = Field(None)
     #: Programs (names or absolute paths) the shell-command node may run.
     allowed_programs: tuple[str, ...] | None = Field(None)
+    #: Whether the ``code`` node may run user code (off in the server's ``--safe`` mode).
+    allow_code: bool = True
 
     @field_validator("allowed_roots", "allowed_programs", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ from atomiton_core.conductor.conductor import create_conductor
 from atomiton_core.errors import AtomitonError
 
 #: Node types ``--safe`` disables: they reach the machine the server runs on.
-SAFE_DISABLED = ("shell-command", "file-system")
+SAFE_DISABLED = ("shell-command", "file-system", "code")
 INSTALL_HINT = "the server needs the 'server' extra: pip install 'atomiton-core[server]'"
 
 
@@ -123,7 +123,11 @@ def serve(
         raise click.ClickException(f"{INSTALL_HINT} ({exc})") from None
     disabled_types = sorted({*disabled, *(SAFE_DISABLED if safe else ())})
     try:
-        conductor = create_conductor(storage, disabled_types=disabled_types)
+        conductor = create_conductor(
+            storage,
+            disabled_types=disabled_types,
+            security={"allowCode": False} if safe else None,
+        )
     except AtomitonError as exc:
         raise click.ClickException(str(exc)) from None
     token = token or secrets.token_urlsafe(32)

@@ -22,7 +22,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from atomiton_core import signals
 from atomiton_core.conductor.events import emit_node
@@ -30,6 +30,8 @@ from atomiton_core.errors import AtomitonError, ExecutionError, NodeTimeout, Out
 from atomiton_core.nodes.context import NodeContext
 
 if TYPE_CHECKING:
+    from atomiton_core.conductor.executors import Executor
+    from atomiton_core.conductor.isolation import IsolatedCall, ProcessPool
     from atomiton_core.conductor.plan import PlannedNode
     from atomiton_core.conductor.run import Run
     from atomiton_core.conductor.scheduler import GraphRun
@@ -100,7 +102,10 @@ async def run_attempts(
     settings = pn.settings
     timeout_s = pn.timeout_s
     is_async = pn.node_type.is_async
-    executor = run.conductor.executor
+    isolated = settings.isolated
+    executor: Executor | ProcessPool = (
+        run.conductor.process_pool if isolated else run.conductor.executor
+    )
     t0 = _perf()
     attempt = 0
     while True:
@@ -111,7 +116,7 @@ async def run_attempts(
             emit_node(run, signals.node_started, "node.started", pn, res)
         work: concurrent.futures.Future[Any] | None = None
         try:
-            if is_async:
+            if is_async and not isolated:
                 pending: Any = pn.fn(ctx, pn.params, **kwargs)
             else:
                 pending = executor.submit(run.loop, pn.fn, ctx, pn.params, kwargs)
@@ -142,8 +147,16 @@ async def run_attempts(
                 raise err  # noqa: B904 - err carries the node's exception as __cause__
         finally:
             token.set()  # this attempt is over, whatever its thread still does
-            if work is not None and not work.done():
-                run.loop.call_later(STRAY_GRACE_S, _report_stray, run, work, pn.id)
+            if work is not None:
+                if not work.done():
+                    if isolated:
+                        cast(
+                            "IsolatedCall", work
+                        ).kill()  # with its process group; the pool replaces the worker
+                    else:
+                        run.loop.call_later(STRAY_GRACE_S, _report_stray, run, work, pn.id)
+                res.cpu_ms = ctx.cpu_ms
+                res.peak_memory = ctx.peak_memory
         delay_ms = settings.retry_delay * 2 ** (attempt - 1)
         if err.retry_after is not None:
             delay_ms = max(delay_ms, err.retry_after * 1000)

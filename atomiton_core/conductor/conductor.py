@@ -7,7 +7,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncGenerator, Iterable, Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from atomiton_core import signals
 from atomiton_core.catalogue import Catalogue
@@ -26,6 +26,9 @@ from atomiton_core.flow.yaml_io import load_flow
 from atomiton_core.results import ExecutionResult, ExecutionStatus
 from atomiton_core.security import Security
 from atomiton_core.storage.flows import FlowStorage, create_storage
+
+if TYPE_CHECKING:
+    from atomiton_core.conductor.isolation import ProcessPool
 
 __all__ = ["Conductor", "Execution", "create_conductor"]
 
@@ -122,6 +125,8 @@ class Conductor:
         retain_outputs: bool = True,
         retain_results: Literal["all", "errors"] = "all",
         executor: Executor | None = None,
+        process_workers: int | None = None,
+        memory_ceiling: float | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.storage = storage
@@ -142,6 +147,16 @@ class Conductor:
         self.retain_results = retain_results
         #: Where blocking sync nodes run (threads by default; see conductor.executors).
         self.executor: Executor = executor if executor is not None else LocalExecutor()
+        #: Worker processes for isolated nodes at most (default: one per CPU).
+        self.process_workers = process_workers
+        self._process_pool: ProcessPool | None = None
+        if memory_ceiling is not None and memory_ceiling <= 0:
+            raise ConfigurationError(
+                f"memory_ceiling={memory_ceiling!r}: give megabytes above zero, or None"
+            )
+        #: Megabytes the conductor's process and its workers may hold while a run goes on;
+        #: beyond it the run fails (RESOURCE_LIMIT, limit memoryCeiling). None: no ceiling.
+        self.memory_ceiling = memory_ceiling
         self._executions: dict[str, Execution] = {}
         #: The lifecycle hooks some plugin implements; the others are never called.
         self.hooks = catalogue.lifecycle_hooks()
@@ -154,9 +169,23 @@ class Conductor:
     def __repr__(self) -> str:
         return f"<Conductor {len(self.catalogue)} node types, storage={self.storage!r}>"
 
+    @property
+    def process_pool(self) -> ProcessPool:
+        """The warm worker processes isolated nodes run in (started on first use)."""
+        pool = self._process_pool
+        if pool is None:
+            from atomiton_core.conductor.isolation import ProcessPool
+
+            pool = self._process_pool = ProcessPool(self.process_workers)
+        return pool
+
     def close(self) -> None:
-        """Release worker threads (or the Dask client and cluster this conductor started)."""
+        """Release worker threads and processes (and the Dask client and cluster this
+        conductor started)."""
         self.executor.close()
+        if self._process_pool is not None:
+            self._process_pool.close()
+            self._process_pool = None
 
     def __enter__(self) -> Conductor:
         return self
@@ -342,6 +371,8 @@ def create_conductor(
     retain_results: Literal["all", "errors"] = "all",
     max_workers: int = 64,
     executor: str | Executor | None = None,
+    process_workers: int | None = None,
+    memory_ceiling: float | None = None,
 ) -> Conductor:
     """A conductor with its own plugin manager.
 
@@ -362,6 +393,9 @@ def create_conductor(
     (signals still report every node): for loops over very many items. ``executor``: where
     blocking sync nodes run — "local" threads (``max_workers`` of them, the default), "dask"
     (a new LocalCluster), a scheduler address ("tcp://host:8786"), or an Executor object.
+    ``process_workers``: the size of the warm pool of worker processes isolated nodes
+    (``isolation: process``) run in (default: one per CPU). ``memory_ceiling``: megabytes
+    the conductor's process and its workers may use; a run going beyond fails.
     """
     security_settings, free_config = Security.split(config or {}, security)
     catalogue = Catalogue.load(
@@ -381,4 +415,6 @@ def create_conductor(
         retain_outputs=retain_outputs,
         retain_results=retain_results,
         executor=create_executor(executor, max_workers=max_workers),
+        process_workers=process_workers,
+        memory_ceiling=memory_ceiling,
     )

@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -79,12 +80,23 @@ class LocalExecutor:
         pool = self._pool
         if pool is None:
             pool = self._pool = DaemonThreadPool(self.max_workers, thread_name_prefix="atomiton")
-        return pool.submit(fn, ctx, params, **kwargs)
+        return pool.submit(_timed_call, fn, ctx, params, kwargs)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+
+def _timed_call(
+    fn: Callable[..., Any], ctx: NodeContext, params: BaseModel, kwargs: dict[str, Any]
+) -> Any:
+    """The node's call in a pool thread, adding the thread's CPU time to the context."""
+    t0 = time.thread_time()
+    try:
+        return fn(ctx, params, **kwargs)
+    finally:
+        ctx.cpu_ms = (ctx.cpu_ms or 0.0) + (time.thread_time() - t0) * 1000
 
 
 class RemoteContext:
@@ -117,6 +129,10 @@ class RemoteContext:
         self.cancelled = False
         #: Set by the executor: where ``progress`` reports go (a worker event topic).
         self.progress_token: str | None = None
+        #: True in an isolated node's worker process.
+        self.isolated = False
+        #: Set in an isolated node's worker process: sends ``progress`` reports home.
+        self._reporter: Callable[[float, str | None], None] | None = None
 
     @classmethod
     def of(cls, ctx: NodeContext) -> RemoteContext:
@@ -141,7 +157,11 @@ class RemoteContext:
         )
 
     def progress(self, fraction: float, message: str | None = None) -> None:
-        """Relayed to the conductor's ``node_progress`` signal through a worker event."""
+        """Relayed to the conductor's ``node_progress`` signal (through the worker's pipe or
+        a Dask worker event)."""
+        if self._reporter is not None:
+            self._reporter(float(fraction), message)
+            return
         if self.progress_token is None:
             return
         try:

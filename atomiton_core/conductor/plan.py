@@ -90,9 +90,15 @@ class PlannedNode:
             and not node_type.container
             and settings.timeout is None
             and settings.retries == 0
+            and not settings.isolated
         )
         #: Async nodes with no timeout or retries are awaited directly in their task.
-        self.direct = node_type.is_async and settings.timeout is None and settings.retries == 0
+        self.direct = (
+            node_type.is_async
+            and settings.timeout is None
+            and settings.retries == 0
+            and not settings.isolated
+        )
 
 
 @dataclass(slots=True)

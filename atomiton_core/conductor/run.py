@@ -9,6 +9,7 @@ the flow-wide timeout, turns the outcome into the :class:`~atomiton_core.Executi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,12 @@ from atomiton_core.conductor.events import emit_execution
 from atomiton_core.conductor.plan import FlowPlan
 from atomiton_core.conductor.progress import overall
 from atomiton_core.conductor.scheduler import GraphRun
-from atomiton_core.errors import AtomitonError, ExecutionCancelled, NodeTimeout
+from atomiton_core.errors import (
+    AtomitonError,
+    ExecutionCancelled,
+    NodeTimeout,
+    ResourceLimitExceeded,
+)
 from atomiton_core.results import ExecutionResult, ExecutionStatus, NodeStatus
 
 if TYPE_CHECKING:
@@ -29,6 +35,8 @@ __all__ = ["Run"]
 _perf = time.perf_counter
 _now = time.time
 _EMPTY: dict[str, Any] = {}
+#: How often the memory ceiling is checked while a run goes on.
+MEMORY_POLL_S = 0.1
 
 
 class Run:
@@ -67,11 +75,35 @@ class Run:
         return self.progress
 
     def receiver_failed(self, err: AtomitonError) -> None:
-        """A signal receiver raised: the run fails with its error."""
+        """A signal receiver raised (or the memory ceiling was crossed): the run fails."""
         if self.receiver_error is None:
             self.receiver_error = err
         if self.top is not None:
             self.top.fail_run(err)
+
+    async def _watch_memory(self, ceiling_mb: float) -> None:
+        """Fail the run once the conductor's process and its workers hold over the ceiling."""
+        import psutil
+
+        me = psutil.Process()
+        limit = ceiling_mb * 1024 * 1024
+        while True:
+            used = me.memory_info().rss
+            pool = self.conductor._process_pool
+            for pid in pool.pids if pool is not None else ():
+                with contextlib.suppress(psutil.Error):  # a worker just replaced
+                    used += psutil.Process(pid).memory_info().rss
+            if used > limit:
+                self.receiver_failed(
+                    ResourceLimitExceeded(
+                        f"the conductor used {used / 2**20:.0f} MB, over its memory ceiling "
+                        f"of {ceiling_mb:g} MB; the run was stopped",
+                        hint="raise memory_ceiling, or give the hungry nodes a memoryLimit",
+                        limit="memoryCeiling",
+                    )
+                )
+                return
+            await asyncio.sleep(MEMORY_POLL_S)
 
     # -- the whole execution ---------------------------------------------------------------
     async def main(self) -> ExecutionResult:
@@ -88,6 +120,10 @@ class Run:
             self.variables,
             plan.root.concurrency,
             chain=(self.flow_id,),
+        )
+        ceiling = self.conductor.memory_ceiling
+        watcher = (
+            self.loop.create_task(self._watch_memory(ceiling)) if ceiling is not None else None
         )
         try:
             if "atomiton_before_run" in self.conductor.hooks:
@@ -131,6 +167,9 @@ class Run:
                 if results[i].status is NodeStatus.COMPLETED
             }
             self._finish(ExecutionStatus.COMPLETED, t0, None)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
         return result
 
     def finish_unstarted(self) -> None:

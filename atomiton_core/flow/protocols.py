@@ -10,7 +10,7 @@ this one. They are described here as protocols, so ``flow/`` imports nothing abo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -58,6 +58,12 @@ class NodeTypeLike(Protocol):
 
     @property
     def required_inputs(self) -> list[str]: ...
+
+    @property
+    def default_settings(self) -> Mapping[str, Any]: ...
+
+    @property
+    def own_limits(self) -> frozenset[str]: ...
 
 
 class CatalogueLike(Protocol):

@@ -2,26 +2,49 @@
 
 They sit in a node's ``parameters`` as in the original (``timeout: 5000``, ``retries: 2``), are
 parsed once when a flow is planned and are all enforced by the conductor (``conductor/attempts``
-for timeout, retries and backoff; the scheduler for ``enabled`` and ``continueOnFail``).
+for timeout, retries and backoff; the scheduler for ``enabled`` and ``continueOnFail``;
+``conductor/isolation`` for ``isolation`` and the limits of an isolated node).
+
+A node type may declare its own defaults for them (``@node(..., settings={"timeout": 5000})``);
+a flow's value wins over the type's default.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-__all__ = ["RESERVED_PARAMETERS", "ExecutionSettings"]
+__all__ = ["LIMITS", "RESERVED_PARAMETERS", "ExecutionSettings", "Isolation"]
+
+#: Where a node's body runs: ``none`` (the conductor's loop or a thread, as its type says),
+#: ``process`` (a worker process of the conductor's pool, killed on timeout or cancel).
+Isolation = Literal["none", "process"]
 
 #: Parameter names every node accepts; a node type's own parameters may not use them.
-RESERVED_PARAMETERS = frozenset({"enabled", "timeout", "retries", "retryDelay", "continueOnFail"})
+RESERVED_PARAMETERS = frozenset(
+    {
+        "enabled",
+        "timeout",
+        "retries",
+        "retryDelay",
+        "continueOnFail",
+        "isolation",
+        "cpuLimit",
+        "memoryLimit",
+        "processLimit",
+    }
+)
 
 
 class ExecutionSettings(BaseModel):
     """The reserved parameters every node accepts; all enforced by the conductor."""
 
-    model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, frozen=True)
+    model_config = ConfigDict(
+        populate_by_name=True, alias_generator=to_camel, frozen=True, extra="forbid"
+    )
 
     enabled: bool = True
     #: Per-attempt timeout in milliseconds.
@@ -30,13 +53,42 @@ class ExecutionSettings(BaseModel):
     #: Delay before the first retry in milliseconds; doubled for each further retry.
     retry_delay: float = Field(1000, ge=0)
     continue_on_fail: bool = False
+    #: ``process`` runs the node in a worker process (the limits below need it).
+    isolation: Isolation = "none"
+    #: Seconds of CPU an isolated attempt may use (the worker is killed beyond it).
+    cpu_limit: float | None = Field(None, gt=0)
+    #: Megabytes of memory an isolated attempt may add to its worker (allocation fails beyond).
+    memory_limit: float | None = Field(None, gt=0)
+    #: Processes an isolated attempt may start; ``0``: none.
+    process_limit: int | None = Field(None, ge=0)
+
+    @property
+    def isolated(self) -> bool:
+        return self.isolation == "process"
+
+    def limits_without_isolation(self, own: frozenset[str] = frozenset()) -> list[str]:
+        """The limits set (flow-file names) that only an isolated node can be held to: those
+        of a node that is not isolated, less the ones its type enforces itself (``own``)."""
+        if self.isolated:
+            return []
+        return [
+            alias
+            for name, alias in LIMITS.items()
+            if getattr(self, name) is not None and alias not in own
+        ]
 
     @classmethod
-    def from_parameters(cls, parameters: dict[str, Any]) -> ExecutionSettings:
+    def from_parameters(
+        cls, parameters: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+    ) -> ExecutionSettings:
         picked = {k: parameters[k] for k in RESERVED_PARAMETERS if k in parameters}
+        if defaults:
+            picked = {**defaults, **picked}
         if not picked:
             return _DEFAULT_SETTINGS
         return cls.model_validate(picked)
 
 
+#: The limits, by field name and by their name in flow files.
+LIMITS = {"cpu_limit": "cpuLimit", "memory_limit": "memoryLimit", "process_limit": "processLimit"}
 _DEFAULT_SETTINGS = ExecutionSettings()

@@ -131,7 +131,7 @@ class _Validator:
                 node_id=spec.id,
                 hint=self.catalogue.missing_hint(spec.type),
             )
-        settings = self.settings(spec, here)
+        settings = self.settings(spec, here, nt)
         params = self.params(spec, nt, here) if nt is not None else None
         child_outputs: tuple[str, ...] = ()
         if spec.is_container:
@@ -156,6 +156,16 @@ class _Validator:
                 node_id=spec.id,
                 severity="warning",
             )
+        if nt is not None and nt.container and settings is not None and settings.isolated:
+            self.add(
+                "INVALID_PARAMETER",
+                f"container node {spec.id!r} ({nt.id}) cannot run isolated: its children "
+                "run in the conductor",
+                f"{here}.parameters.isolation",
+                node_id=spec.id,
+                hint="set isolation: process on the child nodes instead",
+            )
+            settings = None
         if nt is not None and params is not None and settings is not None:
             self.report.resolved[id(spec)] = ResolvedNode(nt, params, settings, child_outputs)
             if nt.id == FLOW_REFERENCE_TYPE:
@@ -206,9 +216,12 @@ class _Validator:
         self._acyclic.add(flow_id)
         return None
 
-    def settings(self, spec: NodeSpec, here: str) -> ExecutionSettings | None:
+    def settings(
+        self, spec: NodeSpec, here: str, nt: NodeTypeLike | None
+    ) -> ExecutionSettings | None:
+        defaults = nt.default_settings if nt is not None else None
         try:
-            return ExecutionSettings.from_parameters(spec.parameters)
+            settings = ExecutionSettings.from_parameters(spec.parameters, defaults)
         except ValidationError as exc:
             for err in exc.errors():
                 self.add(
@@ -218,6 +231,18 @@ class _Validator:
                     node_id=spec.id,
                 )
             return None
+        loose = settings.limits_without_isolation(nt.own_limits if nt is not None else frozenset())
+        if loose:
+            self.add(
+                "INVALID_PARAMETER",
+                f"{', '.join(loose)} hold(s) an isolated node to a limit, and node "
+                f"{spec.id!r} is not isolated",
+                f"{here}.parameters.{loose[0]}",
+                node_id=spec.id,
+                hint="add 'isolation: process' to the node's parameters",
+            )
+            return None
+        return settings
 
     def params(self, spec: NodeSpec, nt: NodeTypeLike, here: str) -> BaseModel | None:
         given = {k: v for k, v in spec.parameters.items() if k not in RESERVED_PARAMETERS}

@@ -94,7 +94,7 @@ class NodeContext:
     for confined paths, and ``run_children()`` / ``run_flow()`` for container nodes.
     """
 
-    __slots__ = ("_host", "_logger", "_node", "_token", "attempt", "path")
+    __slots__ = ("_host", "_logger", "_node", "_token", "attempt", "cpu_ms", "path", "peak_memory")
 
     def __init__(self, host: NodeHost, node: NodeSlot, path: str) -> None:
         self._host = host
@@ -105,6 +105,10 @@ class NodeContext:
         #: and on fail-fast); None: the run's own stop event stands for it.
         self._token: threading.Event | None = None
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+        #: CPU milliseconds of the node's attempts, for nodes that run in a thread or a
+        #: worker process (set by the conductor); peak resident bytes of an isolated node.
+        self.cpu_ms: float | None = None
+        self.peak_memory: int | None = None
 
     @property
     def node_id(self) -> str:
@@ -137,6 +141,12 @@ class NodeContext:
     @property
     def storage(self) -> FlowSource | None:
         return self._host.storage
+
+    @property
+    def isolated(self) -> bool:
+        """True when the node runs in a worker process (``isolation: process``); a node
+        running here, in the conductor's process, is not isolated."""
+        return False
 
     @property
     def cancelled(self) -> bool:

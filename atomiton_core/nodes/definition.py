@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 from atomiton_core.errors import NodeDefinitionError
-from atomiton_core.flow.settings import RESERVED_PARAMETERS
+from atomiton_core.flow.settings import LIMITS, RESERVED_PARAMETERS, ExecutionSettings
 from atomiton_core.wire import CONFIG, Value, dump
 
 __all__ = ["NoParams", "NodeType", "Parameters", "Port", "node"]
@@ -139,6 +139,12 @@ class NodeType:
     #: The ports a container offers its children (edges whose source is the container's id);
     #: ``None`` means its own input ports, whatever they are.
     child_sources: Annotated[frozenset[str] | None, PlainSerializer(_sorted)] = None
+    #: The type's defaults for execution settings (``{"isolation": "process", ...}``),
+    #: camelCase as in flow files; a flow's own value wins.
+    default_settings: Mapping[str, Any] = field(default_factory=dict)
+    #: Limits (``cpuLimit``, ``memoryLimit``, ``processLimit``) the type enforces itself on
+    #: the work it starts (a program it runs), so they need no isolation.
+    own_limits: Annotated[frozenset[str], PlainSerializer(sorted)] = frozenset()
     #: The distribution that contributed this node type (filled in by the catalogue).
     distribution: str | None = field(default=None, compare=False)
 
@@ -243,12 +249,18 @@ def node(
     container: bool = False,
     child_sources: frozenset[str] | set[str] | None = None,
     dynamic_outputs: bool = False,
+    settings: Mapping[str, Any] | None = None,
+    own_limits: tuple[str, ...] | list[str] | frozenset[str] = (),
 ) -> Callable[[Callable[..., Any]], NodeType]:
     """Declare a node type; the declaration is checked here, not when the node first runs.
 
     ``outputs`` maps output port names to their types; input ports are the function's
     keyword parameters (a default makes a port optional, ``**kwargs`` accepts any port).
     ``multiple`` names input ports that take several edges (they receive a list).
+    ``settings`` gives the type's defaults for execution settings, e.g.
+    ``{"isolation": "process", "cpuLimit": 5}`` for a node that runs untrusted work;
+    ``own_limits`` names the limits the type enforces itself on what it starts (a program),
+    which a flow may then set without isolating the node.
     """
     if not isinstance(type_id, str) or not _TYPE_ID.match(type_id):
         raise NodeDefinitionError(
@@ -268,6 +280,13 @@ def node(
             "continueOnFail itself",
         )
     out_ports = _ports_from_outputs(type_id, outputs)
+    default_settings = _default_settings(type_id, settings)
+    unknown_limits = sorted(set(own_limits) - set(LIMITS.values()))
+    if unknown_limits:
+        raise NodeDefinitionError(
+            f"node type {type_id!r}: own_limits= names {unknown_limits}, which are not limits",
+            hint=f"limits are: {', '.join(LIMITS.values())}",
+        )
 
     def decorate(fn: Callable[..., Any]) -> NodeType:
         if not callable(fn):
@@ -297,6 +316,27 @@ def node(
             dynamic_outputs=dynamic_outputs or container,
             container=container,
             child_sources=frozenset(child_sources) if child_sources is not None else None,
+            default_settings=default_settings,
+            own_limits=frozenset(own_limits),
         )
 
     return decorate
+
+
+def _default_settings(type_id: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The type's setting defaults, camelCase, checked now rather than in every flow."""
+    if not settings:
+        return {}
+    by_name = {n: f.alias or n for n, f in ExecutionSettings.model_fields.items()}
+    named = {by_name.get(k, k): v for k, v in settings.items()}
+    unknown = sorted(set(named) - RESERVED_PARAMETERS)
+    if unknown:
+        raise NodeDefinitionError(
+            f"node type {type_id!r}: settings= names {unknown}, which are not execution settings",
+            hint=f"execution settings are: {', '.join(sorted(RESERVED_PARAMETERS))}",
+        )
+    try:
+        ExecutionSettings.from_parameters(named)
+    except ValueError as exc:
+        raise NodeDefinitionError(f"node type {type_id!r}: settings= {exc}") from None
+    return named

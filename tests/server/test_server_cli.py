@@ -113,7 +113,7 @@ def test_serve_prints_url_and_token_and_serves(
     assert int(url.rsplit(":", 1)[1]) > 0
     assert len(token) >= 32  # secrets.token_urlsafe(32)
     assert f"live page: {url}/?token={token}" in text
-    assert "disabled node types: file-system, shell-command, transform" in text
+    assert "disabled node types: code, file-system, shell-command, transform" in text
 
     auth = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{url}/api/health").status_code == 200
@@ -122,7 +122,7 @@ def test_serve_prints_url_and_token_and_serves(
         "hello"
     ]
     nodes = httpx.get(f"{url}/api/nodes", headers=auth).json()
-    assert nodes["disabled"] == ["file-system", "shell-command", "transform"]
+    assert nodes["disabled"] == ["code", "file-system", "shell-command", "transform"]
     report = httpx.post(f"{url}/api/flows/validate", content=SHELL_FLOW, headers=auth).json()
     assert report["valid"] is False
     assert "disabled" in report["problems"][0]["hint"]

@@ -367,7 +367,7 @@ def test_shell_cpu_time_limit_stops_a_busy_loop(conductor: Conductor) -> None:
 
 def test_shell_memory_limit_stops_a_hungry_program(conductor: Conductor) -> None:
     code = "x = bytearray(2_000_000_000)"
-    flow = shell_flow(program=PY, args=["-c", code], memoryLimit=500_000_000)
+    flow = shell_flow(program=PY, args=["-c", code], memoryLimit=500)
     result = conductor.run(flow)
     assert result.status == "failed"
     assert "MemoryError" in result.nodes["sh"].error.message

@@ -22,6 +22,7 @@ import asyncio
 import codecs
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -118,9 +119,6 @@ class ShellCommandParams(Parameters):
     cpu_time_limit: int | None = Field(
         None, gt=0, description="CPU seconds the program may use (RLIMIT_CPU)"
     )
-    memory_limit: int | None = Field(
-        None, gt=0, description="Bytes of address space the program may use (RLIMIT_AS)"
-    )
     fail_on_non_zero_exit: bool = Field(
         True, description="A non-zero exit fails the node; false: it is just a result"
     )
@@ -189,13 +187,16 @@ def _resolve(ctx: NodeContext, program: str, env: Mapping[str, str], cwd: str | 
     return found
 
 
-def _limits(params: ShellCommandParams) -> Callable[[], None] | None:
-    if params.cpu_time_limit is None and params.memory_limit is None:
+def _limits(ctx: NodeContext, params: ShellCommandParams) -> Callable[[], None] | None:
+    """The program's rlimits: ``cpuTimeLimit`` or the execution setting ``cpuLimit``
+    (seconds, the smaller wins), and ``memoryLimit`` (megabytes of address space)."""
+    settings = ctx.settings
+    cpus = [c for c in (params.cpu_time_limit, settings.cpu_limit) if c is not None]
+    cpu = math.ceil(min(cpus)) if cpus else None
+    memory = int(settings.memory_limit * 1024 * 1024) if settings.memory_limit else None
+    if cpu is None and memory is None:
         return None
     import resource
-
-    cpu = params.cpu_time_limit
-    memory = params.memory_limit
 
     def apply() -> None:  # runs in the child between fork and exec: syscalls only
         if cpu is not None:
@@ -345,6 +346,7 @@ def _signal_name(code: int) -> str:
     icon="terminal",
     description="Run a program with arguments (no shell), with output caps, resource limits "
     "and the whole process group killed on timeout or cancel",
+    own_limits=("cpuLimit", "memoryLimit"),
 )
 async def shell_command(
     ctx: NodeContext, params: ShellCommandParams, input: Any = None, stdin: Any = None
@@ -374,7 +376,7 @@ async def shell_command(
             cwd=cwd,
             env=env,
             start_new_session=True,
-            preexec_fn=_limits(params),
+            preexec_fn=_limits(ctx, params),
         )
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument or variable
         raise ExecutionError(
@@ -392,7 +394,9 @@ async def shell_command(
     # the program is done; whatever it left running in its group goes with it
     _signal_group(proc.pid, signal.SIGKILL)
     duration = (time.perf_counter() - t0) * 1000
-    timed_out = code == -signal.SIGXCPU and params.cpu_time_limit is not None
+    timed_out = code == -signal.SIGXCPU and (
+        params.cpu_time_limit is not None or ctx.settings.cpu_limit is not None
+    )
     stdout, stderr = (
         _decode(bytes(out.data), params.encoding),
         _decode(bytes(err.data), params.encoding),
@@ -421,7 +425,7 @@ def _failure(
     if code < 0:
         how = f"was killed by {_signal_name(code)}"
         if timed_out:
-            how += f" (cpuTimeLimit of {params.cpu_time_limit} s exceeded)"
+            how += " (its CPU time limit was exceeded)"
     else:
         how = f"exited with code {code}"
     tail = stderr[-_TAIL:].decode(params.encoding or "utf-8", errors="replace").strip()
