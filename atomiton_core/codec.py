@@ -184,7 +184,10 @@ class _Encoder:
             return {_TAG: "uuid", "v": str(value)}
         if isinstance(value, PurePath):
             flavour = "windows" if isinstance(value, PureWindowsPath) else "posix"
-            return {_TAG: "path", "v": str(value), "flavour": flavour}
+            tree = {_TAG: "path", "v": str(value), "flavour": flavour}
+            if not isinstance(value, Path):
+                tree["pure"] = True
+            return tree
         custom = _CUSTOM_BY_CLASS.get(type(value))
         if custom is None:
             custom = next((c for c in _CUSTOM.values() if isinstance(value, c.cls)), None)
@@ -243,7 +246,7 @@ def _decode(tree: Any, blobs: list[bytes]) -> Any:
         return uuid.UUID(tree["v"])
     if tag == "path":
         windows = tree.get("flavour") == "windows"
-        if windows == (os.name == "nt"):
+        if windows == (os.name == "nt") and not tree.get("pure"):
             return Path(tree["v"])
         return (PureWindowsPath if windows else PurePosixPath)(tree["v"])
     custom = _CUSTOM.get(tag)

@@ -48,6 +48,9 @@ def test_order_report_example_from_the_cli(tmp_path: Path) -> None:
     regions = result["outputs"]["report"]["output"]["regions"]
     written = json.loads((tmp_path / "out" / "order-report.json").read_text())
     assert written == regions
+    # the code node ran its snippet in a worker process
+    assert result["outputs"]["stats"]["result"] == {"orders": 9, "median": 75, "largest": 380.0}
+    assert result["nodes"]["stats"]["peakMemory"] > 0
     assert [r["region"] for r in regions] == ["South", "East", "West", "North"]
     assert sum(r["orders"] for r in regions) == 9  # the empty order was dropped
     assert {r["region"]: r["big"] for r in regions} == {

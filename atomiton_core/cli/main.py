@@ -75,9 +75,19 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
     return inputs
 
 
-def _conductor(storage: str | None, executor: str = "local") -> Conductor:
+def _conductor(
+    storage: str | None,
+    executor: str = "local",
+    process_workers: int | None = None,
+    memory_ceiling: float | None = None,
+) -> Conductor:
     try:
-        return create_conductor(storage, executor=executor)
+        return create_conductor(
+            storage,
+            executor=executor,
+            process_workers=process_workers,
+            memory_ceiling=memory_ceiling,
+        )
     except AtomitonError as exc:
         _fail(str(exc), EXIT_FAILED)
         raise  # unreachable
@@ -206,6 +216,21 @@ def main() -> None:
     help="Where blocking nodes run: local (threads), dask (a new local cluster), "
     "or a Dask scheduler address (tcp://host:8786).",
 )
+@click.option(
+    "--process-workers",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="Worker processes for isolated nodes (isolation: process, the code node); "
+    "default: one per CPU.",
+)
+@click.option(
+    "--memory-ceiling",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="MB",
+    help="Fail the run if this process and its workers use more memory.",
+)
 @storage_option
 def run(
     flow: str,
@@ -213,10 +238,12 @@ def run(
     as_json: bool,
     quiet: bool,
     executor: str,
+    process_workers: int | None,
+    memory_ceiling: float | None,
     storage: str | None,
 ) -> None:
     """Run FLOW: a flow file, a URL, or the id of a stored flow."""
-    conductor = _conductor(storage, executor)
+    conductor = _conductor(storage, executor, process_workers, memory_ceiling)
     values = _parse_inputs(inputs)
     try:
         plan = conductor.prepare(flow)

@@ -41,7 +41,10 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import threading
+import uuid
+import weakref
 from collections.abc import Callable
 from multiprocessing.connection import wait
 from typing import TYPE_CHECKING, Any
@@ -98,6 +101,8 @@ class _Worker:
         self.conn: Connection = parent
         self.pid: int = self.process.pid
         self.dead = False
+        #: Keys of the node functions this worker holds (sent once per worker).
+        self.known: set[str] = set()
         if not parent.poll(START_TIMEOUT_S):
             self.kill()
             raise WorkerCrashed(
@@ -205,6 +210,9 @@ class ProcessPool:
         self._lock = threading.Lock()
         self._threads: DaemonThreadPool | None = None
         self._closed = False
+        self._fns: weakref.WeakKeyDictionary[Callable[..., Any], tuple[str, bytes]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         return f"ProcessPool(size={self.size})"
@@ -349,40 +357,55 @@ class ProcessPool:
         if surplus:
             self._discard(worker)
 
-    @staticmethod
+    def _fn_code(self, fn: Callable[..., Any]) -> tuple[str, bytes]:
+        """The node function pickled once (a key, the bytes); workers keep it by key."""
+        import cloudpickle
+
+        with self._lock:
+            known = self._fns.get(fn)
+        if known is not None:
+            return known
+        _by_value_unless_importable(cloudpickle, getattr(fn, "__module__", None))
+        code = (uuid.uuid4().hex, cloudpickle.dumps(fn))
+        with self._lock:
+            self._fns[fn] = code
+        return code
+
     def _task_frames(
+        self,
         fn: Callable[..., Any],
         remote: Any,
         params: BaseModel,
         kwargs: dict[str, Any],
         node_id: str,
-    ) -> tuple[dict[str, Any], list[bytes]]:
+    ) -> tuple[dict[str, Any], bytes, list[bytes]]:
         import cloudpickle
 
+        key, code = self._fn_code(fn)
+        _by_value_unless_importable(cloudpickle, type(params).__module__)
         settings = remote.settings
-        limits = {
-            "memory": settings.memory_limit,
-            "processes": settings.process_limit,
-        }
         header = {
             "op": "run",
+            "fn": key,
             "nodeId": node_id,
             "nodeType": remote.node_type,
-            "limits": limits,
+            "limits": {"memory": settings.memory_limit, "processes": settings.process_limit},
         }
-        code = cloudpickle.dumps((fn, remote, params))
         data = codec.to_frames(codec.encode(kwargs, where="inputs", node_id=node_id))
-        return header, [code, *data]
+        return header, code, [cloudpickle.dumps((remote, params)), *data]
 
     def _exchange(
         self,
         call: IsolatedCall,
         worker: _Worker,
-        task: tuple[dict[str, Any], list[bytes]],
+        task: tuple[dict[str, Any], bytes, list[bytes]],
         ctx: NodeContext,
     ) -> bool:
         """Send the task, relay progress, settle the call; True if the worker may serve on."""
-        header, frames = task
+        header, code, rest = task
+        if header["fn"] in worker.known:
+            code = b""  # the worker has the function from an earlier task
+        frames = [code, *rest]
         settings = ctx.settings
         cpu_limit = settings.cpu_limit
         memory_limit = settings.memory_limit
@@ -394,6 +417,7 @@ class ProcessPool:
             conn.send_bytes(json.dumps({**header, "frames": len(frames)}).encode())
             for frame in frames:
                 conn.send_bytes(frame)
+            worker.known.add(header["fn"])
             while True:
                 if not wait([conn], POLL_S if watch else None):
                     now = worker.usage()
@@ -435,6 +459,30 @@ class ProcessPool:
                 raise _Killed() from exc
             worker.process.join(timeout=5)
             raise _crashed(ctx, worker.process.exitcode, memory_limit) from None
+
+
+_IMPORTABLE: dict[str, bool] = {}
+
+
+def _by_value_unless_importable(cloudpickle: Any, name: str | None) -> None:
+    """Pickle a module's functions and classes by value when a worker could not import it
+    by name (a test module imported by path, a module loaded from a file)."""
+    if name is None or name in _IMPORTABLE or name == "__main__":
+        return
+    from importlib.machinery import PathFinder
+
+    module = sys.modules.get(name)
+    top = name.partition(".")[0]
+    if top in sys.builtin_module_names:
+        found = True
+    else:  # what a fresh process, with the same sys.path, would find
+        try:
+            found = PathFinder.find_spec(top, sys.path) is not None
+        except (ImportError, ValueError):
+            found = False
+    _IMPORTABLE[name] = found
+    if not found and module is not None:
+        cloudpickle.register_pickle_by_value(module)
 
 
 def ctx_stats(ctx: NodeContext, call: IsolatedCall) -> None:

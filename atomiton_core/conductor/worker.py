@@ -44,6 +44,9 @@ __all__ = ["in_worker", "main"]
 
 _state: dict[str, Any] = {"pid": None, "budget": None, "started": 0, "over": False}
 
+#: Node functions by the key the conductor gave them: each is sent once per worker.
+_FNS: dict[str, Any] = {}
+
 _SPAWNING = frozenset(
     {
         "os.fork",
@@ -156,8 +159,12 @@ def _run(conn: Connection, header: dict[str, Any], frames: list[bytes]) -> None:
     reply: dict[str, Any]
     out_frames: list[bytes] = []
     try:
-        fn, ctx, params = pickle.loads(frames[0])
-        inputs = codec.decode(codec.from_frames(frames[1:]))
+        key = header["fn"]
+        if frames[0]:
+            _FNS[key] = pickle.loads(frames[0])
+        fn = _FNS[key]
+        ctx, params = pickle.loads(frames[1])
+        inputs = codec.decode(codec.from_frames(frames[2:]))
         ctx.isolated = True
         ctx._reporter = lambda fraction, message: _send(
             conn, {"op": "progress", "fraction": fraction, "message": message}

@@ -191,3 +191,32 @@ def test_ctrl_c_cancels_the_run_and_kills_its_programs(tmp_path: Path) -> None:
     while group_alive(program) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not group_alive(program), "the program was left running"
+
+
+CODE_FLOW = """
+id: code-cli
+name: Code from the CLI
+nodes:
+  - id: c
+    type: code
+    parameters:
+      code: |
+        import os
+        return {"pid": os.getpid()}
+"""
+
+
+def test_run_with_isolated_nodes_and_a_memory_ceiling(tmp_path: Path) -> None:
+    (tmp_path / "code.flow.yaml").write_text(CODE_FLOW)
+    args = ("run", str(tmp_path / "code.flow.yaml"), "--json", "--storage", str(tmp_path / "s"))
+    done = atomiton(*args, "--process-workers", "1")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["nodes"]["c"]["peakMemory"] > 0
+    assert data["nodes"]["c"]["cpuMs"] >= 0
+    refused = atomiton(*args, "--memory-ceiling", "1")
+    assert refused.returncode == 1
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "RESOURCE_LIMIT"
+    assert "memory ceiling of 1 MB" in error["message"]
+    assert "Traceback" not in refused.stderr
