@@ -184,7 +184,7 @@ class _Encoder:
             return {_TAG: "uuid", "v": str(value)}
         if isinstance(value, PurePath):
             flavour = "windows" if isinstance(value, PureWindowsPath) else "posix"
-            tree = {_TAG: "path", "v": str(value), "flavour": flavour}
+            tree: dict[str, Any] = {_TAG: "path", "v": str(value), "flavour": flavour}
             if not isinstance(value, Path):
                 tree["pure"] = True
             return tree

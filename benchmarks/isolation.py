@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from atomiton_core import Edge, Flow, NodeSpec, create_conductor
-
 from benchmarks import plugin
 
 RESULTS = Path(__file__).parent / "results"
