@@ -5,7 +5,7 @@ The public API is what ``__all__`` lists; everything else is implementation.
 
 from __future__ import annotations
 
-from atomiton_core import signals, wire
+from atomiton_core import codec, signals, wire
 from atomiton_core.catalogue import Catalogue, PluginWarning
 from atomiton_core.conductor.conductor import Conductor, Execution, create_conductor
 from atomiton_core.conductor.plan import FlowPlan
@@ -98,6 +98,7 @@ __all__ = [
     "__version__",
     "atomic_write_bytes",
     "atomic_write_text",
+    "codec",
     "create_conductor",
     "create_storage",
     "dumps_flow",

@@ -68,3 +68,14 @@ def test_extra_jobs_run_small() -> None:
     assert conc["completed"] == 20 and conc["errors"] == 0
     seq = extras.job_sequential(40, "bench.inline")
     assert seq["completed"] == 40 and len(seq["rss_samples_mib"]) == 20
+
+
+@pytest.mark.slow
+def test_the_isolation_benchmark_runs() -> None:
+    from benchmarks import isolation
+
+    res = asyncio.run(isolation.measure(n=6, repeats=1))
+    for shape in ("chain", "fanout"):
+        row = res["shapes"][shape]
+        assert row["isolated_us"] > 0 and row["thread_us"] > 0
+    assert "| chain |" in isolation.markdown(res)

@@ -15,8 +15,10 @@ its inputs (through :mod:`atomiton_core.codec`: data) and its limits:
 
 CPU time is watched by the conductor, which kills the worker beyond ``cpuLimit``. After the
 attempt the worker reports its outputs, its CPU time and its peak memory (``VmHWM``, reset
-before each attempt through ``/proc/self/clear_refs``), and whether it started processes: a
-worker that did is replaced, so nothing the attempt left behind runs on.
+before each attempt through ``/proc/self/clear_refs``), and whether it started processes or
+left a thread running: such a worker is replaced (its process group killed), so nothing the
+attempt left behind runs on. A process started from native code (``ctypes`` calling
+``fork``) escapes the count, not the kill.
 
 Messages are frames on a ``multiprocessing`` connection: a JSON header, then the frames it
 announces.
@@ -30,6 +32,7 @@ import pickle
 import resource
 import signal
 import sys
+import threading
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -218,7 +221,8 @@ def _run(conn: Connection, header: dict[str, Any], frames: list[bytes]) -> None:
         - child0.ru_stime
     ) * 1000
     reply["peakMemory"] = _status("VmHWM") if peak_known else None
-    reply["spawned"] = _state["started"] > 0 or _state["over"]
+    # a process or a thread the attempt started could run on: the worker is replaced
+    reply["spawned"] = _state["started"] > 0 or _state["over"] or threading.active_count() > 1
     _state.update(budget=None, started=0, over=False)
     _send(conn, reply, out_frames)
 

@@ -75,6 +75,10 @@ def work(ctx: NodeContext, params: Script, input: Any = None) -> dict[str, Any]:
         import subprocess as _sp
 
         _sp.Popen(["sleep", "600"])  # left behind on purpose
+    elif action == "thread":
+        import threading as _threading
+
+        _threading.Thread(target=_time.sleep, args=(600,), daemon=True).start()
     elif action == "progress":
         ctx.progress(0.5, "halfway")
     elif action == "unencodable":
@@ -468,3 +472,34 @@ def test_a_container_cannot_be_isolated(conductor: Conductor) -> None:
     )
     [problem] = conductor.validate(flow).errors
     assert problem.location == "nodes[0].parameters.isolation"
+
+
+def test_a_worker_left_with_a_thread_running_is_replaced(
+    conductor: Conductor, tmp_path: Path
+) -> None:
+    log = tmp_path / "thread.log"
+    assert conductor.run(_flow(action="thread", log=str(log))).ok
+    worker = int(log.read_text().split()[2])
+    assert _wait_gone(worker) == []
+
+
+def test_isolated_nodes_obey_the_run_concurrency(conductor: Conductor, tmp_path: Path) -> None:
+    log = tmp_path / "concurrency.log"
+    params = {"isolation": "process", "action": "sleep", "seconds": 0.2, "log": str(log)}
+    flow = loads_flow(
+        json.dumps(
+            {
+                "id": "one-at-a-time",
+                "name": "one at a time",
+                "settings": {"runtime": {"concurrency": 1}},
+                "nodes": [
+                    {"id": f"n{i}", "type": "iso.work", "parameters": params} for i in range(3)
+                ],
+            }
+        )
+    )
+    assert conductor.run(flow).ok
+    running = 0
+    for line in sorted(log.read_text().splitlines(), key=lambda line: float(line.split()[3])):
+        running += 1 if line.startswith("start") else -1
+        assert running <= 1

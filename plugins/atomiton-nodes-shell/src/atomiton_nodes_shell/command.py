@@ -425,7 +425,15 @@ def _failure(
     if code < 0:
         how = f"was killed by {_signal_name(code)}"
         if timed_out:
-            how += " (its CPU time limit was exceeded)"
+            limits = [
+                f"{name} of {value:g} s"
+                for name, value in (
+                    ("cpuTimeLimit", params.cpu_time_limit),
+                    ("cpuLimit", ctx.settings.cpu_limit),
+                )
+                if value is not None
+            ]
+            how += f" ({' / '.join(limits)} exceeded)"
     else:
         how = f"exited with code {code}"
     tail = stderr[-_TAIL:].decode(params.encoding or "utf-8", errors="replace").strip()
