@@ -167,7 +167,10 @@ async def run_attempts(
         await asyncio.sleep(delay_ms / 1000)
         if work is not None and not work.done():
             grace = max(0.0, STRAY_GRACE_S - delay_ms / 1000)
-            await asyncio.wait({asyncio.wrap_future(work, loop=run.loop)}, timeout=grace)
+            ended = asyncio.wrap_future(work, loop=run.loop)
+            await asyncio.wait({ended}, timeout=grace)
+            if ended.done() and not ended.cancelled():
+                ended.exception()  # what the abandoned attempt ended with is not news
             if not work.done():
                 res.duration_ms = (_perf() - t0) * 1000
                 raise NodeTimeout(

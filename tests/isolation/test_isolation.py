@@ -222,7 +222,7 @@ def test_retries_of_an_isolated_node_never_overlap(conductor: Conductor, tmp_pat
     pids = {int(line.split()[2]) for line in log.read_text().splitlines()}
     assert len(pids) == 3, "every attempt ran in a fresh worker"
     for pid in pids:
-        assert not _alive(pid)
+        assert _wait_gone(pid) == [], "each killed worker is gone (SIGKILL lands at once)"
 
 
 def test_a_cpu_limit_kills_the_worker_with_resource_limit(conductor: Conductor) -> None:
