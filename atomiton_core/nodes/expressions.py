@@ -1,51 +1,287 @@
 """Sandboxed Jinja2 templates and expressions: the only way user text is evaluated.
 
 Flows come from users, so nothing in a flow reaches Python's ``eval``. Expressions such as
-``item.price * 2`` and templates such as ``"Hello {{ who }}"`` run in Jinja2's sandbox with a
-short list of safe helpers. The original's ``{{$now}}`` / ``{{$input}}`` forms are accepted.
+``item.price * 2`` and templates such as ``"Hello {{ who }}"`` run in Jinja2's immutable
+sandbox (no attribute starting with ``_``, no method that changes the data it is given) with a
+short list of helpers. The original's ``{{$now}}`` / ``{{$input}}`` forms are accepted.
+
+What an expression may cost is bounded, so a 100-byte flow cannot freeze a server:
+
+- the helpers are plain functions, never types: ``str`` as a type would hand out the unbound
+  ``str.format``, which reads any attribute of its arguments past the sandbox;
+- ``**`` and ``*`` refuse results over :data:`MAX_INT_BITS` bits or :data:`MAX_LENGTH` items
+  (``9**(9**9)``, ``'a' * 10**8``), and so does string ``%`` formatting with a huge width;
+  Jinja2 folds no such operation when it compiles, so validation never computes one;
+- string methods and filters that grow a string (``center``, ``ljust``, ``zfill``,
+  ``replace``, ``format``, ``indent``...) are held to :data:`MAX_LENGTH` as well;
+- every ``{% for %}`` iteration and every call counts against :data:`MAX_STEPS` per
+  evaluation (nested loops, recursive macros); ``namespace`` is not offered, so nothing
+  accumulates from one iteration to the next.
+
+Over a bound, the expression fails with an ``ExpressionError`` that says which.
 """
 
 from __future__ import annotations
 
+import contextvars
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, Undefined
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
+from jinja2.runtime import Context, Macro
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from atomiton_core.errors import ExpressionError
 
-__all__ = ["compile_expression", "evaluate", "is_template", "render"]
+__all__ = [
+    "MAX_INT_BITS",
+    "MAX_LENGTH",
+    "MAX_STEPS",
+    "compile_expression",
+    "evaluate",
+    "is_template",
+    "render",
+]
+
+#: The longest string, list or tuple one operation may build.
+MAX_LENGTH = 1_000_000
+#: The largest integer one operation may build, in bits (about 3,000 decimal digits).
+MAX_INT_BITS = 10_000
+#: The longest text a template may render.
+MAX_OUTPUT = 10 * MAX_LENGTH
+#: Loop iterations plus calls one evaluation may make.
+MAX_STEPS = 200_000
 
 _DOLLAR = re.compile(r"\{\{(.*?)\}\}", re.S)
 _DOLLAR_NAME = re.compile(r"\$([A-Za-z_]\w*)")
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
 
+
+class _Limit(Exception):
+    """An expression went over one of the module's bounds."""
+
+
+_STEPS: contextvars.ContextVar[list[int]] = contextvars.ContextVar("atomiton_expression_steps")
+
+
+def _spend(n: int = 1) -> None:
+    try:
+        left = _STEPS.get()
+    except LookupError:  # evaluated outside evaluate()/render(): a fresh budget
+        left = [MAX_STEPS]
+        _STEPS.set(left)
+    left[0] -= n
+    if left[0] < 0:
+        raise _Limit(
+            f"it took more than {MAX_STEPS:,} steps (loop iterations and calls); "
+            "loop over large data with a loop node instead"
+        )
+
+
+def _check_length(n: int, what: str) -> None:
+    if n > MAX_LENGTH:
+        raise _Limit(f"{what} would be {n:,} long, over the limit of {MAX_LENGTH:,}")
+
+
+_WIDTH = re.compile(r"\d+")
+#: A width taken from the arguments: ``{0:{1}}``, ``%*d``, ``%.*f``.
+_ARGUMENT_WIDTH = re.compile(r"\{[^{}]*\{|%[^a-zA-Z%]*\*")
+
+
+def _check_widths(fmt: str) -> None:
+    """Refuse a format string whose widths or precisions would build a huge string."""
+    if _ARGUMENT_WIDTH.search(fmt):
+        raise _Limit("a format that takes its width from the arguments")
+    for digits in _WIDTH.findall(fmt):
+        if len(digits) > 7 or int(digits) > MAX_LENGTH:
+            raise _Limit(f"a width of {digits} in a format is over the limit of {MAX_LENGTH:,}")
+
+
+def _to_str(value: Any = "") -> str:
+    return str(value)
+
+
+def _to_int(value: Any = 0, base: int | None = None) -> int:
+    if isinstance(value, str) and len(value) > 4000:
+        raise _Limit("an integer of more than 4,000 digits")
+    return int(value) if base is None else int(value, base)
+
+
+def _to_float(value: Any = 0.0) -> float:
+    return float(value)
+
+
+def _to_bool(value: Any = False) -> bool:
+    return bool(value)
+
+
+def _to_list(value: Iterable[Any] = ()) -> list[Any]:
+    return list(value)
+
+
+def _to_dict(*args: Any, **kwargs: Any) -> dict[Any, Any]:
+    return dict(*args, **kwargs)
+
+
 _SAFE_GLOBALS: dict[str, Any] = {
     "abs": abs,
-    "bool": bool,
-    "dict": dict,
-    "float": float,
-    "int": int,
+    "bool": _to_bool,
+    "dict": _to_dict,
+    "float": _to_float,
+    "int": _to_int,
     "len": len,
-    "list": list,
+    "list": _to_list,
     "max": max,
     "min": min,
     "round": round,
     "sorted": sorted,
-    "str": str,
+    "str": _to_str,
     "sum": sum,
 }
 
+#: What a macro call counts for: each runs a body of its own.
+_MACRO_STEPS = 10
 
-def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-    for name in ("lipsum", "cycler", "joiner"):
+#: str methods whose result can be far longer than the string: (name, index of the width)
+_WIDENING = {"center": 0, "ljust": 0, "rjust": 0, "zfill": 0, "expandtabs": 0}
+
+
+class _Environment(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"**", "*", "%"})
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and abs(left) > 1
+                and right * max(1, (abs(left) - 1).bit_length()) > MAX_INT_BITS
+            ):
+                raise _Limit(f"{left} ** {right} would have more than {MAX_INT_BITS:,} bits")
+            return left**right
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple | bytes) and isinstance(n, int):
+                    _check_length(len(seq) * max(n, 0), "a repeated sequence")
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and left.bit_length() + right.bit_length() > MAX_INT_BITS
+            ):
+                raise _Limit(f"a product of more than {MAX_INT_BITS:,} bits")
+            return left * right
+        if isinstance(left, str):  # "%": printf-style formatting
+            _check_widths(left)
+        return left % right
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        _spend(_MACRO_STEPS if isinstance(__obj, Macro) else 1)
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            name = getattr(__obj, "__name__", "")
+            if name in _WIDENING and args and isinstance(args[0], int):
+                _check_length(max(len(owner), args[0]), f"str.{name}()")
+                if name == "expandtabs":
+                    _check_length(owner.count("\t") * args[0] + len(owner), "str.expandtabs()")
+            elif name == "replace" and len(args) >= 2:
+                old, new = str(args[0]), str(args[1])
+                grows = max(0, len(new) - len(old)) * (owner.count(old) if old else len(owner) + 1)
+                _check_length(len(owner) + grows, "str.replace()")
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``'...'.format``, which the sandbox wraps when it is looked up: widths bounded."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _check_widths(value.__self__)
+        return wrapped
+
+    def budget_iter(self, iterable: Any) -> Iterator[Any]:
+        """What a ``{% for %}`` loop walks: its iterable, each step counted."""
+        for item in iterable:
+            _spend()
+            yield item
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        for block in tree.find_all((nodes.FilterBlock, nodes.CallBlock, nodes.AssignBlock)):
+            raise TemplateSyntaxError(
+                "flow templates do not take {% filter %}, {% call %} or a block {% set %} "
+                "(they buffer unbounded text); use a filter or an expression instead",
+                block.lineno,
+                name,
+                filename,
+            )
+        for loop in tree.find_all(nodes.For):
+            wrapped = nodes.Call(
+                nodes.EnvironmentAttribute("budget_iter"),
+                [loop.iter],
+                [],
+                None,
+                None,
+            )
+            wrapped.set_lineno(loop.lineno)
+            loop.iter = wrapped
+        return tree
+
+
+def _bounded_filter(fn: Callable[..., Any], check: Callable[..., None]) -> Callable[..., Any]:
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        check(*args, **kwargs)
+        return fn(*args, **kwargs)
+
+    bounded.__name__ = getattr(fn, "__name__", "filter")
+    return bounded
+
+
+def _bounded_concat(pieces: Iterable[str]) -> str:
+    """What a template (or a ``{% filter %}`` block) renders, refused once it is too long."""
+    out: list[str] = []
+    size = 0
+    for piece in pieces:
+        size += len(piece)
+        if size > MAX_OUTPUT:
+            raise _Limit(f"it rendered more than {MAX_OUTPUT:,} characters")
+        out.append(piece)
+    return "".join(out)
+
+
+def _environment() -> _Environment:
+    env = _Environment(undefined=StrictUndefined, autoescape=False)
+    env.concat = _bounded_concat  # type: ignore[method-assign]
+    for name in ("lipsum", "cycler", "joiner", "namespace"):
         env.globals.pop(name, None)
     env.globals.update(_SAFE_GLOBALS)
+    filters = env.filters
+
+    def width(_value: Any = "", width: Any = 80, *_a: Any, **_k: Any) -> None:
+        if isinstance(width, int):
+            _check_length(width, "a filter's width")
+
+    def indent(value: Any = "", width: Any = 4, *_a: Any, **_k: Any) -> None:
+        if isinstance(width, int):
+            _check_length(width * (str(value).count("\n") + 1) + len(str(value)), "indent")
+
+    def fmt(value: Any = "", *_a: Any, **_k: Any) -> None:
+        _check_widths(str(value))
+
+    def replace(value: Any = "", old: Any = "", new: Any = "", *_a: Any, **_k: Any) -> None:
+        text, o, n = str(value), str(old), str(new)
+        grows = max(0, len(n) - len(o)) * (text.count(o) if o else len(text) + 1)
+        _check_length(len(text) + grows, "replace")
+
+    for name, check in (
+        ("center", width),
+        ("indent", indent),
+        ("format", fmt),
+        ("replace", replace),
+        ("wordwrap", width),
+        ("truncate", width),
+    ):
+        filters[name] = _bounded_filter(filters[name], check)
     return env
 
 
@@ -71,14 +307,30 @@ class CompiledExpression:
         self._fn = fn
 
     def __call__(self, **names: Any) -> Any:
+        token = _STEPS.set([MAX_STEPS])
         try:
             value = self._fn(**names)
+        except _Limit as exc:
+            raise ExpressionError(
+                f"expression {self.source!r} was stopped: {exc}",
+                hint="expressions are for small computations; do heavy work in nodes",
+            ) from None
         except TemplateError as exc:
             raise ExpressionError(f"expression {self.source!r} failed: {exc}") from exc
-        except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
+        except (
+            ArithmeticError,
+            TypeError,
+            ValueError,
+            LookupError,
+            AttributeError,
+            RecursionError,
+            MemoryError,
+        ) as exc:
             raise ExpressionError(
                 f"expression {self.source!r} failed: {type(exc).__name__}: {exc}"
             ) from exc
+        finally:
+            _STEPS.reset(token)
         if isinstance(value, Undefined):
             raise ExpressionError(
                 f"expression {self.source!r} is undefined: {value._undefined_message}",
@@ -129,10 +381,25 @@ def render(value: Any, names: Mapping[str, Any]) -> Any:
         single = _SINGLE.match(value)
         if single and "{%" not in value:
             return evaluate(single.group("expr"), names)
+        token = _STEPS.set([MAX_STEPS])
         try:
-            return _compile_template(value).render(**_names(names))
+            text = _compile_template(value).render(**_names(names))
+        except _Limit as exc:
+            raise ExpressionError(
+                f"template {value!r} was stopped: {exc}",
+                hint="templates are for small texts; do heavy work in nodes",
+            ) from None
         except TemplateError as exc:
             raise ExpressionError(f"template {value!r} failed: {exc}") from exc
+        except (ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
+            raise ExpressionError(
+                f"template {value!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        except (RecursionError, MemoryError) as exc:
+            raise ExpressionError(f"template {value!r} failed: {type(exc).__name__}") from exc
+        finally:
+            _STEPS.reset(token)
+        return text
     if isinstance(value, dict):
         return {k: render(v, names) for k, v in value.items()}
     if isinstance(value, list):
