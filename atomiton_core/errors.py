@@ -296,6 +296,11 @@ class FlowLoadError(AtomitonError):
     code = ErrorCode.FLOW_LOAD_FAILED
     http_status = 422
 
+    def located(self, where: str, source: str | None) -> FlowLoadError:
+        """This error, its message prefixed with the file it is about."""
+        err = type(self)(f"{where}: {self.message}", hint=self.hint, source=source)
+        return err
+
     @classmethod
     def from_yaml(cls, source: str, exc: Exception) -> FlowLoadError:
         mark = getattr(exc, "problem_mark", None)

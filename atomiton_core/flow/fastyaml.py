@@ -17,6 +17,9 @@ import re
 from collections.abc import Callable
 from typing import Any, cast
 
+from atomiton_core.errors import FlowLoadError
+from atomiton_core.flow.budget import MAX_DEPTH
+
 __all__ = ["Unsupported", "available", "load"]
 
 try:
@@ -134,6 +137,12 @@ def load(text: str) -> Any:
                 ):
                     raise Unsupported(f"tag {event.tag}")
                 container: Any = {} if kind is yaml.MappingStartEvent else []
+                if len(stack) >= MAX_DEPTH:
+                    mark = event.start_mark
+                    raise FlowLoadError(
+                        f"line {mark.line + 1}: nested deeper than {MAX_DEPTH} levels",
+                        hint="flatten the data, or pass it in as an input",
+                    )
                 if event.anchor is not None:
                     anchors[event.anchor] = container
                 stack.append(container)

@@ -10,20 +10,29 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import warnings
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.error import YAMLError, YAMLWarning
 
 from atomiton_core.errors import FlowLoadError
 from atomiton_core.files import atomic_write_text
-from atomiton_core.flow import fastyaml
+from atomiton_core.flow import budget, fastyaml
 from atomiton_core.flow.models import Flow
 
-__all__ = ["dump_flow", "dumps_flow", "load_flow", "loads_flow", "save_flow", "to_plain"]
+__all__ = [
+    "dump_flow",
+    "dumps_flow",
+    "load_flow",
+    "loads_flow",
+    "read_plain",
+    "save_flow",
+    "to_plain",
+]
 
 
 def _yaml() -> YAML:
@@ -34,12 +43,18 @@ def _yaml() -> YAML:
     return yaml
 
 
-def to_plain(value: Any) -> Any:
-    """Convert ruamel's round-trip types to plain dicts, lists, str, int, float, bool."""
+def to_plain(value: Any, where: str = "<flow>") -> Any:
+    """Convert ruamel's round-trip types to plain dicts, lists, str, int, float, bool, once
+    the document is known to be within its budget (:mod:`~atomiton_core.flow.budget`)."""
+    budget.check(value, where)
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): to_plain(v) for k, v in value.items()}
+        return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [to_plain(v) for v in value]
+        return [_plain(v) for v in value]
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, str):
@@ -48,10 +63,14 @@ def to_plain(value: Any) -> Any:
         return int(value)
     if isinstance(value, float):
         return float(value)
+    if isinstance(value, TaggedScalar):  # a custom tag: the value it tags (saved with its tag)
+        return None if value.value is None else str(value.value)
     return value
 
 
 _UNSET: Any = object()
+#: The longest flow text read (a 100,000-node flow is about 20 MB).
+MAX_TEXT = 256 * 1024 * 1024
 
 
 def loads_flow(text: str, *, source: str | None = None) -> Flow:
@@ -62,22 +81,62 @@ def loads_flow(text: str, *, source: str | None = None) -> Flow:
     fast reader refuses goes through ruamel, whose error messages name the line.
     """
     where = source or "<string>"
+    data, document = _parse(text, where, source)
+    flow = Flow.from_data(to_plain(data, where), source=source)
+    flow._document = document
+    flow._text = text if document is None else None
+    return flow
+
+
+def read_plain(text: str, *, source: str | None = None) -> Any:
+    """YAML (or JSON) text as plain data, within the document budget, or FlowLoadError."""
+    where = source or "<string>"
+    data, _ = _parse(text, where, source)
+    return to_plain(data, where)
+
+
+def _parse(text: str, where: str, source: str | None) -> tuple[Any, Any]:
+    """(data, the round-trip document when ruamel had to read it)."""
+    if len(text) > MAX_TEXT:
+        raise FlowLoadError(
+            f"{where}: {len(text):,} characters, over the limit of {MAX_TEXT:,} for a flow file",
+            source=source,
+        )
     data = _UNSET
     if fastyaml.available():
         try:
             data = fastyaml.load(text)
-        except Exception:  # anything unusual: ruamel decides, and explains
+        except FlowLoadError as exc:
+            raise exc.located(where, source) from None
+        except Exception as exc:  # anything unusual: ruamel decides, and explains
+            if "nesting depth" in str(exc):  # ruamel would take seconds to fail the same way
+                raise FlowLoadError(
+                    f"{where}: nested too deeply to read",
+                    source=source,
+                    hint=f"a flow may nest {budget.MAX_DEPTH} levels",
+                ) from None
             data = _UNSET
     document = None
     if data is _UNSET:
         try:
-            document = data = _yaml().load(text)
+            with warnings.catch_warnings():  # a reused anchor is valid YAML: the last wins
+                warnings.simplefilter("ignore", YAMLWarning)
+                document = data = _yaml().load(text)
         except YAMLError as exc:
             raise FlowLoadError.from_yaml(where, exc) from None
-    flow = Flow.from_data(to_plain(data), source=source)
-    flow._document = document
-    flow._text = text if document is None else None
-    return flow
+        except RecursionError:
+            raise FlowLoadError(
+                f"{where}: nested too deeply to read",
+                source=source,
+                hint=f"a flow may nest {budget.MAX_DEPTH} levels",
+            ) from None
+        except Exception as exc:  # ruamel's constructors fail on odd input in their own ways
+            raise FlowLoadError(
+                f"{where}: a value cannot be read: {exc}",
+                source=source,
+                hint="write very long numbers as strings (quoted)",
+            ) from None
+    return data, document
 
 
 def load_flow(path: str | os.PathLike[str]) -> Flow:
@@ -134,7 +193,14 @@ def _merge(old: Any, new: Any) -> Any:
 def _document_for(flow: Flow) -> Any:
     data = flow.to_data()
     if flow._document is None and flow._text is not None:
-        flow._document = _yaml().load(flow._text)  # the round trip, parsed when first needed
+        try:  # the round trip, parsed when first needed
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", YAMLWarning)
+                flow._document = _yaml().load(flow._text)
+        except (YAMLError, RecursionError, ValueError, TypeError):
+            # text libyaml read but ruamel cannot (a tab after a key's colon, say): the
+            # flow is written plainly, without the text's comments and styles
+            flow._document = None
         flow._text = None
     if flow._document is None:
         flow._document = _merge(CommentedMap(), data)

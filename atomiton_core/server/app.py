@@ -18,8 +18,6 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 from starlette.applications import Starlette
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
@@ -51,7 +49,7 @@ from atomiton_core.errors import (
 )
 from atomiton_core.flow.models import Flow
 from atomiton_core.flow.validation import validate
-from atomiton_core.flow.yaml_io import dumps_flow, loads_flow, to_plain
+from atomiton_core.flow.yaml_io import dumps_flow, loads_flow, read_plain, to_plain
 from atomiton_core.server.events import CLOSE_TOO_SLOW, END, OVERFLOW, EventHub, Subscriber
 from atomiton_core.version import __version__
 
@@ -162,14 +160,17 @@ def _with_id(data: Any, expected_id: str | None) -> Any:
 def _flow_from_text(text: str, *, expected_id: str | None, source: str) -> Flow:
     """YAML (or JSON) text to a flow; comments are kept when the text names its own id."""
     if expected_id is not None:
-        try:
-            plain = to_plain(YAML(typ="safe", pure=True).load(text))
-        except YAMLError as exc:
-            raise FlowLoadError.from_yaml(source, exc) from None
+        plain = read_plain(text, source=source)
         if not isinstance(plain, dict) or "id" not in plain:
             return Flow.from_data(_with_id(plain, expected_id), source=source)
         _with_id(plain, expected_id)
     return loads_flow(text, source=source)
+
+
+def _json_problem(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
 
 
 def _decode(body: bytes, source: str) -> str:
@@ -227,8 +228,8 @@ class Api:
         raw = await self.body(request)
         try:
             data = json.loads(raw or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RequestError(f"the body is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # bad JSON, a 5,000-digit number, depth
+            raise RequestError(f"the body is not valid JSON: {_json_problem(exc)}") from None
         if not isinstance(data, dict):
             raise RequestError("the body must be a JSON object")
         return data
@@ -240,9 +241,11 @@ class Api:
         if _media_type(request) == "application/json" or _media_type(request).endswith("+json"):
             try:
                 data = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise FlowLoadError(f"{source}: not valid JSON: {exc}", source=source) from None
-            return Flow.from_data(_with_id(data, expected_id), source=source)
+            except (ValueError, RecursionError) as exc:
+                raise FlowLoadError(
+                    f"{source}: not valid JSON: {_json_problem(exc)}", source=source
+                ) from None
+            return Flow.from_data(_with_id(to_plain(data, source), expected_id), source=source)
         return _flow_from_text(_decode(raw, source), expected_id=expected_id, source=source)
 
     def storage(self) -> Any:
