@@ -396,7 +396,7 @@ class ExecutionError(AtomitonError):
         """Wrap an exception a node let escape, keeping it as ``__cause__``; retryable, since
         nothing says retrying cannot help (a dropped connection, a busy file)."""
         err = cls(
-            f"{node_type} raised {type(exc).__name__}: {exc}",
+            f"{node_type} raised {type(exc).__name__}: {_text_of(exc)}",
             node_id=node_id,
             retryable=True,
             node_type=node_type,
@@ -404,6 +404,14 @@ class ExecutionError(AtomitonError):
         )
         err.__cause__ = exc
         return err
+
+
+def _text_of(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when the exception cannot say what it is."""
+    try:
+        return str(exc)
+    except Exception:
+        return f"<{type(exc).__name__} whose message cannot be shown>"
 
 
 class NodeTimeout(ExecutionError):

@@ -140,7 +140,9 @@ async def run_attempts(
             out = check_outputs(pn, out)
             res.duration_ms = (_perf() - t0) * 1000
             return out
-        except Exception as exc:
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt...: this node's failure
             err = as_error(exc, pn, res.path)
             if attempt > settings.retries or not err.retryable:
                 res.duration_ms = (_perf() - t0) * 1000

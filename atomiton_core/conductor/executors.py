@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from atomiton_core.conductor.threads import DaemonThreadPool
-from atomiton_core.errors import ConfigurationError
+from atomiton_core.errors import ConfigurationError, ExecutionError
 from atomiton_core.files import Location, resolve_path
 from atomiton_core.nodes import expressions
 from atomiton_core.security import Security
@@ -95,6 +95,16 @@ def _timed_call(
     t0 = time.thread_time()
     try:
         return fn(ctx, params, **kwargs)
+    except StopIteration as exc:  # an asyncio future cannot hold it
+        raise ExecutionError.from_exception(
+            exc, node_id=ctx.node_id, node_type=ctx.node_type
+        ) from exc
+    except Exception:
+        raise
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt...: this node's failure
+        raise ExecutionError.from_exception(
+            exc, node_id=ctx.node_id, node_type=ctx.node_type
+        ) from exc
     finally:
         ctx.cpu_ms = (ctx.cpu_ms or 0.0) + (time.thread_time() - t0) * 1000
 

@@ -299,7 +299,7 @@ class GraphRun(GraphProgress):
         if pn.inline:
             try:
                 out = run_inline(self, pn, res, kwargs)
-            except Exception as exc:
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt...: this node's failure
                 self._failed(i, as_error(exc, pn, res.path))
                 return None
             self._completed(i, out)
@@ -365,7 +365,7 @@ class GraphRun(GraphProgress):
                 # the node cancelled itself: a failure like any other
                 self._settle(i, None, ExecutionCancelled("cancelled itself", node_id=pn.id))
                 return
-            except Exception as exc:
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt...: this node's failure
                 self._settle(i, None, as_error(exc, pn, res.path))
                 return
             following = self._settle(i, out, None, task)
