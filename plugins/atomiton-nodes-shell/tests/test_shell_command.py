@@ -316,7 +316,9 @@ def test_shell_allowed_programs_refuses_others() -> None:
     conductor = make_conductor(allowedPrograms=["echo", true_path])
     assert conductor.run(shell_flow(program="echo", args=["ok"])).status == "completed"
     assert conductor.run(shell_flow(program=true_path)).status == "completed"
-    for program in ("cat", shutil.which("echo"), "./echo"):
+    # the same program by its path is the same permission
+    assert conductor.run(shell_flow(program=shutil.which("echo"))).status == "completed"
+    for program in ("cat", "./echo"):
         result = conductor.run(shell_flow(program=program))
         assert result.status == "failed"
         assert "not in the conductor's allowedPrograms" in result.nodes["sh"].error.message
@@ -371,3 +373,40 @@ def test_shell_memory_limit_stops_a_hungry_program(conductor: Conductor) -> None
     result = conductor.run(flow)
     assert result.status == "failed"
     assert "MemoryError" in result.nodes["sh"].error.message
+
+
+def test_allowed_programs_are_found_on_the_conductors_path_not_the_flows(tmp_path: Path) -> None:
+    """A flow cannot put its own `echo` first on PATH to run it as the allowed one."""
+    fake = tmp_path / "echo"
+    fake.write_text("#!/bin/sh\necho pwned\n")
+    fake.chmod(0o755)
+    conductor = make_conductor(allowedPrograms=["echo"], allowedEnvironment=["PATH"])
+    result = conductor.run(
+        shell_flow(program="echo", args=["real"], environment={"PATH": str(tmp_path)})
+    )
+    assert result.ok, result.error
+    assert result.nodes["sh"].outputs["stdout"].strip() == "real"
+    refused = conductor.run(shell_flow(program=str(fake)))
+    assert "not in the conductor's allowedPrograms" in refused.nodes["sh"].error.message
+
+
+def test_an_allowed_program_cannot_be_reconfigured_through_the_environment() -> None:
+    conductor = make_conductor(allowedPrograms=["git"])
+    result = conductor.run(
+        shell_flow(
+            program="git",
+            args=["version"],
+            environment={"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "alias.x"},
+        )
+    )
+    err = result.nodes["sh"].error
+    assert err is not None and "may not be set under allowedPrograms" in err.message
+    assert "GIT_CONFIG_COUNT" in err.message
+
+
+def test_an_allow_list_entry_with_arguments_holds_the_command_line() -> None:
+    conductor = make_conductor(allowedPrograms=["echo hello *"])
+    assert conductor.run(shell_flow(program="echo", args=["hello", "world"])).ok
+    refused = conductor.run(shell_flow(program="echo", args=["-e", "x"]))
+    err = refused.nodes["sh"].error
+    assert err is not None and "are not allowed" in err.message

@@ -13,7 +13,12 @@ Why each rule is there:
   is read and thrown away so the program never blocks on a full pipe.
 - Loader and interpreter injection variables are scrubbed from the environment (see
   :data:`SCRUBBED_ENVIRONMENT`).
-- ``ctx.security.allowed_programs`` (conductor-wide) restricts which programs may run.
+- ``ctx.security.allowed_programs`` (conductor-wide) restricts which programs may run. Each
+  entry is found on the conductor's own PATH and compared by real path, never through the
+  node's ``environment``; an entry with arguments (``git log *``) holds the command line to
+  that pattern (allowing a program with any arguments allows all it can do: ``git -c
+  alias.x=!cmd`` runs a command); and the node's ``environment`` may only set the variables
+  of the conductor config ``allowedEnvironment`` (``GIT_CONFIG_*`` would reconfigure git).
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import fnmatch
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import time
@@ -34,6 +41,10 @@ from atomiton_core import ExecutionError, NodeContext, Parameters, node
 from pydantic import Field, field_validator
 
 __all__ = ["SCRUBBED_ENVIRONMENT", "SCRUBBED_PREFIXES", "ShellCommandParams", "shell_command"]
+
+#: Variables a flow may set in ``environment`` when the conductor has allowedPrograms (the
+#: conductor config key ``allowedEnvironment`` replaces the list).
+DEFAULT_ALLOWED_ENVIRONMENT = frozenset({"LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "NO_COLOR"})
 
 #: Variables that make the dynamic loader or an interpreter run code the flow did not name.
 #: They are removed from the inherited environment and refused in ``environment``.
@@ -155,36 +166,90 @@ def _environment(params: ShellCommandParams) -> dict[str, str]:
 
 
 def _resolve(ctx: NodeContext, program: str, env: Mapping[str, str], cwd: str | None) -> str:
-    """The absolute path of the program, after the allow-list check."""
+    """The absolute path of the program. Under an allow-list it is found on the conductor's
+    own PATH, never the node's ``environment``, so a flow cannot put its own program first."""
     has_dir = os.sep in program or (os.altsep is not None and os.altsep in program)
+    allowed = ctx.security.allowed_programs
+    search = os.environ.get("PATH", os.defpath) if allowed is not None else env.get("PATH")
     if has_dir:
         path = os.path.abspath(os.path.join(cwd, program) if cwd else program)
         found = path if os.path.isfile(path) and os.access(path, os.X_OK) else None
     else:
-        found = shutil.which(program, path=env.get("PATH", os.defpath))
-    allowed = ctx.security.allowed_programs
-    if allowed is not None:
-        names = {a for a in allowed if os.sep not in a}
-        paths = {os.path.realpath(a) for a in allowed if os.sep in a}
-        ok = (not has_dir and program in names) or (
-            found is not None and os.path.realpath(found) in paths
+        found = shutil.which(program, path=search or os.defpath)
+    if allowed is not None and (found is None or _allowed_entry(allowed, found) is None):
+        raise ExecutionError(
+            f"program {program!r} is not in the conductor's allowedPrograms {sorted(allowed)}",
+            node_id=ctx.node_id,
+            hint="add its name or absolute path to the conductor's allowed_programs "
+            "(create_conductor(security=Security(allowed_programs=[...]))), or use an "
+            "allowed program",
         )
-        if not ok:
-            raise ExecutionError(
-                f"program {program!r} is not in the conductor's allowedPrograms {sorted(allowed)}",
-                node_id=ctx.node_id,
-                hint="add its name or absolute path to the conductor's allowed_programs "
-                "(create_conductor(security=Security(allowed_programs=[...]))), or use an "
-                "allowed program",
-            )
     if found is None:
-        where = "" if has_dir else f" on PATH={env.get('PATH', os.defpath)!r}"
+        where = "" if has_dir else f" on PATH={search or os.defpath!r}"
         raise ExecutionError(
             f"program {program!r} was not found{where} or is not executable",
             node_id=ctx.node_id,
             hint="give an absolute path, or set PATH in 'environment'",
         )
     return found
+
+
+def _allowed_entry(allowed: tuple[str, ...], found: str) -> list[str] | None:
+    """The allow-list entry the program matches (its argument patterns), found by the real
+    path of the program each entry names on the conductor's PATH."""
+    real = os.path.realpath(found)
+    for entry in allowed:
+        words = shlex.split(entry)
+        if not words:
+            continue
+        name = words[0]
+        target = name if os.sep in name else shutil.which(name, path=os.environ.get("PATH"))
+        if target is not None and os.path.realpath(target) == real:
+            return words[1:]
+    return None
+
+
+def _check_arguments(ctx: NodeContext, program: str, found: str, args: list[str]) -> None:
+    """An allow-list entry with arguments (``git log *``) holds the command line to them."""
+    allowed = ctx.security.allowed_programs
+    if allowed is None:
+        return
+    patterns = [
+        words for entry in allowed if (words := shlex.split(entry)) and _same(words[0], found)
+    ]
+    if any(not p[1:] for p in patterns):
+        return  # the program is allowed with any arguments
+    line = shlex.join(args)
+    if any(fnmatch.fnmatchcase(line, " ".join(p[1:])) for p in patterns):
+        return
+    raise ExecutionError(
+        f"the arguments {line!r} of {program!r} are not allowed by the conductor's "
+        f"allowedPrograms {sorted(allowed)}",
+        node_id=ctx.node_id,
+        hint="allowedPrograms entries with arguments (e.g. 'git log *') hold the command line "
+        "to that pattern",
+    )
+
+
+def _same(name: str, found: str) -> bool:
+    target = name if os.sep in name else shutil.which(name, path=os.environ.get("PATH"))
+    return target is not None and os.path.realpath(target) == os.path.realpath(found)
+
+
+def _check_environment(ctx: NodeContext, params: ShellCommandParams) -> None:
+    """Under an allow-list the flow's ``environment`` may only set the variables the
+    conductor allows: variables such as ``GIT_CONFIG_*`` turn an allowed program into any."""
+    if ctx.security.allowed_programs is None:
+        return
+    permitted = set(ctx.config.get("allowedEnvironment", DEFAULT_ALLOWED_ENVIRONMENT))
+    extra = sorted(set(params.environment) - permitted)
+    if extra:
+        raise ExecutionError(
+            f"environment variable(s) {extra} may not be set under allowedPrograms",
+            node_id=ctx.node_id,
+            hint="the conductor config 'allowedEnvironment' lists the variables flows may "
+            f"set (default: {sorted(DEFAULT_ALLOWED_ENVIRONMENT)})",
+        )
 
 
 def _limits(ctx: NodeContext, params: ShellCommandParams) -> Callable[[], None] | None:
@@ -359,9 +424,11 @@ async def shell_command(
                 f"workingDirectory {cwd!r} is not a directory",
                 node_id=ctx.node_id,
             )
+    _check_environment(ctx, params)
     env = _environment(params)
     program = _resolve(ctx, params.program, env, cwd)
     args = [str(ctx.render(a, input=input)) if "{{" in a else a for a in params.args]
+    _check_arguments(ctx, params.program, program, args)
     data = _stdin_bytes(ctx, params, input, stdin)
     capture = asyncio.subprocess.PIPE if params.capture_output else None
     out, err = _Capped(params.max_output_bytes), _Capped(params.max_output_bytes)
