@@ -12,6 +12,7 @@
     ├── ConfigurationError              CONFIGURATION_ERROR       400  set up wrongly
     ├── PathNotAllowed                  PATH_NOT_ALLOWED          403  a path outside allowedRoots
     ├── CodeNotAllowed                  CODE_NOT_ALLOWED          403  the code node is disabled
+    ├── HostNotAllowed                  HOST_NOT_ALLOWED          403  a host outside allowedHosts
     ├── ValueNotEncodable               VALUE_NOT_ENCODABLE       422  no codec stores this value
     ├── StorageError                    STORAGE_ERROR             500
     │   ├── FlowNotFound                FLOW_NOT_FOUND            404
@@ -72,6 +73,7 @@ __all__ = [
     "FlowLoadError",
     "FlowNotFound",
     "FlowValidationError",
+    "HostNotAllowed",
     "InvalidFlowId",
     "NoStorage",
     "NodeDefinitionError",
@@ -111,6 +113,7 @@ class ErrorCode(StrEnum):
     CONFIGURATION_ERROR = "CONFIGURATION_ERROR"
     PATH_NOT_ALLOWED = "PATH_NOT_ALLOWED"
     CODE_NOT_ALLOWED = "CODE_NOT_ALLOWED"
+    HOST_NOT_ALLOWED = "HOST_NOT_ALLOWED"
     VALUE_NOT_ENCODABLE = "VALUE_NOT_ENCODABLE"
     STORAGE_ERROR = "STORAGE_ERROR"
     FLOW_NOT_FOUND = "FLOW_NOT_FOUND"
@@ -358,6 +361,14 @@ class CodeNotAllowed(AtomitonError):
     the server's ``--safe`` mode)."""
 
     code = ErrorCode.CODE_NOT_ALLOWED
+    http_status = 403
+
+
+class HostNotAllowed(AtomitonError):
+    """A network node's URL reaches a host the conductor's security does not allow
+    (``allowedHosts``, ``blockPrivateNetworks``)."""
+
+    code = ErrorCode.HOST_NOT_ALLOWED
     http_status = 403
 
 

@@ -86,6 +86,8 @@ def resolve_path(
             hint=f"set the {what!r} parameter or connect the {what!r} input port",
             retryable=False,
         )
+    if roots is not None:
+        _refuse_wrappers(text, what, node_id, roots)
     try:
         fs, raw = fsspec.core.url_to_fs(text)
     except (ImportError, ValueError) as exc:
@@ -111,6 +113,39 @@ def resolve_path(
                 retryable=False,
             )
     return Location(fs, path, text)
+
+
+#: fsspec protocols that open another file (or URL) to read from: under allowedRoots they
+#: would be opened, and the file they wrap read, before the path itself could be checked.
+WRAPPING_PROTOCOLS = frozenset(
+    {
+        "zip",
+        "tar",
+        "libarchive",
+        "reference",
+        "simplecache",
+        "filecache",
+        "blockcache",
+        "cached",
+        "dir",
+        "jlab",
+        "dbfs",
+    }
+)
+
+
+def _refuse_wrappers(text: str, what: str, node_id: str | None, roots: Sequence[str]) -> None:
+    """Refuse chained URLs (``zip://x::/dev/zero``) and wrapping protocols under roots."""
+    protocol = text.split("://", 1)[0].lower() if "://" in text else ""
+    if "::" in text or protocol.split("+")[0] in WRAPPING_PROTOCOLS:
+        raise PathNotAllowed(
+            f"{what} {text!r} opens another file through it (a chained URL or the "
+            f"{protocol or 'chained'} protocol), which the allowed roots {list(roots)} cannot "
+            "confine",
+            node_id=node_id,
+            hint="give the file's own path or URL",
+            retryable=False,
+        )
 
 
 def atomic_write_bytes(url: str, data: bytes, *, fs: Any = None) -> None:

@@ -14,9 +14,10 @@ import click
 
 from atomiton_core.conductor.conductor import create_conductor
 from atomiton_core.errors import AtomitonError
+from atomiton_core.security import Security
 
-#: Node types ``--safe`` disables: they reach the machine the server runs on.
-SAFE_DISABLED = ("shell-command", "file-system", "code")
+#: Node types ``--safe`` disables outright: user code reaches everything the server can.
+SAFE_DISABLED = ("code",)
 INSTALL_HINT = "the server needs the 'server' extra: pip install 'atomiton-core[server]'"
 
 
@@ -81,7 +82,32 @@ def _bind(host: str, port: int) -> socket.socket:
 @click.option(
     "--safe",
     is_flag=True,
-    help=f"Disable the node types that reach the host: {', '.join(SAFE_DISABLED)}.",
+    help="Hold every node to a policy: no file outside --allow-root, no program but "
+    "--allow-program, no private or loopback network address (only --allow-host hosts when "
+    "given), no user code.",
+)
+@click.option(
+    "--allow-root",
+    "allow_roots",
+    multiple=True,
+    metavar="PATH",
+    help="Under --safe: a folder or fsspec URL nodes may read and write. Repeatable.",
+)
+@click.option(
+    "--allow-program",
+    "allow_programs",
+    multiple=True,
+    metavar="PROGRAM",
+    help="Under --safe: a program shell-command may run ('git log *' holds it to those "
+    "arguments). Repeatable.",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="HOST",
+    help="Under --safe: a host (name, *.domain, IP or network) network nodes may reach; when "
+    "given, the only ones. Repeatable.",
 )
 @click.option(
     "--cors-origin",
@@ -110,6 +136,9 @@ def serve(
     token: str | None,
     disabled: tuple[str, ...],
     safe: bool,
+    allow_roots: tuple[str, ...],
+    allow_programs: tuple[str, ...],
+    allow_hosts: tuple[str, ...],
     cors_origins: tuple[str, ...],
     max_body_bytes: int,
     log_level: str,
@@ -122,12 +151,21 @@ def serve(
     except ImportError as exc:
         raise click.ClickException(f"{INSTALL_HINT} ({exc})") from None
     disabled_types = sorted({*disabled, *(SAFE_DISABLED if safe else ())})
-    try:
-        conductor = create_conductor(
-            storage,
-            disabled_types=disabled_types,
-            security={"allowCode": False} if safe else None,
+    if not safe and (allow_roots or allow_programs or allow_hosts):
+        raise click.UsageError("--allow-root, --allow-program and --allow-host go with --safe")
+    policy = (
+        Security(
+            allowed_roots=allow_roots,
+            allowed_programs=allow_programs,
+            allowed_hosts=allow_hosts or None,
+            block_private_networks=True,
+            allow_code=False,
         )
+        if safe
+        else None
+    )
+    try:
+        conductor = create_conductor(storage, disabled_types=disabled_types, security=policy)
     except AtomitonError as exc:
         raise click.ClickException(str(exc)) from None
     token = token or secrets.token_urlsafe(32)
@@ -144,6 +182,13 @@ def serve(
         click.echo(f"storage: {conductor.storage.url}")
     if disabled_types:
         click.echo(f"disabled node types: {', '.join(disabled_types)}")
+    if policy is not None:
+        click.echo(
+            "safe mode: files under "
+            f"{', '.join(allow_roots) or 'no folder'}; programs: "
+            f"{', '.join(allow_programs) or 'none'}; hosts: "
+            f"{', '.join(allow_hosts) or 'public addresses only'}; no user code"
+        )
     click.echo(f"live page: {url}/?token={token}")
     if not _is_loopback(host):
         click.echo(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import os
 import re
 import time
@@ -28,6 +29,8 @@ from atomiton_core.flow.yaml_io import dumps_flow, loads_flow
 from atomiton_core.results import ExecutionResult
 
 __all__ = ["FlowStorage", "FlowSummary", "create_storage", "default_storage_url"]
+
+_log = logging.getLogger("atomiton.storage")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 FLOW_SUFFIX = ".flow.yaml"
@@ -169,16 +172,31 @@ class FlowStorage:
         folder = self._join("runs")
         if keep < 0 or not self.fs.exists(folder):
             return 0
+        if not self._inside_root(folder):
+            _log.warning("run records not pruned: %s leads outside the storage", folder)
+            return 0
         records = [
             info
             for info in self.fs.ls(folder, detail=True)
-            if str(info["name"]).endswith(".json") and not _basename(info["name"]).startswith(".")
+            if str(info["name"]).endswith(".json")
+            and not _basename(info["name"]).startswith(".")
+            and not info.get("islink")
         ]
         records.sort(key=_modified, reverse=True)
         doomed = records[keep:]
         for info in doomed:
             self.fs.rm(info["name"])
         return len(doomed)
+
+    def _inside_root(self, path: str) -> bool:
+        """On local disk: the path, symlinks resolved, is inside the storage's own folder."""
+        from fsspec.implementations.local import LocalFileSystem
+
+        if not isinstance(self.fs, LocalFileSystem):
+            return True
+        root = os.path.realpath(self._join(""))
+        real = os.path.realpath(path)
+        return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
     def list_runs(self) -> builtins.list[str]:
         folder = self._join("runs")

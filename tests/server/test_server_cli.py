@@ -38,12 +38,47 @@ name: Broken
 nodes:
   - {id: bad, type: edit-fields, parameters: {values: {x: "{{ nowhere }}"}}}
 """
-SHELL_FLOW = """\
-id: shell
-name: Shell
+CODE_FLOW = """\
+id: code
+name: Code
 nodes:
-  - {id: run, type: shell-command, parameters: {command: echo}}
+  - {id: run, type: code, parameters: {code: "1"}}
 """
+SAFE_REFUSED = [
+    (
+        {"type": "spreadsheet", "parameters": {"path": "/etc/passwd", "format": "csv"}},
+        "PATH_NOT_ALLOWED",
+    ),
+    (
+        {
+            "type": "file-system",
+            "parameters": {"operation": "write", "path": "/tmp/x", "content": "x"},
+        },
+        "PATH_NOT_ALLOWED",
+    ),
+    ({"type": "shell-command", "parameters": {"program": "echo"}}, "EXECUTION_FAILED"),
+    ({"type": "http-request", "parameters": {"url": "http://127.0.0.1:1/"}}, "HOST_NOT_ALLOWED"),
+    ({"type": "http-request", "parameters": {"url": "http://localhost:1/"}}, "HOST_NOT_ALLOWED"),
+    ({"type": "http-request", "parameters": {"url": "http://[::1]:1/"}}, "HOST_NOT_ALLOWED"),
+    (
+        {"type": "http-request", "parameters": {"url": "http://169.254.169.254/"}},
+        "HOST_NOT_ALLOWED",
+    ),
+]
+
+
+def run_served(url: str, auth: dict[str, str], node_spec: dict[str, object]) -> dict[str, object]:
+    body = {"flow": {"id": "safe", "name": "safe", "nodes": [{"id": "n", **node_spec}]}}
+    started = httpx.post(f"{url}/api/executions", json=body, headers=auth)
+    assert started.status_code == 202, started.text
+    eid = started.json()["executionId"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        got = httpx.get(f"{url}/api/executions/{eid}", headers=auth).json()
+        if got["status"] != "running":
+            return dict(got)
+        time.sleep(0.05)  # polling the server's state, with a deadline
+    raise AssertionError("the execution did not end")
 
 
 def atomiton(*args: str) -> list[str]:
@@ -113,7 +148,8 @@ def test_serve_prints_url_and_token_and_serves(
     assert int(url.rsplit(":", 1)[1]) > 0
     assert len(token) >= 32  # secrets.token_urlsafe(32)
     assert f"live page: {url}/?token={token}" in text
-    assert "disabled node types: code, file-system, shell-command, transform" in text
+    assert "disabled node types: code, transform" in text
+    assert "safe mode: files under no folder; programs: none; hosts: public addresses only" in text
 
     auth = {"Authorization": f"Bearer {token}"}
     assert httpx.get(f"{url}/api/health").status_code == 200
@@ -122,10 +158,15 @@ def test_serve_prints_url_and_token_and_serves(
         "hello"
     ]
     nodes = httpx.get(f"{url}/api/nodes", headers=auth).json()
-    assert nodes["disabled"] == ["code", "file-system", "shell-command", "transform"]
-    report = httpx.post(f"{url}/api/flows/validate", content=SHELL_FLOW, headers=auth).json()
+    assert nodes["disabled"] == ["code", "transform"]
+    report = httpx.post(f"{url}/api/flows/validate", content=CODE_FLOW, headers=auth).json()
     assert report["valid"] is False
     assert "disabled" in report["problems"][0]["hint"]
+    # --safe is a policy every node that touches the host is held to
+    for flow, code in SAFE_REFUSED:
+        result = run_served(url, auth, flow)
+        assert result["status"] == "failed", (flow, result)
+        assert result["nodes"]["n"]["error"]["code"] == code, result["nodes"]["n"]["error"]
     started = httpx.post(f"{url}/api/executions", json={"flowId": "hello"}, headers=auth)
     assert started.status_code == 202
 

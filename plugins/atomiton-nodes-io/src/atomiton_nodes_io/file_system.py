@@ -311,8 +311,13 @@ def _transfer(
                 return
             name = str(info["name"])
             rel = name[len(src.path.rstrip("/")) + 1 :]
-            target = Location(dest.fs, f"{dest.path.rstrip('/')}/{rel}", dest.url)
-            atomic_write_bytes(target.path, src.fs.cat_file(name), fs=dest.fs)
+            # each file again through the confinement: a symlink inside the folder (to read
+            # through) or inside the destination (to write through) must not lead out
+            inner = ctx.resolve_path(src.child_url(name), "path")
+            target = ctx.resolve_path(
+                dest.child_url(f"{dest.path.rstrip('/')}/{rel}"), "destination"
+            )
+            atomic_write_bytes(target.path, inner.fs.cat_file(inner.path), fs=target.fs)
     else:
         _check_target(ctx, params, dest)
         if move and src.fs is dest.fs:

@@ -112,7 +112,12 @@ async def http_request(
     auth = _auth(ctx, params.auth, input)
     t0 = time.perf_counter()
     try:
+
+        async def allowed(request: httpx.Request) -> None:  # every hop, redirects included
+            await ctx.security.check_url(str(request.url), node_id=ctx.node_id)
+
         async with httpx.AsyncClient(
+            event_hooks={"request": [allowed]},
             timeout=httpx.Timeout(timeout_s),
             follow_redirects=params.follow_redirects,
             max_redirects=params.max_redirects,
