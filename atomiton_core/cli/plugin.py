@@ -49,14 +49,14 @@ def _files(root: Traversable, prefix: str = "") -> list[tuple[str, Traversable]]
 
 def scaffold(name: str, directory: Path, prefix: str | None = None) -> list[Path]:
     """Write the package ``name`` into ``directory`` (which must be empty or absent)."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise click.BadParameter(
             f"{name!r} is not a valid distribution name; use letters, digits and single "
             "'-', '_' or '.' between them, starting with a letter (e.g. atomiton-nodes-acme)",
             param_hint="NAME",
         )
     prefix = prefix or default_prefix(name)
-    if not _PREFIX.match(prefix):
+    if not _PREFIX.fullmatch(prefix):
         raise click.BadParameter(
             f"{prefix!r} cannot start a node type id; use letters, digits, '.', '_' and '-'",
             param_hint="--type-prefix",

@@ -170,7 +170,11 @@ def serve(
         raise click.ClickException(str(exc)) from None
     token = token or secrets.token_urlsafe(32)
     app = create_app(
-        conductor, token=token, max_body_bytes=max_body_bytes, cors_origins=cors_origins
+        conductor,
+        token=token,
+        max_body_bytes=max_body_bytes,
+        cors_origins=cors_origins,
+        allowed_hosts=("127.0.0.1", "localhost", "::1", host) if _is_loopback(host) else None,
     )
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]

@@ -166,7 +166,7 @@ class NodeType:
 def _ports_from_outputs(type_id: str, outputs: Mapping[str, Any] | None) -> dict[str, Port]:
     ports: dict[str, Port] = {}
     for name, spec in (outputs or {}).items():
-        if not isinstance(name, str) or not _PORT_NAME.match(name):
+        if not isinstance(name, str) or not _PORT_NAME.fullmatch(name):
             raise NodeDefinitionError(
                 f"node type {type_id!r}: output port name {name!r} is not valid",
                 hint="use letters, digits, '_' and '-', starting with a letter",
@@ -203,7 +203,7 @@ def _ports_from_signature(
             raise NodeDefinitionError(
                 f"node type {type_id!r}: *{p.name} is not allowed; input ports are keywords",
             )
-        if not _PORT_NAME.match(p.name):
+        if not _PORT_NAME.fullmatch(p.name):
             raise NodeDefinitionError(f"node type {type_id!r}: bad input port name {p.name!r}")
         required = p.default is _MISSING
         ports[p.name] = Port(
@@ -262,7 +262,7 @@ def node(
     ``own_limits`` names the limits the type enforces itself on what it starts (a program),
     which a flow may then set without isolating the node.
     """
-    if not isinstance(type_id, str) or not _TYPE_ID.match(type_id):
+    if not isinstance(type_id, str) or not _TYPE_ID.fullmatch(type_id):
         raise NodeDefinitionError(
             f"node type id {type_id!r} is not valid",
             hint="use letters, digits, '.', '_' and '-', e.g. 'acme.scale'",

@@ -132,6 +132,41 @@ class TokenGate:
             await websocket.close(CLOSE_POLICY, "unauthorized")
 
 
+class HostGate:
+    """Answer only requests whose ``Host`` names this server (``allowed_hosts``): a page on
+    another site that rebinds its name to 127.0.0.1 reaches nothing (DNS rebinding)."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str]) -> None:
+        self.app = app
+        self.allowed = {h.lower().strip("[]") for h in allowed_hosts}
+
+    @staticmethod
+    def _host(scope: Scope) -> str:
+        headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+        for name, value in headers:
+            if name == b"host":
+                text = value.decode("latin-1").strip().lower()
+                if text.startswith("["):  # [::1]:8000
+                    return text[1:].partition("]")[0]
+                return text.rpartition(":")[0] if text.count(":") == 1 else text
+        return ""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self._host(scope) in self.allowed:
+            await self.app(scope, receive, send)
+            return
+        refusal = RequestError(
+            f"this server does not answer for the host {self._host(scope)!r}",
+            hint="reach it by the address it listens on (atomiton serve --host)",
+        )
+        response = JSONResponse({"error": wire.dump(refusal)}, 400)
+        if scope["type"] == "http":
+            await response(scope, receive, send)
+            return
+        websocket = WebSocket(scope, receive, send)
+        await websocket.close(CLOSE_POLICY, "unknown host")
+
+
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
@@ -451,6 +486,7 @@ def create_app(
     max_executions: int = 1000,
     subscriber_queue: int = 1000,
     max_running: int = 256,
+    allowed_hosts: Iterable[str] | None = None,
 ) -> Starlette:
     """The server app for ``conductor``; run it with uvicorn (``atomiton serve`` does).
 
@@ -460,7 +496,8 @@ def create_app(
     per execution for late subscribers; ``max_executions``: finished executions kept for
     ``GET /api/executions/{id}``; ``subscriber_queue``: events a WebSocket client may lag
     behind before it is dropped (close code 1013); ``max_running``: concurrent executions
-    started over the API (more get 429).
+    started over the API (more get 429). ``allowed_hosts``: the names requests may give in
+    ``Host`` (``atomiton serve`` on a loopback address: 127.0.0.1, localhost, ::1); None: any.
     """
     if not token:
         raise ValueError("create_app needs a non-empty token; secrets.token_urlsafe() makes one")
@@ -499,6 +536,8 @@ def create_app(
     ]
     origins = list(cors_origins)
     middleware = [Middleware(TokenGate, token=token)]
+    if allowed_hosts is not None:
+        middleware.insert(0, Middleware(HostGate, allowed_hosts=list(allowed_hosts)))
     if origins:
         # Outermost, so preflight requests (which carry no token) are answered before the gate.
         middleware.insert(

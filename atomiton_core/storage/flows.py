@@ -38,7 +38,7 @@ FLOW_SUFFIX = ".flow.yaml"
 
 def check_id(kind: str, value: str) -> str:
     """Refuse ids that could escape the storage root (``../x``, ``/etc/passwd``, ``a/b``)."""
-    if not isinstance(value, str) or not _SAFE_ID.match(value) or ".." in value:
+    if not isinstance(value, str) or not _SAFE_ID.fullmatch(value) or ".." in value:
         raise InvalidFlowId(
             f"{kind} id {value!r} cannot be stored: ids are 1-200 letters, digits, '.', '_' "
             "or '-', start with a letter or digit, and never contain '..' or '/'",

@@ -57,7 +57,8 @@ def test_saved_file_keeps_comments(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["../escape", "/etc/passwd", "a/b", "..", "", ".hidden", "a\\b", "x" * 201]
+    "bad",
+    ["../escape", "/etc/passwd", "a/b", "..", "", ".hidden", "a\\b", "x" * 201, "ok\n", "ok\n\n"],
 )
 def test_ids_that_escape_the_root_are_refused(storage: Any, bad: str) -> None:
     flow = loads_flow(FLOW.format(id="ok"))
