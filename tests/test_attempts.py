@@ -4,6 +4,7 @@ thread of the attempt before it (real threads, real time, generous margins)."""
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import subprocess
 import sys
@@ -148,3 +149,51 @@ def test_a_timed_out_thread_does_not_hold_the_process_at_exit(tmp_path: Path) ->
     )
     assert out.stdout.strip() == "failed"
     assert time.monotonic() - t0 < 30  # not the node's 600 s
+
+
+stuck = threading.Event()
+
+
+@node("t.stuck", outputs={"output": int})
+def stuck_node(ctx: NodeContext, params: Any) -> dict[str, Any]:
+    """Ignores its token until the test lets it go."""
+    stuck.wait(60)
+    return {"output": 1}
+
+
+@node("t.quick", outputs={"output": int})
+def quick(ctx: NodeContext, params: Any) -> dict[str, Any]:
+    return {"output": 2}
+
+
+def test_timed_out_threads_never_starve_the_next_node(tmp_path: Path) -> None:
+    """More timed-out, still-running threads than the pool has: the next node still runs."""
+
+    class P:
+        @hookimpl
+        def atomiton_node_types(self) -> list[Any]:
+            return [stuck_node, quick]
+
+    stuck.clear()
+    conductor = create_conductor(tmp_path, plugins=[P()], max_workers=4, record_runs=False)
+    try:
+        nodes = [
+            {
+                "id": f"s{i}",
+                "type": "t.stuck",
+                "parameters": {"timeout": 50, "continueOnFail": True},
+            }
+            for i in range(6)
+        ]
+        flow = loads_flow(json.dumps({"id": "starve", "name": "starve", "nodes": nodes}))
+        first = conductor.run(flow)
+        assert all(first.nodes[f"s{i}"].error.code == "TIMEOUT" for i in range(6))
+        t0 = time.monotonic()
+        after = conductor.run(
+            loads_flow('{"id": "q", "name": "q", "nodes": [{"id": "q", "type": "t.quick"}]}')
+        )
+        assert after.ok and after.nodes["q"].outputs == {"output": 2}
+        assert time.monotonic() - t0 < 10
+    finally:
+        stuck.set()
+        conductor.close()

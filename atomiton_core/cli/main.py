@@ -172,8 +172,9 @@ async def _execute_with_signals(
     execution = conductor.start(flow, inputs)
     loop = asyncio.get_running_loop()
     try:
-        loop.add_signal_handler(os_signal.SIGINT, execution.cancel)
-        loop.add_signal_handler(os_signal.SIGTERM, execution.cancel)
+        # Ctrl-C, a kill, a closed terminal: the run is cancelled, so its programs are killed
+        for sig in (os_signal.SIGINT, os_signal.SIGTERM, os_signal.SIGHUP):
+            loop.add_signal_handler(sig, execution.cancel)
     except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
         pass
     return await execution.result()

@@ -151,11 +151,12 @@ async def run_attempts(
             token.set()  # this attempt is over, whatever its thread still does
             if work is not None:
                 if not work.done():
-                    if isolated:
-                        cast(
-                            "IsolatedCall", work
-                        ).kill()  # with its process group; the pool replaces the worker
-                    else:
+                    if isolated:  # killed with its process group; the pool replaces it
+                        cast("IsolatedCall", work).kill()
+                    else:  # another thread may take its place while it runs on
+                        abandon = getattr(executor, "abandon", None)
+                        if abandon is not None:
+                            abandon(work)
                         run.loop.call_later(STRAY_GRACE_S, _report_stray, run, work, pn.id)
                 res.cpu_ms = ctx.cpu_ms
                 res.peak_memory = ctx.peak_memory

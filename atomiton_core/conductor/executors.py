@@ -82,6 +82,11 @@ class LocalExecutor:
             pool = self._pool = DaemonThreadPool(self.max_workers, thread_name_prefix="atomiton")
         return pool.submit(_timed_call, fn, ctx, params, kwargs)
 
+    def abandon(self, work: concurrent.futures.Future[Any]) -> None:
+        """An attempt ended while its thread runs on: another thread may take its place."""
+        if self._pool is not None:
+            self._pool.abandon(work)
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)

@@ -31,6 +31,10 @@ class DaemonThreadPool(Executor):
         #: One release per thread that finished its work and waits for more.
         self._idle = threading.Semaphore(0)
         self._closed = False
+        #: Threads busy with work nobody waits for any more (an attempt that timed out):
+        #: the pool may start as many more, up to ``max_workers`` again, so abandoned work
+        #: never starves the nodes that come after it.
+        self._abandoned = 0
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()
@@ -38,7 +42,8 @@ class DaemonThreadPool(Executor):
             if self._closed:
                 raise RuntimeError("cannot submit work to a closed thread pool")
             self._work.put((future, fn, args, kwargs))
-            if not self._idle.acquire(timeout=0) and len(self._threads) < self.max_workers:
+            limit = self.max_workers + min(self._abandoned, self.max_workers)
+            if not self._idle.acquire(timeout=0) and len(self._threads) < limit:
                 thread = threading.Thread(
                     target=self._serve,
                     name=f"{self._prefix}-{len(self._threads)}",
@@ -63,6 +68,19 @@ class DaemonThreadPool(Executor):
                     future.set_result(result)
             del item, future, fn, args, kwargs
             self._idle.release()
+
+    def abandon(self, future: Future[Any]) -> None:
+        """Nobody waits for ``future`` any more, but its thread still runs: let the pool
+        start another thread in its place until it ends."""
+        if future.done():
+            return
+        with self._lock:
+            self._abandoned += 1
+        future.add_done_callback(self._forget)
+
+    def _forget(self, _future: Future[Any]) -> None:
+        with self._lock:
+            self._abandoned -= 1
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:

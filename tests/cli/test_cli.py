@@ -158,7 +158,8 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-def test_ctrl_c_cancels_the_run_and_kills_its_programs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_ctrl_c_cancels_the_run_and_kills_its_programs(tmp_path: Path, how: str) -> None:
     pytest.importorskip("atomiton_nodes_shell")
     # the program writes to the CLI's own stderr (captureOutput: false): it says when it runs
     script = "echo nap running $$ >&2; sleep 60"
@@ -181,7 +182,7 @@ def test_ctrl_c_cancels_the_run_and_kills_its_programs(tmp_path: Path) -> None:
                 break
         assert seen and seen[-1].startswith("nap running "), "".join(seen)
         program = int(seen[-1].split()[2])
-        os.kill(proc.pid, signal.SIGINT)
+        os.kill(proc.pid, getattr(signal, how))
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 1
     data = json.loads(out)

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -410,3 +411,31 @@ def test_an_allow_list_entry_with_arguments_holds_the_command_line() -> None:
     refused = conductor.run(shell_flow(program="echo", args=["-e", "x"]))
     err = refused.nodes["sh"].error
     assert err is not None and "are not allowed" in err.message
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "sleep 600 & echo done",
+        "set -m; (sleep 600 &); echo done",
+        "python3 -c 'import os, time; os.setpgid(0, 0); time.sleep(600)' & echo done",
+        "python3 -c 'import os, time; os.setsid(); time.sleep(600)' & echo done",
+    ],
+    ids=["background", "job-control", "setpgid", "setsid"],
+)
+def test_what_a_program_leaves_behind_neither_delays_the_node_nor_survives_it(
+    conductor: Conductor, script: str
+) -> None:
+    t0 = time.monotonic()
+    result = conductor.run(shell_flow(program="sh", args=["-c", script], timeout=60000))
+    assert result.ok, result.error
+    assert result.nodes["sh"].outputs["stdout"].strip() == "done"
+    assert time.monotonic() - t0 < 10, "the node waited for what the program left behind"
+    ps = subprocess.run(["ps", "-eo", "pid=,stat=,args="], capture_output=True, text=True).stdout
+    deadline = time.monotonic() + 10
+    while "sleep 600" in ps or "time.sleep(600)" in ps:
+        assert time.monotonic() < deadline, ps
+        ps = subprocess.run(
+            ["ps", "-eo", "pid=,stat=,args="], capture_output=True, text=True
+        ).stdout
+        ps = "\n".join(line for line in ps.splitlines() if " Z" not in line)

@@ -327,6 +327,86 @@ async def _feed(proc: asyncio.subprocess.Process, data: bytes | None) -> None:
         proc.stdin.close()
 
 
+#: How often a running program's descendants are looked at (to kill them all at the end).
+_WATCH_S = 0.05
+#: How long output may stay open after the program exited, held by a child it left behind.
+_LEFT_BEHIND_GRACE_S = 0.2
+
+
+class _Family:
+    """The processes a program started, looked at while it runs, so that those which left
+    its process group (``setsid``, ``setpgid``, a shell's ``set -m`` jobs) are killed too.
+    A process is known by its pid and start time, so a reused pid is never killed."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.seen: dict[int, float] = {}
+
+    def look(self) -> None:
+        import psutil
+
+        try:
+            children = psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            return
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                self.seen.setdefault(child.pid, child.create_time())
+
+    def kill(self) -> None:
+        import psutil
+
+        for pid, started in self.seen.items():
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                if proc.create_time() == started:
+                    proc.kill()
+
+
+def _kill_pipe_holders(proc: asyncio.subprocess.Process) -> None:
+    """Kill every process that holds the write end of the program's output pipes: what it
+    left behind, wherever it went (Linux: ``/proc/<pid>/fd``)."""
+    transport: Any = getattr(proc, "_transport", None)
+    inodes: set[int] = set()
+    for fd in (1, 2):
+        pipe = transport.get_pipe_transport(fd) if transport is not None else None
+        handle = pipe.get_extra_info("pipe") if pipe is not None else None
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            inodes.add(os.fstat(handle.fileno()).st_ino)
+    if not inodes or not os.path.isdir("/proc"):
+        return
+    wanted = {f"pipe:[{inode}]" for inode in inodes}
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                with contextlib.suppress(OSError):
+                    if os.readlink(f"/proc/{entry}/fd/{fd}") in wanted:
+                        os.kill(int(entry), signal.SIGKILL)
+                        break
+
+
+async def _ended(
+    proc: asyncio.subprocess.Process,
+    family: _Family,
+    out: _Capped,
+    err: _Capped,
+    pumps: asyncio.Future[Any],
+) -> int:
+    """The program's exit code, once what it left behind holding its pipes is killed."""
+    if not pumps.done():
+        _signal_group(proc.pid, signal.SIGKILL)
+        family.kill()
+        _kill_pipe_holders(proc)
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(pumps), 5)
+    if pumps.done() and not pumps.cancelled() and pumps.exception() is not None:
+        raise pumps.exception()  # type: ignore[misc]
+    return await proc.wait()
+
+
 def _signal_group(pgid: int, sig: int) -> bool:
     """Send ``sig`` to the group; False if no process of the group is left."""
     try:
@@ -451,15 +531,32 @@ async def shell_command(
             node_id=ctx.node_id,
         ) from exc
     ctx.logger.debug("started %s (pid %d)", program, proc.pid)
+    family = _Family(proc.pid)
+    pumps = asyncio.ensure_future(
+        asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr), _feed(proc, data))
+    )
     try:
-        await asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr), _feed(proc, data))
-        code = await proc.wait()
+        while True:
+            done, _ = await asyncio.wait({pumps}, timeout=_WATCH_S)
+            if done:
+                break
+            family.look()
+            if proc.returncode is not None:
+                # the program is done, but something it started holds its output open: give
+                # it a moment, then it goes (the pipes end when it does)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(pumps), _LEFT_BEHIND_GRACE_S)
+                break
+        code = await _ended(proc, family, out, err, pumps)
     except BaseException:  # timeout or cancel reach us as CancelledError
+        pumps.cancel()
         await _terminate(proc, params.kill_grace_period / 1000)
+        family.kill()
         await _finish_pipes(proc, out, err)
         raise
-    # the program is done; whatever it left running in its group goes with it
+    # the program is done; whatever it left running in its group (or outside it) goes with it
     _signal_group(proc.pid, signal.SIGKILL)
+    family.kill()
     duration = (time.perf_counter() - t0) * 1000
     timed_out = code == -signal.SIGXCPU and (
         params.cpu_time_limit is not None or ctx.settings.cpu_limit is not None
