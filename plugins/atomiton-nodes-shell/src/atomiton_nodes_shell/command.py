@@ -371,8 +371,9 @@ def _kill_pipe_holders(proc: asyncio.subprocess.Process) -> None:
     for fd in (1, 2):
         pipe = transport.get_pipe_transport(fd) if transport is not None else None
         handle = pipe.get_extra_info("pipe") if pipe is not None else None
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            inodes.add(os.fstat(handle.fileno()).st_ino)
+        if handle is not None:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                inodes.add(os.fstat(handle.fileno()).st_ino)
     if not inodes or not os.path.isdir("/proc"):
         return
     wanted = {f"pipe:[{inode}]" for inode in inodes}
@@ -381,9 +382,9 @@ def _kill_pipe_holders(proc: asyncio.subprocess.Process) -> None:
         if not entry.isdigit() or int(entry) == me:
             continue
         with contextlib.suppress(OSError):
-            for fd in os.listdir(f"/proc/{entry}/fd"):
+            for link in os.listdir(f"/proc/{entry}/fd"):
                 with contextlib.suppress(OSError):
-                    if os.readlink(f"/proc/{entry}/fd/{fd}") in wanted:
+                    if os.readlink(f"/proc/{entry}/fd/{link}") in wanted:
                         os.kill(int(entry), signal.SIGKILL)
                         break
 
