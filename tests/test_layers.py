@@ -16,7 +16,7 @@ PACKAGE = Path(atomiton_core.__file__).parent
 #: Bottom to top. A module may import its own layer or a lower one.
 LAYERS: list[tuple[str, ...]] = [
     ("version", "errors"),
-    ("wire", "codec", "files", "security"),
+    ("wire", "codec", "files", "security", "secrets"),
     ("flow",),
     ("nodes",),
     # the built-in nodes are a plugin like any other: they implement the hooks

@@ -29,6 +29,7 @@ def test_all_is_exactly_the_public_names() -> None:
         "files",
         "results",
         "security",
+        "secrets",
         "version",
     }
     assert public - submodules == set(atomiton_core.__all__) - {"__version__"}

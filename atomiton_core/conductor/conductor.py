@@ -24,6 +24,7 @@ from atomiton_core.flow.models import Flow
 from atomiton_core.flow.validation import validate
 from atomiton_core.flow.yaml_io import load_flow
 from atomiton_core.results import ExecutionResult, ExecutionStatus
+from atomiton_core.secrets import SecretProvider, create_providers
 from atomiton_core.security import Security
 from atomiton_core.storage.flows import FlowStorage, create_storage
 
@@ -127,8 +128,11 @@ class Conductor:
         executor: Executor | None = None,
         process_workers: int | None = None,
         memory_ceiling: float | None = None,
+        secrets: Iterable[str | SecretProvider] | None = None,
     ) -> None:
         self.catalogue = catalogue
+        #: Where ``{{ secrets.NAME }}`` is looked up, in order (see atomiton_core.secrets).
+        self.secret_providers = create_providers(secrets)
         self.storage = storage
         #: What nodes may reach (typed); security keys given in ``config`` land here.
         self.security: Security
@@ -373,6 +377,7 @@ def create_conductor(
     executor: str | Executor | None = None,
     process_workers: int | None = None,
     memory_ceiling: float | None = None,
+    secrets: Iterable[str | SecretProvider] | None = None,
 ) -> Conductor:
     """A conductor with its own plugin manager.
 
@@ -396,6 +401,9 @@ def create_conductor(
     ``process_workers``: the size of the warm pool of worker processes isolated nodes
     (``isolation: process``) run in (default: one per CPU). ``memory_ceiling``: megabytes
     the conductor's process and its workers may use; a run going beyond fails.
+    ``secrets``: where ``{{ secrets.NAME }}`` is looked up (default: the environment variables
+    ``ATOMITON_SECRET_<NAME>``; also "file:<path>", "keyring"); their values are masked in
+    results, records, events and logs.
     """
     security_settings, free_config = Security.split(config or {}, security)
     catalogue = Catalogue.load(
@@ -417,4 +425,5 @@ def create_conductor(
         executor=create_executor(executor, max_workers=max_workers),
         process_workers=process_workers,
         memory_ceiling=memory_ceiling,
+        secrets=secrets,
     )

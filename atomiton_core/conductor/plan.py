@@ -17,6 +17,7 @@ from atomiton_core.flow.models import Edge, Flow, NodeSpec
 from atomiton_core.flow.settings import ExecutionSettings
 from atomiton_core.flow.validation import ResolvedNode, validate
 from atomiton_core.nodes.definition import NodeType
+from atomiton_core.secrets import secret_fields, secret_parameter_values
 
 if TYPE_CHECKING:
     from atomiton_core.catalogue import Catalogue
@@ -118,6 +119,8 @@ class FlowPlan:
     root: GraphPlan
     variables: dict[str, Any]
     timeout_s: float | None
+    #: Values of parameters their node types mark secret, masked in what runs show.
+    secret_values: tuple[str, ...] = ()
 
 
 def _plan_graph(
@@ -182,4 +185,17 @@ def plan_flow(flow: Flow, catalogue: Catalogue, storage: FlowStorage | None = No
     concurrency = runtime.concurrency if runtime.parallel else 1
     root = _plan_graph(flow.nodes, flow.edges, report, None, concurrency)
     timeout_s = runtime.timeout / 1000 if runtime.timeout is not None else None
-    return FlowPlan(flow, report, root, flow.variable_defaults(), timeout_s)
+    secret = tuple(_secret_values(root))
+    return FlowPlan(flow, report, root, flow.variable_defaults(), timeout_s, secret)
+
+
+def _secret_values(graph: GraphPlan) -> list[str]:
+    found: list[str] = []
+    stack = [graph]
+    while stack:
+        for pn in stack.pop().nodes:
+            if secret_fields(type(pn.params)):
+                found += secret_parameter_values(pn.params)
+            if pn.children is not None:
+                stack.append(pn.children)
+    return found

@@ -26,6 +26,7 @@ from atomiton_core.errors import (
     ResourceLimitExceeded,
 )
 from atomiton_core.results import ExecutionResult, ExecutionStatus, NodeStatus
+from atomiton_core.secrets import Redactor, Secrets
 
 if TYPE_CHECKING:
     from atomiton_core.conductor.conductor import Conductor
@@ -67,6 +68,11 @@ class Run:
         self.strays: set[str] = set()
         #: Plans of flows referenced by ``flow`` nodes, loaded once per run.
         self.subflows: dict[str, FlowPlan] = {}
+        #: Secret values this run handed out, masked in everything it shows.
+        self.redactor = Redactor()
+        for value in plan.secret_values:
+            self.redactor.add(value)
+        self.secrets = Secrets(conductor.secret_providers, self.redactor)
         self.retain_outputs = conductor.retain_outputs
         self.retain_results = conductor.retain_results
 
@@ -183,6 +189,9 @@ class Run:
 
     def _finish(self, status: ExecutionStatus, t0: float, error: AtomitonError | None) -> None:
         result = self.result
+        if self.redactor:
+            result.outputs = self.redactor.value(result.outputs)
+            self.redactor.error(error)
         result.status = status
         result.error = error
         result.duration_ms = (_perf() - t0) * 1000

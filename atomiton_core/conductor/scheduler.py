@@ -33,6 +33,7 @@ from atomiton_core.conductor.progress import GraphProgress
 from atomiton_core.errors import AtomitonError, CircularDependency, ExecutionCancelled
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.results import NodeResult, NodeStatus
+from atomiton_core.secrets import Secrets
 
 if TYPE_CHECKING:
     from atomiton_core.conductor.run import Run
@@ -139,12 +140,18 @@ class GraphRun(GraphProgress):
     def stop_event(self) -> threading.Event:
         return self.run_.stop_event
 
+    @property
+    def secrets(self) -> Secrets:
+        return self.run_.secrets
+
     def node_progress(self, index: int, fraction: float, message: str | None) -> None:
         run = self.run_
         if threading.get_ident() != run.loop_thread:
             run.loop.call_soon_threadsafe(self.node_progress, index, fraction, message)
             return
         self.set_fraction(index, min(max(fraction, 0.0), 1.0))
+        if message is not None and run.redactor:
+            message = run.redactor.text(message)
         emit_node(
             run,
             signals.node_progress,
@@ -454,8 +461,10 @@ class GraphRun(GraphProgress):
     def _completed(self, i: int, out: dict[str, Any]) -> None:
         res = self.results[i]
         res.status = _COMPLETED
+        redactor = self.run_.redactor
+        shown = redactor.value(out) if redactor else out  # downstream gets the real values
         if self.run_.retain_outputs:
-            res.outputs = out
+            res.outputs = shown
         self.outputs[i] = out
         self._advance(i)
         if signals.node_completed.receivers:
@@ -465,7 +474,7 @@ class GraphRun(GraphProgress):
                 "node.completed",
                 self.plan.nodes[i],
                 res,
-                outputs=out,
+                outputs=shown,
             )
         if self.prune:
             self.run_.result.nodes.pop(res.path, None)
@@ -490,6 +499,8 @@ class GraphRun(GraphProgress):
         res = self.results[i]
         res.status = NodeStatus.FAILED
         res.error = err.at(pn.id, res.path)
+        if self.run_.redactor:
+            self.run_.redactor.error(res.error)
         conductor = self.run_.conductor
         if "atomiton_on_node_error" in conductor.hooks:
             conductor.call_hook(

@@ -18,6 +18,7 @@ from atomiton_core.nodes import expressions
 if TYPE_CHECKING:
     from atomiton_core.flow.protocols import FlowSource
     from atomiton_core.flow.settings import ExecutionSettings
+    from atomiton_core.secrets import Secrets
     from atomiton_core.security import Security
 
 __all__ = ["NodeContext", "NodeHost", "NodeSlot"]
@@ -66,6 +67,9 @@ class NodeHost(Protocol):
     @property
     def stop_event(self) -> threading.Event: ...
 
+    @property
+    def secrets(self) -> Secrets: ...
+
     def node_progress(self, index: int, fraction: float, message: str | None) -> None: ...
 
     async def run_children(
@@ -82,6 +86,22 @@ class NodeHost(Protocol):
     async def run_flow(
         self, index: int, path: str, flow_id: str, inputs: Mapping[str, Any]
     ) -> dict[str, Any]: ...
+
+
+class _RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """A node's logger: the run's secrets are masked in what it writes."""
+
+    def __init__(self, logger: logging.Logger, extra: Mapping[str, Any], host: NodeHost) -> None:
+        super().__init__(logger, extra)
+        self._host = host
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        redactor = getattr(self._host.secrets, "_redactor", None)
+        if redactor and self.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            super().log(level, "%s", redactor.text(text), **kwargs)
+            return
+        super().log(level, msg, *args, **kwargs)
 
 
 class NodeContext:
@@ -163,8 +183,8 @@ class NodeContext:
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
         if self._logger is None:
             base = logging.getLogger(f"atomiton.nodes.{self.node_type}")
-            self._logger = logging.LoggerAdapter(
-                base, {"node_id": self.node_id, "execution_id": self.execution_id}
+            self._logger = _RedactingLogger(
+                base, {"node_id": self.node_id, "execution_id": self.execution_id}, self._host
             )
         return self._logger
 
@@ -191,6 +211,7 @@ class NodeContext:
         variables = self._host.variables
         scope = dict(variables)
         scope["vars"] = variables
+        scope["secrets"] = self._host.secrets
         scope.update(names)
         return scope
 

@@ -34,8 +34,12 @@ _DEFAULT_TIMEOUT_S = 30.0
 class HttpAuth(IOParams):
     type: Literal["basic", "bearer", "none"] = Field("basic", description="basic or bearer")
     username: str | None = None
-    password: str | None = None
-    token: str | None = Field(None, description="bearer: the token")
+    password: str | None = Field(None, json_schema_extra={"secret": True, "format": "password"})
+    token: str | None = Field(
+        None,
+        description="bearer: the token",
+        json_schema_extra={"secret": True, "format": "password"},
+    )
 
     @model_validator(mode="before")
     @classmethod
