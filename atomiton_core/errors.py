@@ -23,6 +23,7 @@
     │   ├── ExecutionCancelled          CANCELLED                 409
     │   ├── NodeSkipped                 SKIPPED                   409  no input arrived
     │   ├── OutputContractError         INVALID_OUTPUT            409  undeclared outputs
+    │   ├── InvalidInput                INVALID_INPUT             409  a value of the wrong type
     │   ├── ResourceLimitExceeded       RESOURCE_LIMIT            409  cpu, memory or processes
     │   ├── WorkerCrashed               WORKER_CRASHED            409  an isolated node's process
     │   └── CircularDependency          CIRCULAR_DEPENDENCY       409  a flow that runs itself
@@ -75,6 +76,7 @@ __all__ = [
     "FlowValidationError",
     "HostNotAllowed",
     "InvalidFlowId",
+    "InvalidInput",
     "NoStorage",
     "NodeDefinitionError",
     "NodeSkipped",
@@ -124,6 +126,7 @@ class ErrorCode(StrEnum):
     CANCELLED = "CANCELLED"
     SKIPPED = "SKIPPED"
     INVALID_OUTPUT = "INVALID_OUTPUT"
+    INVALID_INPUT = "INVALID_INPUT"
     CIRCULAR_DEPENDENCY = "CIRCULAR_DEPENDENCY"
     RESOURCE_LIMIT = "RESOURCE_LIMIT"
     WORKER_CRASHED = "WORKER_CRASHED"
@@ -440,6 +443,13 @@ class NodeSkipped(ExecutionError):
 
 class OutputContractError(ExecutionError):
     code = ErrorCode.INVALID_OUTPUT
+
+
+class InvalidInput(ExecutionError):
+    """A value arrived at an input port of a plain type (``int``, ``str``...) that is not of
+    that type; ``context["port"]`` names the port."""
+
+    code = ErrorCode.INVALID_INPUT
 
 
 class ResourceLimitExceeded(ExecutionError):

@@ -166,16 +166,24 @@ def atomic_write_bytes(url: str, data: bytes, *, fs: Any = None) -> None:
         fs.makedirs(parent, exist_ok=True)
     tmp = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp" if parent else f".{name}.tmp"
     if isinstance(fs, LocalFileSystem):
+        try:  # the file keeps its mode; a new one gets what open() gives (0666 less umask)
+            mode = os.stat(path).st_mode & 0o7777
+        except OSError:
+            mode = None
         try:
-            with open(tmp, "wb") as fh:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
+                if mode is not None:
+                    os.fchmod(fh.fileno(), mode)
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+        _remove_stale(parent or ".", name)
         return
     try:
         with fs.open(tmp, "wb") as fh:
@@ -185,6 +193,29 @@ def atomic_write_bytes(url: str, data: bytes, *, fs: Any = None) -> None:
         if fs.exists(tmp):
             fs.rm(tmp)
         raise
+
+
+#: A temporary file of an atomic write this old was left by a write that died.
+STALE_TMP_S = 600.0
+
+
+def _remove_stale(folder: str, name: str) -> None:
+    """Remove the temporary files earlier writes of ``name`` left when they were killed."""
+    import time
+
+    prefix = f".{name}."
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(prefix)]
+    except OSError:
+        return
+    cutoff = time.time() - STALE_TMP_S
+    for entry in entries:
+        if entry.name.endswith(".tmp"):
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 def atomic_write_text(url: str, text: str, *, fs: Any = None, encoding: str = "utf-8") -> None:

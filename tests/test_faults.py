@@ -164,3 +164,37 @@ def test_the_host_goes_on_after_every_fault() -> None:
         return n
 
     assert asyncio.run(main()) == len(MODES) * len(FAULTS)
+
+
+@node("typed.double", outputs={"output": int}, blocking=False)
+def double(ctx: NodeContext, params: Any, input: int, scale: float | None = None) -> dict[str, Any]:
+    return {"output": input * 2}
+
+
+@node("typed.text", outputs={"output": Any}, blocking=False)
+def text(ctx: NodeContext, params: Any) -> dict[str, Any]:
+    return {"output": "abc"}
+
+
+def test_a_value_of_the_wrong_type_is_refused_at_the_port() -> None:
+    class Typed:
+        @hookimpl
+        def atomiton_node_types(self) -> list[Any]:
+            return [double, text]
+
+    conductor = create_conductor("memory://typed", plugins=[Typed()], record_runs=False)
+    flow = loads_flow(
+        json.dumps(
+            {
+                "id": "typed",
+                "name": "typed",
+                "nodes": [{"id": "t", "type": "typed.text"}, {"id": "d", "type": "typed.double"}],
+                "edges": [{"id": "e", "source": "t", "target": "d"}],
+            }
+        )
+    )
+    result = conductor.run(flow)
+    err = result.nodes["d"].error
+    assert err is not None and err.code == "INVALID_INPUT"
+    assert "input port 'input' (int) received str 'abc'" in err.message
+    assert err.context["port"] == "input"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
 
-from atomiton_core.errors import ValidationReport
+from atomiton_core.errors import AtomitonError, InvalidInput, ValidationReport
 from atomiton_core.flow.models import Edge, Flow, NodeSpec
 from atomiton_core.flow.settings import ExecutionSettings
 from atomiton_core.flow.validation import ResolvedNode, validate
@@ -51,6 +51,7 @@ class PlannedNode:
         "successors",
         "timeout_s",
         "type_id",
+        "typed_inputs",
     )
 
     def __init__(
@@ -78,6 +79,13 @@ class PlannedNode:
         #: Outputs needed after the graph finishes: a sink, or feeding the container's outputs.
         self.keep = False
         self.required = frozenset(node_type.required_inputs)
+        #: Input ports of a plain type (int, str, list...): what arrives is checked.
+        self.typed_inputs: tuple[tuple[str, tuple[type, ...], bool], ...] = tuple(
+            (port.name, kinds, port.multiple)
+            for port in node_type.inputs.values()
+            # a port taking several edges is annotated as the list it receives
+            if not port.multiple and (kinds := _plain_kinds(port.type)) is not None
+        )
         self.children: GraphPlan | None = None
         self.child_outputs: tuple[str, ...] = ()
         self.declared_outputs: frozenset[str] | None = (
@@ -100,6 +108,58 @@ class PlannedNode:
             and settings.retries == 0
             and not settings.isolated
         )
+
+
+_PLAIN = (bool, int, float, str, bytes, list, dict)
+
+
+def _plain_kinds(tp: Any) -> tuple[type, ...] | None:
+    """The classes a value of a port's type may be, when the type is plain (``int``,
+    ``str | None``, ``list[int]``...); None for anything else (Any, models, unions of more)."""
+    import types
+    import typing
+
+    if tp is Any or tp is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        kinds: list[type] = []
+        for arg in typing.get_args(tp):
+            part = (type(None),) if arg is type(None) else _plain_kinds(arg)
+            if part is None:
+                return None
+            kinds.extend(part)
+        return tuple(kinds)
+    base = origin if origin is not None else tp
+    if base in _PLAIN:
+        return (int, float) if base is float else (base,)
+    return None
+
+
+def wrong_input(pn: PlannedNode, kwargs: dict[str, Any]) -> AtomitonError | None:
+    """An error naming the first input port whose value is not of the port's type."""
+    for port, kinds, multiple in pn.typed_inputs:
+        if port not in kwargs:
+            continue
+        values = kwargs[port] if multiple else [kwargs[port]]
+        for value in values:
+            if not isinstance(value, kinds) or (
+                isinstance(value, bool) and bool not in kinds and int in kinds
+            ):
+                names = " | ".join(k.__name__ for k in kinds)
+                return InvalidInput(
+                    f"input port {port!r} ({names}) received {type(value).__name__} "
+                    f"{_short(value)}",
+                    node_id=pn.id,
+                    hint="check the edge into this port: its source gives another type",
+                    port=port,
+                )
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from atomiton_core import signals
 from atomiton_core.conductor.attempts import as_error, check_outputs, run_attempts, run_inline
 from atomiton_core.conductor.events import emit_node
-from atomiton_core.conductor.plan import FROM_CONTAINER, GraphPlan, PlannedNode
+from atomiton_core.conductor.plan import FROM_CONTAINER, GraphPlan, PlannedNode, wrong_input
 from atomiton_core.conductor.progress import GraphProgress
 from atomiton_core.errors import AtomitonError, CircularDependency, ExecutionCancelled
 from atomiton_core.nodes.context import NodeContext
@@ -297,6 +297,12 @@ class GraphRun(GraphProgress):
             if live == 0 or (pn.required and not pn.required.issubset(kwargs)):
                 self._skip(i, "upstream")
                 return None
+            if pn.typed_inputs:
+                wrong = wrong_input(pn, kwargs)
+                if wrong is not None:
+                    res.status = _RUNNING
+                    self._failed(i, wrong)
+                    return None
         if not pn.settings.enabled:
             self._skip(i, "disabled")
             return None

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -224,18 +222,6 @@ def save_flow(flow: Flow, path: str | os.PathLike[str]) -> None:
     """Write a flow file atomically: a failed save leaves the old file as it was."""
     text = dumps_flow(flow)
     where = os.fspath(path)
-    if "://" in where and not where.startswith("file://"):
-        atomic_write_text(where, text)
-        return
-    target = Path(where.removeprefix("file://"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if where.startswith("file://"):
+        where = where.removeprefix("file://")
+    atomic_write_text(where, text)

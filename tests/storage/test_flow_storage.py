@@ -144,3 +144,26 @@ def test_keep_runs_keeps_only_the_newest_records(tmp_path: Path) -> None:
     assert sorted(conductor.storage.list_runs()) == sorted(ids[-3:])  # type: ignore[union-attr]
     assert conductor.storage.load_run(ids[-1])["status"] == "completed"  # type: ignore[union-attr]
     conductor.close()
+
+
+def test_saves_keep_the_file_mode_and_clear_stale_temporary_files(tmp_path: Path) -> None:
+    import os
+    import time as _time
+
+    storage = create_storage(tmp_path)
+    location = Path(storage.save(loads_flow(FLOW.format(id="m"))))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert location.stat().st_mode & 0o777 == 0o666 & ~umask
+    location.chmod(0o640)
+    storage.save(loads_flow(FLOW.format(id="m")))
+    assert location.stat().st_mode & 0o777 == 0o640, "a save keeps the file's mode"
+    stale = location.parent / f".{location.name}.deadbeef.tmp"
+    stale.write_text("half a save")
+    old = _time.time() - 3600
+    os.utime(stale, (old, old))
+    fresh = location.parent / f".{location.name}.cafe.tmp"
+    fresh.write_text("a save going on now")
+    storage.save(loads_flow(FLOW.format(id="m")))
+    assert not stale.exists(), "a temporary file a killed save left is cleared"
+    assert fresh.exists(), "one that may belong to a save going on is left alone"
