@@ -3,6 +3,7 @@ thread of the attempt before it (real threads, real time, generous margins)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -197,3 +198,45 @@ def test_timed_out_threads_never_starve_the_next_node(tmp_path: Path) -> None:
     finally:
         stuck.set()
         conductor.close()
+
+
+counted = itertools.count()
+thousandth = threading.Event()
+
+
+@node("t.count", outputs={"output": int}, multiple=["x"], blocking=False)
+def count_node(ctx: NodeContext, params: Any, x: list[int] | None = None) -> dict[str, Any]:
+    if next(counted) == 1000:
+        thousandth.set()
+    return {"output": 1}
+
+
+def test_a_long_run_of_inline_nodes_can_be_cancelled(tmp_path: Path) -> None:
+    """Inline nodes finish inside the scheduler; it still hands the loop back, so a cancel
+    lands while 50,000 of them are queued."""
+
+    class P:
+        @hookimpl
+        def atomiton_node_types(self) -> list[Any]:
+            return [count_node]
+
+    n = 50_000
+    nodes = [{"id": f"n{i}", "type": "t.count"} for i in range(n)]
+    edges = [
+        {"id": f"e{i}", "source": f"n{i - 1}", "target": f"n{i}", "targetHandle": "x"}
+        for i in range(1, n)
+    ]
+    flow = loads_flow(json.dumps({"id": "long", "name": "long", "nodes": nodes, "edges": edges}))
+    conductor = create_conductor(tmp_path, plugins=[P()], record_runs=False)
+    plan = conductor.prepare(flow)
+
+    async def main() -> Any:
+        execution = conductor.start(plan)
+        await asyncio.get_running_loop().run_in_executor(None, thousandth.wait, 30)
+        execution.cancel()
+        return await execution.result()
+
+    result = asyncio.run(main())
+    assert result.status == "cancelled"
+    done = sum(1 for r in result.nodes.values() if r.status == "completed")
+    assert 1000 < done < n

@@ -47,6 +47,8 @@ _RUNNING = NodeStatus.RUNNING
 _EMPTY: dict[str, Any] = {}
 _now = time.time
 _perf = time.perf_counter
+#: The longest the scheduler runs inline nodes before it lets the loop run.
+DRAIN_SLICE_S = 0.01
 #: Python 3.12+ can start a task eagerly: a node that never suspends finishes inside
 #: ``launch`` with no trip through the event loop, still with its own task as current task.
 _EAGER = sys.version_info >= (3, 12)
@@ -250,15 +252,23 @@ class GraphRun(GraphProgress):
             raise self.error
 
     def drain(self) -> None:
-        """Start ready nodes while the concurrency limit allows."""
+        """Start ready nodes while the concurrency limit allows. Inline nodes finish here,
+        so a long run of them hands the loop back every :data:`DRAIN_SLICE_S` (a cancel, a
+        timeout, the server's other requests get their turn) and goes on in a later call."""
         if self.draining:
             return
         self.draining = True
         try:
             ready = self.ready
             limit = self.limit
+            started = _perf()
+            launched = 0
             while ready and not self.stopping and (limit is None or self.running < limit):
                 self._launch(ready.popleft())
+                launched += 1
+                if not launched & 63 and _perf() - started > DRAIN_SLICE_S:
+                    self.run_.loop.call_soon(self.drain)
+                    break
         finally:
             self.draining = False
         self._maybe_done()
