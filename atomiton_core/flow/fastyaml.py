@@ -103,9 +103,10 @@ def available() -> bool:
     return _CParser is not None
 
 
-def load(text: str) -> Any:
+def load(text: str, stats: dict[str, Any] | None = None) -> Any:
     """Parse one YAML document. Raises yaml.YAMLError for bad YAML, Unsupported for YAML
-    this reader leaves to ruamel."""
+    this reader leaves to ruamel. ``stats["aliases"]`` counts the aliases it met (none: the
+    document cannot expand, and its depth was checked while reading)."""
     parser = _CParser(text)
     stack: list[Any] = []  # containers being built
     keys: list[Any] = []  # per open mapping: the pending key (or _NO_KEY)
@@ -153,6 +154,8 @@ def load(text: str) -> Any:
                 keys.pop()
             elif kind is yaml.AliasEvent:
                 value = anchors[event.anchor]
+                if stats is not None:
+                    stats["aliases"] = stats.get("aliases", 0) + 1
             elif kind is yaml.StreamEndEvent:
                 break
             else:  # stream / document start and end

@@ -41,10 +41,12 @@ def _yaml() -> YAML:
     return yaml
 
 
-def to_plain(value: Any, where: str = "<flow>") -> Any:
+def to_plain(value: Any, where: str = "<flow>", *, checked: bool = False) -> Any:
     """Convert ruamel's round-trip types to plain dicts, lists, str, int, float, bool, once
-    the document is known to be within its budget (:mod:`~atomiton_core.flow.budget`)."""
-    budget.check(value, where)
+    the document is known to be within its budget (:mod:`~atomiton_core.flow.budget`;
+    ``checked``: the reader already knows it is)."""
+    if not checked:
+        budget.check(value, where)
     return _plain(value)
 
 
@@ -79,8 +81,8 @@ def loads_flow(text: str, *, source: str | None = None) -> Flow:
     fast reader refuses goes through ruamel, whose error messages name the line.
     """
     where = source or "<string>"
-    data, document = _parse(text, where, source)
-    flow = Flow.from_data(to_plain(data, where), source=source)
+    data, document, checked = _parse(text, where, source)
+    flow = Flow.from_data(to_plain(data, where, checked=checked), source=source)
     flow._document = document
     flow._text = text if document is None else None
     return flow
@@ -89,21 +91,23 @@ def loads_flow(text: str, *, source: str | None = None) -> Flow:
 def read_plain(text: str, *, source: str | None = None) -> Any:
     """YAML (or JSON) text as plain data, within the document budget, or FlowLoadError."""
     where = source or "<string>"
-    data, _ = _parse(text, where, source)
-    return to_plain(data, where)
+    data, _, checked = _parse(text, where, source)
+    return to_plain(data, where, checked=checked)
 
 
-def _parse(text: str, where: str, source: str | None) -> tuple[Any, Any]:
-    """(data, the round-trip document when ruamel had to read it)."""
+def _parse(text: str, where: str, source: str | None) -> tuple[Any, Any, bool]:
+    """(data, the round-trip document when ruamel had to read it, whether the reader already
+    checked the budget: the fast reader met no alias and checked the depth)."""
     if len(text) > MAX_TEXT:
         raise FlowLoadError(
             f"{where}: {len(text):,} characters, over the limit of {MAX_TEXT:,} for a flow file",
             source=source,
         )
     data = _UNSET
+    stats: dict[str, Any] = {}
     if fastyaml.available():
         try:
-            data = fastyaml.load(text)
+            data = fastyaml.load(text, stats)
         except FlowLoadError as exc:
             raise exc.located(where, source) from None
         except Exception as exc:  # anything unusual: ruamel decides, and explains
@@ -134,7 +138,8 @@ def _parse(text: str, where: str, source: str | None) -> tuple[Any, Any]:
                 source=source,
                 hint="write very long numbers as strings (quoted)",
             ) from None
-    return data, document
+    checked = document is None and data is not _UNSET and not stats.get("aliases")
+    return data, document, checked
 
 
 def load_flow(path: str | os.PathLike[str]) -> Flow:
