@@ -330,7 +330,18 @@ class ProcessPool:
                 raise _Killed()
             keep = self._exchange(call, worker, frames, ctx)
         except (_Killed, AtomitonError) as exc:
-            call.set_exception(exc)
+            if not call.done():
+                call.set_exception(exc)
+        except BaseException as exc:  # a garbled answer: the worker goes, the node fails
+            if not call.done():
+                call.set_exception(
+                    WorkerCrashed(
+                        f"{ctx.node_type}'s worker process answered what cannot be read: "
+                        f"{type(exc).__name__}: {exc}",
+                        node_id=ctx.node_id,
+                        hint="only this node failed and its worker was replaced",
+                    )
+                )
         finally:
             call._attach(None)
             if keep and not self._closed:
