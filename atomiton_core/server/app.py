@@ -447,13 +447,24 @@ async def _stream(websocket: WebSocket, history: list[str], sub: Subscriber | No
 
     sending = asyncio.ensure_future(pump())
     listening = asyncio.ensure_future(until_disconnect())
+    dropped = asyncio.ensure_future(
+        sub.dropped.wait() if sub is not None else asyncio.Event().wait()
+    )
     done: set[asyncio.Future[Any]] = set()
     try:
-        done, _ = await asyncio.wait({sending, listening}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {sending, listening, dropped}, return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
-        for task in (sending, listening):
+        for task in (sending, listening, dropped):
             task.cancel()
-        await asyncio.gather(sending, listening, return_exceptions=True)
+        await asyncio.gather(sending, listening, dropped, return_exceptions=True)
+    if dropped in done and sending not in done:  # overflowed while a send was blocked
+        with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError, TimeoutError):
+            await asyncio.wait_for(
+                websocket.close(CLOSE_TOO_SLOW, "too slow: event queue overflowed"), 5
+            )
+        return
     if sending not in done:  # the client went away first
         return
     error = sending.exception()

@@ -69,6 +69,9 @@ class Subscriber:
         # One slot more than the limit, so END / OVERFLOW always fit.
         self._queue: asyncio.Queue[Item] = asyncio.Queue(limit + 1)
         self.overflowed = False
+        #: Set on overflow, so a sender blocked on a slow socket closes it at once (1013)
+        #: rather than when its send ends (by then a keepalive timeout may have said 1011).
+        self.dropped = asyncio.Event()
 
     def push(self, text: str) -> bool:
         """Queue an event; False (and the subscriber is finished) if it was too far behind."""
@@ -79,6 +82,7 @@ class Subscriber:
             while not self._queue.empty():
                 self._queue.get_nowait()
             self._queue.put_nowait(OVERFLOW)
+            self.dropped.set()
             return False
         self._queue.put_nowait(text)
         return True
