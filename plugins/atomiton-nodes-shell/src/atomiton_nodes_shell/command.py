@@ -467,8 +467,8 @@ async def _finish_pipes(proc: asyncio.subprocess.Process, out: _Capped, err: _Ca
             await asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr))
 
 
-def _decode(data: bytes, encoding: str | None) -> str | bytes:
-    return data.decode(encoding, errors="replace") if encoding is not None else data
+def _decode(data: bytes | bytearray, encoding: str | None) -> str | bytes:
+    return data.decode(encoding, errors="replace") if encoding is not None else bytes(data)
 
 
 def _signal_name(code: int) -> str:
@@ -562,10 +562,10 @@ async def shell_command(
     timed_out = code == -signal.SIGXCPU and (
         params.cpu_time_limit is not None or ctx.settings.cpu_limit is not None
     )
-    stdout, stderr = (
-        _decode(bytes(out.data), params.encoding),
-        _decode(bytes(err.data), params.encoding),
-    )
+    tail = bytes(err.data[-_TAIL:])
+    # one copy each, straight from the buffers, which then go: output is held once
+    stdout, stderr = _decode(out.data, params.encoding), _decode(err.data, params.encoding)
+    out.data, err.data = bytearray(), bytearray()
     result = {
         "stdout": stdout,
         "stderr": stderr,
@@ -575,7 +575,7 @@ async def shell_command(
         "truncated": out.truncated or err.truncated,
     }
     if code != 0 and params.fail_on_non_zero_exit:
-        raise _failure(ctx, params, code, bytes(err.data), timed_out, result)
+        raise _failure(ctx, params, code, tail, timed_out, result)
     return {"output": result, "stdout": stdout, "stderr": stderr, "exitCode": code}
 
 
