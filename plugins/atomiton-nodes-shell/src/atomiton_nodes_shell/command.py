@@ -536,6 +536,8 @@ async def shell_command(
     pumps = asyncio.ensure_future(
         asyncio.gather(out.drain(proc.stdout), err.drain(proc.stderr), _feed(proc, data))
     )
+    # how the pumps ended is looked at below when it matters; never "not retrieved"
+    pumps.add_done_callback(lambda f: f.cancelled() or f.exception())
     try:
         while True:
             done, _ = await asyncio.wait({pumps}, timeout=_WATCH_S)
