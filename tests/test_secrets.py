@@ -184,3 +184,34 @@ def test_unknown_provider_and_missing_keyring_are_clear() -> None:
     except ImportError:
         with pytest.raises(ConfigurationError, match="keyring"):
             KeyringSecrets()
+
+
+@node(
+    "sec.isolated",
+    params=Leaky,
+    outputs={"output": Any},
+    settings={"isolation": "process"},
+)
+def isolated_leaky(ctx: Any, params: Leaky) -> dict[str, Any]:
+    key = ctx.render(params.api_key)
+    return {"output": {"key": key, "same": key == "s3cr3t-7d41a9"}}
+
+
+def test_secrets_looked_up_in_a_worker_are_masked_by_the_run(
+    env_secret: None, tmp_path: Path
+) -> None:
+    class P:
+        @hookimpl
+        def atomiton_node_types(self) -> list[Any]:
+            return [isolated_leaky]
+
+    conductor = create_conductor(tmp_path, plugins=[P()], record_runs=False, process_workers=1)
+    try:
+        result = conductor.run(
+            flow({"id": "w", "type": "sec.isolated", "parameters": {"apiKey": "{{ secrets.API }}"}})
+        )
+    finally:
+        conductor.close()
+    assert result.ok, result.error
+    assert result.nodes["w"].outputs == {"output": {"key": "***", "same": True}}
+    assert SECRET not in wire.dumps(result)

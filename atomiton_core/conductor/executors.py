@@ -146,6 +146,9 @@ class RemoteContext:
         self.progress_token: str | None = None
         #: True in an isolated node's worker process.
         self.isolated = False
+        #: ``secrets`` for templates, in an isolated node's worker: each is asked of the
+        #: conductor (which masks it in what the run shows); None on a Dask worker.
+        self.secrets: Any = None
         #: Set in an isolated node's worker process: sends ``progress`` reports home.
         self._reporter: Callable[[float, str | None], None] | None = None
 
@@ -190,11 +193,18 @@ class RemoteContext:
             {"token": self.progress_token, "fraction": float(fraction), "message": message},
         )
 
+    def _scope(self, names: Mapping[str, Any]) -> dict[str, Any]:
+        scope = {**self.variables, "vars": self.variables}
+        if self.secrets is not None:
+            scope["secrets"] = self.secrets
+        scope.update(names)
+        return scope
+
     def render(self, value: Any, /, **names: Any) -> Any:
-        return expressions.render(value, {**self.variables, "vars": self.variables, **names})
+        return expressions.render(value, self._scope(names))
 
     def evaluate(self, expression: str, /, **names: Any) -> Any:
-        return expressions.evaluate(expression, {**self.variables, "vars": self.variables, **names})
+        return expressions.evaluate(expression, self._scope(names))
 
     def resolve_path(self, url: str, what: str = "path") -> Location:
         roots = self.security.allowed_roots

@@ -453,6 +453,14 @@ class ProcessPool:
                 if op == "progress":
                     ctx.progress(reply.get("fraction", 0.0), reply.get("message"))
                     continue
+                if op == "secret":  # looked up here, so the run knows to mask it
+                    answer: dict[str, Any] = {"op": "secretValue"}
+                    try:
+                        answer["value"] = ctx._secret(str(reply.get("name")))
+                    except AtomitonError as exc:
+                        answer.update(error=exc.message, hint=exc.hint)
+                    conn.send_bytes(json.dumps({**answer, "frames": 0}).encode())
+                    continue
                 call.cpu_ms = reply.get("cpuMs")
                 call.peak_memory = reply.get("peakMemory") or (peak or None)
                 ctx_stats(ctx, call)

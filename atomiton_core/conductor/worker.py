@@ -38,7 +38,12 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from atomiton_core import codec, wire
-from atomiton_core.errors import AtomitonError, ExecutionError, ResourceLimitExceeded
+from atomiton_core.errors import (
+    AtomitonError,
+    ExecutionError,
+    ExpressionError,
+    ResourceLimitExceeded,
+)
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -161,6 +166,7 @@ def _run(conn: Connection, header: dict[str, Any], frames: list[bytes]) -> None:
     child0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     reply: dict[str, Any]
     out_frames: list[bytes] = []
+    ctx: Any = None
     try:
         key = header["fn"]
         if frames[0]:
@@ -169,6 +175,7 @@ def _run(conn: Connection, header: dict[str, Any], frames: list[bytes]) -> None:
         ctx, params = pickle.loads(frames[1])
         inputs = codec.decode(codec.from_frames(frames[2:]))
         ctx.isolated = True
+        ctx.secrets = _AskedSecrets(conn)
         ctx._reporter = lambda fraction, message: _send(
             conn, {"op": "progress", "fraction": fraction, "message": message}
         )
@@ -234,3 +241,26 @@ def _over_process_limit(node_type: str, node_id: str) -> AtomitonError:
         hint="raise 'processLimit' if the node is meant to start processes",
         limit="processLimit",
     )
+
+
+class _AskedSecrets:
+    """``secrets`` in a worker: each one is asked of the conductor over the pipe, so it is
+    looked up where the conductor's providers are (its environment, its keyring) and the run
+    knows to mask it."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, name: str) -> str:
+        _send(self._conn, {"op": "secret", "name": name})
+        answer = json.loads(self._conn.recv_bytes())
+        if "error" in answer:
+            raise ExpressionError(str(answer["error"]), hint=answer.get("hint"))
+        return str(answer["value"])

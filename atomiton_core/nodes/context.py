@@ -162,6 +162,10 @@ class NodeContext:
     def storage(self) -> FlowSource | None:
         return self._host.storage
 
+    def _secret(self, name: str) -> str:
+        """A secret looked up for this node's worker (recorded, so the run masks it)."""
+        return self._host.secrets[name]
+
     @property
     def isolated(self) -> bool:
         """True when the node runs in a worker process (``isolation: process``); a node
