@@ -121,6 +121,11 @@ class _Worker:
         if header.get("op") != "ready":  # pragma: no cover - a protocol bug
             self.kill()
             raise WorkerCrashed(f"a worker process said {header!r} instead of ready")
+        # a fork server's children have its environment from when it started: give this
+        # worker the conductor's as it is now
+        parent.send_bytes(
+            json.dumps({"op": "env", "environ": dict(os.environ), "frames": 0}).encode()
+        )
 
     def kill(self) -> None:
         """Kill the worker and everything in its process group; safe from any thread."""

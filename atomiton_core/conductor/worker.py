@@ -145,6 +145,10 @@ def main(conn: Connection) -> None:
             frames = [conn.recv_bytes() for _ in range(header["frames"])]
         except (EOFError, OSError):
             os._exit(0)
+        if header.get("op") == "env":
+            os.environ.clear()
+            os.environ.update(header.get("environ") or {})
+            continue
         if header.get("op") != "run":
             continue
         try:

@@ -503,3 +503,29 @@ def test_isolated_nodes_obey_the_run_concurrency(conductor: Conductor, tmp_path:
     for line in sorted(log.read_text().splitlines(), key=lambda line: float(line.split()[3])):
         running += 1 if line.startswith("start") else -1
         assert running <= 1
+
+
+@node("iso.env", outputs={"output": Any})
+def env_node(ctx: NodeContext, params: Any) -> dict[str, Any]:
+    import os as _os
+
+    return {"output": _os.environ.get("ATOMITON_TEST_LATE")}
+
+
+def test_a_worker_has_the_conductors_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Set after the fork server may have started: a new worker still sees it."""
+
+    class P:
+        @hookimpl
+        def atomiton_node_types(self) -> list[Any]:
+            return [env_node]
+
+    monkeypatch.setenv("ATOMITON_TEST_LATE", "here")
+    flow = loads_flow(
+        '{"id": "env", "name": "env", "nodes": [{"id": "e", "type": "iso.env", '
+        '"parameters": {"isolation": "process"}}]}'
+    )
+    with create_conductor(str(tmp_path), plugins=[P()], process_workers=1) as c:
+        assert c.run(flow).nodes["e"].outputs == {"output": "here"}
