@@ -498,3 +498,32 @@ nodes:
     )
     result = conductor.run(flow)
     assert [v["text"] for v in result.outputs["l"]["labels"]] == ["run-0-0", "run-1-1", "run-2-2"]
+
+
+def test_a_long_loop_that_collects_nothing_holds_nothing_per_iteration() -> None:
+    import tracemalloc
+
+    from atomiton_core import create_conductor, loads_flow
+
+    flow = loads_flow(
+        """
+id: long
+name: long
+nodes:
+  - id: lp
+    type: loop
+    parameters: {loopType: times, count: 50000, concurrency: 4, collectResults: false, maxIterations: 100000}
+    nodes:
+      - {id: c, type: edit-fields, parameters: {values: {a: 1}}}
+"""
+    )
+    conductor = create_conductor("memory://long-loop", record_runs=False, retain_results="errors")
+    tracemalloc.start()
+    try:
+        result = conductor.run(flow)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.ok, result.error
+    assert result.outputs["lp"]["iterationCount"] == 50_000
+    assert peak < 20 * 2**20, f"{peak / 2**20:.0f} MB for 50,000 iterations"

@@ -20,6 +20,10 @@ from atomiton_core.nodes.context import NodeContext
 from atomiton_core.nodes.definition import node
 from atomiton_core.nodes.expressions import compile_expression
 
+#: What an iteration leaves behind when the loop does not collect results (shared, never
+#: changed): a run of a million iterations holds nothing per iteration.
+_NOT_KEPT: dict[str, Any] = {}
+
 
 class LoopParams(Parameters):
     loop_type: Literal["forEach", "times", "while"] = Field(
@@ -114,7 +118,8 @@ async def loop(
         )
         if total is None:
             ctx.progress(min((i + 1) / params.max_iterations, 1.0), f"iteration {i}")
-        return out
+            return out  # a while loop's condition reads the last result
+        return out if params.collect_results else _NOT_KEPT  # nothing kept that is not returned
 
     def stop(done: int, out: Outputs | None) -> bool:
         return done >= params.max_iterations or not keep_going(done, out)
