@@ -265,3 +265,33 @@ def test_filesystem_errors_become_clear_errors(run_node: RunNode, tmp_path: Path
     assert err.message.startswith("write ") and "failed" in err.message
     assert str(err).startswith("node 'n': write ")  # the node is named once, by the error
     assert str(target) in err.message and "raised" not in err.message
+
+
+def test_content_an_encoding_cannot_hold_is_a_clear_error(tmp_path: Path) -> None:
+    from atomiton_core import create_conductor, loads_flow
+
+    conductor = create_conductor(str(tmp_path / "s"), record_runs=False)
+    flow = loads_flow(
+        json.dumps(
+            {
+                "id": "enc",
+                "name": "enc",
+                "nodes": [
+                    {
+                        "id": "w",
+                        "type": "file-system",
+                        "parameters": {
+                            "operation": "write",
+                            "path": str(tmp_path / "a.txt"),
+                            "content": "caf\u0100",
+                            "encoding": "latin-1",
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    err = conductor.run(flow).nodes["w"].error
+    assert err is not None and err.code == "EXECUTION_FAILED"
+    assert "cannot be written as iso8859-1" in err.message and "'Ā'" in err.message
+    assert not (tmp_path / "a.txt").exists()

@@ -180,7 +180,16 @@ def _encode(ctx: NodeContext, data: Any, encoding: str | None) -> bytes:
             return base64.b64decode(text, validate=True)
         except ValueError as exc:
             raise _fail(ctx, f"content is not valid base64: {exc}") from exc
-    return text.encode(encoding or "utf-8")
+    try:
+        return text.encode(encoding or "utf-8")
+    except UnicodeEncodeError as exc:
+        raise _fail(
+            ctx,
+            f"the content cannot be written as {encoding}: {exc.reason} at character "
+            f"{exc.start} ({text[exc.start : exc.start + 1]!r})",
+            hint="choose an encoding that has every character, such as utf-8",
+            retryable=False,
+        ) from None
 
 
 def _read(ctx: NodeContext, params: FileSystemParams, loc: Location) -> dict[str, Any]:

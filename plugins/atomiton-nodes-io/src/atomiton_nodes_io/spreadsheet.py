@@ -381,7 +381,18 @@ def _write(
         buf = io.StringIO(newline="")
         writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
         writer.writerows([[_plain(c) for c in row] for row in table])
-        payload = buf.getvalue().encode(normalise_encoding(params.encoding) or "utf-8")
+        encoding = normalise_encoding(params.encoding) or "utf-8"
+        text = buf.getvalue()
+        try:
+            payload = text.encode(encoding)
+        except UnicodeEncodeError as exc:
+            raise ExecutionError(
+                f"the table cannot be written as {encoding}: {exc.reason} at character "
+                f"{exc.start} ({text[exc.start : exc.start + 1]!r})",
+                node_id=ctx.node_id,
+                hint="choose an encoding that has every character, such as utf-8",
+                retryable=False,
+            ) from None
     with os_errors(ctx, f"write {loc.url!r}"):
         atomic_write_bytes(loc.path, payload, fs=loc.fs)
     return {
