@@ -8,6 +8,7 @@ workers by value (cloudpickle), and this test module is not importable there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -55,6 +56,7 @@ def work(ctx: NodeContext, params: Script, input: Any = None) -> dict[str, Any]:
             f.write(f"start {ctx.attempt} {_os.getpid()} {start}\n")
     action = params.action
     if action == "sleep":
+        ctx.progress(0.0, "asleep")  # tells the conductor the worker has the task
         _time.sleep(params.seconds)
     elif action == "spin":
         while True:
@@ -164,12 +166,16 @@ def _flow(**params: Any) -> Any:
 
 
 def _wait_gone(pgid: int, timeout: float = 10.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    left = _group(pgid)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = _group(pgid)
-    return left
+    """Wait for the processes of a group to end (psutil waits on each); what is left."""
+    import psutil
+
+    members = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+    psutil.wait_procs(members, timeout=timeout)
+    return _group(pgid)
 
 
 def test_an_isolated_node_runs_in_a_worker_and_reports_cpu_and_memory(
@@ -311,10 +317,8 @@ def test_a_cancel_kills_the_worker_at_once(conductor: Conductor, tmp_path: Path)
     async def main() -> Any:
         execution = conductor.start(_flow(action="sleep", seconds=60, log=str(log)))
         async for event in execution.events():
-            if event.type == "node.started":
-                break
-        while not log.exists():  # the worker has the task
-            await asyncio.sleep(0.01)
+            if event.type == "node.progress" and event.message == "asleep":
+                break  # the worker has the task
         t0 = time.monotonic()
         execution.cancel()
         result = await execution.result()

@@ -67,18 +67,11 @@ SAFE_REFUSED = [
 ]
 
 
-def run_served(url: str, auth: dict[str, str], node_spec: dict[str, object]) -> dict[str, object]:
-    body = {"flow": {"id": "safe", "name": "safe", "nodes": [{"id": "n", **node_spec}]}}
-    started = httpx.post(f"{url}/api/executions", json=body, headers=auth)
-    assert started.status_code == 202, started.text
-    eid = started.json()["executionId"]
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        got = httpx.get(f"{url}/api/executions/{eid}", headers=auth).json()
-        if got["status"] != "running":
-            return dict(got)
-        time.sleep(0.05)  # polling the server's state, with a deadline
-    raise AssertionError("the execution did not end")
+def run_served(url: str, token: str, node_spec: dict[str, object]) -> ExecutionResult:
+    """One node run on the server, through the client (which follows its events)."""
+    flow = {"id": "safe", "name": "safe", "nodes": [{"id": "n", **node_spec}]}
+    with RemoteConductor(url, token) as remote:
+        return remote.run(flow)
 
 
 def atomiton(*args: str) -> list[str]:
@@ -164,9 +157,10 @@ def test_serve_prints_url_and_token_and_serves(
     assert "disabled" in report["problems"][0]["hint"]
     # --safe is a policy every node that touches the host is held to
     for flow, code in SAFE_REFUSED:
-        result = run_served(url, auth, flow)
-        assert result["status"] == "failed", (flow, result)
-        assert result["nodes"]["n"]["error"]["code"] == code, result["nodes"]["n"]["error"]
+        result = run_served(url, token, flow)
+        assert result.status == "failed", (flow, result)
+        err = result.nodes["n"].error
+        assert err is not None and err.code == code, err
     started = httpx.post(f"{url}/api/executions", json={"flowId": "hello"}, headers=auth)
     assert started.status_code == 202
 

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -431,11 +430,12 @@ def test_what_a_program_leaves_behind_neither_delays_the_node_nor_survives_it(
     assert result.ok, result.error
     assert result.nodes["sh"].outputs["stdout"].strip() == "done"
     assert time.monotonic() - t0 < 10, "the node waited for what the program left behind"
-    ps = subprocess.run(["ps", "-eo", "pid=,stat=,args="], capture_output=True, text=True).stdout
-    deadline = time.monotonic() + 10
-    while "sleep 600" in ps or "time.sleep(600)" in ps:
-        assert time.monotonic() < deadline, ps
-        ps = subprocess.run(
-            ["ps", "-eo", "pid=,stat=,args="], capture_output=True, text=True
-        ).stdout
-        ps = "\n".join(line for line in ps.splitlines() if " Z" not in line)
+    import psutil
+
+    left_behind = []
+    for proc in psutil.process_iter(["cmdline"]):
+        line = " ".join(proc.info["cmdline"] or ())
+        if "sleep 600" in line or "time.sleep(600)" in line:
+            left_behind.append(proc)
+    _, alive = psutil.wait_procs(left_behind, timeout=10)  # killed: they end at once
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], alive
