@@ -163,7 +163,7 @@ async def run_attempts(
         delay_ms = settings.retry_delay * 2 ** (attempt - 1)
         if err.retry_after is not None:
             delay_ms = max(delay_ms, err.retry_after * 1000)
-        res.error = run.redactor.error(err) if run.redactor else err
+        res.error = run.redactor.error(err) if run.redactor.values else err
         if signals.node_retrying.receivers:
             emit_node(run, signals.node_retrying, "node.retrying", pn, res, delay_ms=delay_ms)
         res.error = None

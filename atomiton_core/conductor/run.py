@@ -189,7 +189,7 @@ class Run:
 
     def _finish(self, status: ExecutionStatus, t0: float, error: AtomitonError | None) -> None:
         result = self.result
-        if self.redactor:
+        if self.redactor.values:
             result.outputs = self.redactor.value(result.outputs)
             self.redactor.error(error)
         result.status = status

@@ -152,7 +152,7 @@ class GraphRun(GraphProgress):
             run.loop.call_soon_threadsafe(self.node_progress, index, fraction, message)
             return
         self.set_fraction(index, min(max(fraction, 0.0), 1.0))
-        if message is not None and run.redactor:
+        if message is not None and run.redactor.values:
             message = run.redactor.text(message)
         emit_node(
             run,
@@ -478,7 +478,7 @@ class GraphRun(GraphProgress):
         res = self.results[i]
         res.status = _COMPLETED
         redactor = self.run_.redactor
-        shown = redactor.value(out) if redactor else out  # downstream gets the real values
+        shown = redactor.value(out) if redactor.values else out  # downstream gets the real values
         if self.run_.retain_outputs:
             res.outputs = shown
         self.outputs[i] = out
@@ -515,7 +515,7 @@ class GraphRun(GraphProgress):
         res = self.results[i]
         res.status = NodeStatus.FAILED
         res.error = err.at(pn.id, res.path)
-        if self.run_.redactor:
+        if self.run_.redactor.values:
             self.run_.redactor.error(res.error)
         conductor = self.run_.conductor
         if "atomiton_on_node_error" in conductor.hooks:

@@ -130,6 +130,9 @@ def code(ctx: Any, params: CodeParams, **inputs: Any) -> dict[str, Any]:
     scope["inputs"] = dict(inputs)
     scope["vars"] = dict(ctx.variables)
     out = _CappedText(STDOUT_LIMIT)
+    # The one place user Python runs, on purpose: this node is the flow author's own code
+    # (not an expression, which goes through the sandbox), reached only in a worker process
+    # held to its limits (checked just above), and never where allowCode is off or --safe.
     exec(compiled, scope)
     try:
         with contextlib.redirect_stdout(out):

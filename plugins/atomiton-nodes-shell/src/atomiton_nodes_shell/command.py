@@ -176,14 +176,8 @@ def _resolve(ctx: NodeContext, program: str, env: Mapping[str, str], cwd: str | 
         found = path if os.path.isfile(path) and os.access(path, os.X_OK) else None
     else:
         found = shutil.which(program, path=search or os.defpath)
-    if allowed is not None and (found is None or _allowed_entry(allowed, found) is None):
-        raise ExecutionError(
-            f"program {program!r} is not in the conductor's allowedPrograms {sorted(allowed)}",
-            node_id=ctx.node_id,
-            hint="add its name or absolute path to the conductor's allowed_programs "
-            "(create_conductor(security=Security(allowed_programs=[...]))), or use an "
-            "allowed program",
-        )
+    if allowed is not None and found is None:
+        raise _not_allowed(ctx, program, allowed)
     if found is None:
         where = "" if has_dir else f" on PATH={search or os.defpath!r}"
         raise ExecutionError(
@@ -194,10 +188,25 @@ def _resolve(ctx: NodeContext, program: str, env: Mapping[str, str], cwd: str | 
     return found
 
 
-def _allowed_entry(allowed: tuple[str, ...], found: str) -> list[str] | None:
-    """The allow-list entry the program matches (its argument patterns), found by the real
-    path of the program each entry names on the conductor's PATH."""
+def _not_allowed(ctx: NodeContext, program: str, allowed: tuple[str, ...]) -> ExecutionError:
+    return ExecutionError(
+        f"program {program!r} is not in the conductor's allowedPrograms {sorted(allowed)}",
+        node_id=ctx.node_id,
+        hint="add its name or absolute path to the conductor's allowed_programs "
+        "(create_conductor(security=Security(allowed_programs=[...]))), or use an "
+        "allowed program",
+    )
+
+
+def _check_allowed(ctx: NodeContext, program: str, found: str, args: list[str]) -> None:
+    """Under an allow-list: some entry names this program (by the real path it has on the
+    conductor's PATH), and, when every such entry has arguments (``git log *``), the command
+    line matches one of them."""
+    allowed = ctx.security.allowed_programs
+    if allowed is None:
+        return
     real = os.path.realpath(found)
+    patterns: list[list[str]] = []
     for entry in allowed:
         words = shlex.split(entry)
         if not words:
@@ -205,22 +214,13 @@ def _allowed_entry(allowed: tuple[str, ...], found: str) -> list[str] | None:
         name = words[0]
         target = name if os.sep in name else shutil.which(name, path=os.environ.get("PATH"))
         if target is not None and os.path.realpath(target) == real:
-            return words[1:]
-    return None
-
-
-def _check_arguments(ctx: NodeContext, program: str, found: str, args: list[str]) -> None:
-    """An allow-list entry with arguments (``git log *``) holds the command line to them."""
-    allowed = ctx.security.allowed_programs
-    if allowed is None:
-        return
-    patterns = [
-        words for entry in allowed if (words := shlex.split(entry)) and _same(words[0], found)
-    ]
-    if any(not p[1:] for p in patterns):
+            patterns.append(words[1:])
+    if not patterns:
+        raise _not_allowed(ctx, program, allowed)
+    if any(not p for p in patterns):
         return  # the program is allowed with any arguments
     line = shlex.join(args)
-    if any(fnmatch.fnmatchcase(line, " ".join(p[1:])) for p in patterns):
+    if any(fnmatch.fnmatchcase(line, " ".join(p)) for p in patterns):
         return
     raise ExecutionError(
         f"the arguments {line!r} of {program!r} are not allowed by the conductor's "
@@ -229,11 +229,6 @@ def _check_arguments(ctx: NodeContext, program: str, found: str, args: list[str]
         hint="allowedPrograms entries with arguments (e.g. 'git log *') hold the command line "
         "to that pattern",
     )
-
-
-def _same(name: str, found: str) -> bool:
-    target = name if os.sep in name else shutil.which(name, path=os.environ.get("PATH"))
-    return target is not None and os.path.realpath(target) == os.path.realpath(found)
 
 
 def _check_environment(ctx: NodeContext, params: ShellCommandParams) -> None:
@@ -509,7 +504,7 @@ async def shell_command(
     env = _environment(params)
     program = _resolve(ctx, params.program, env, cwd)
     args = [str(ctx.render(a, input=input)) if "{{" in a else a for a in params.args]
-    _check_arguments(ctx, params.program, program, args)
+    _check_allowed(ctx, params.program, program, args)
     data = _stdin_bytes(ctx, params, input, stdin)
     capture = asyncio.subprocess.PIPE if params.capture_output else None
     out, err = _Capped(params.max_output_bytes), _Capped(params.max_output_bytes)
