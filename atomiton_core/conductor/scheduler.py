@@ -71,6 +71,8 @@ class GraphRun(GraphProgress):
         chain: tuple[str, ...] | None = None,
     ) -> None:
         self.run_ = run
+        #: The run's secret values (the redactor's own set: it fills as secrets are used).
+        self.secret_values = run.redactor.values
         self.span = span
         self.parent = parent
         self.parent_index = parent_index
@@ -477,8 +479,8 @@ class GraphRun(GraphProgress):
     def _completed(self, i: int, out: dict[str, Any]) -> None:
         res = self.results[i]
         res.status = _COMPLETED
-        redactor = self.run_.redactor
-        shown = redactor.value(out) if redactor.values else out  # downstream gets the real values
+        # downstream gets the real values; results and events the masked ones
+        shown = self.run_.redactor.value(out) if self.secret_values else out
         if self.run_.retain_outputs:
             res.outputs = shown
         self.outputs[i] = out
