@@ -46,8 +46,9 @@ class NodeResult:
     duration_ms: float | None = None
     #: Why a skipped node did not run (``disabled``, ``upstream``...).
     reason: str | None = None
-    #: CPU time of its attempts, for a node that ran in a thread or a worker process (an
-    #: async or inline node shares the conductor's thread: no figure of its own).
+    #: CPU time of its attempts: in its thread or worker process, or for an async or inline
+    #: node, of its own steps on the loop's thread (unless the conductor has
+    #: ``cpu_time=False``). A container or ``flow`` node has its children's, added up.
     cpu_ms: float | None = None
     #: Peak resident memory of an isolated node's worker during its attempts.
     peak_memory: int | None = None

@@ -146,6 +146,8 @@ class NodeEvent:
     outputs: Value = field(default=None, compare=False)
     duration_ms: float | None = None
     delay_ms: float | None = None
+    #: CPU time of the node's attempts so far (see ``NodeResult.cpu_ms``).
+    cpu_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

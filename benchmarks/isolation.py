@@ -27,7 +27,14 @@ RESULTS = Path(__file__).parent / "results"
 
 def make_flow(shape: str, n: int, isolated: bool) -> Flow:
     params: dict[str, Any] = {"isolation": "process"} if isolated else {}
-    nodes = [NodeSpec(id=f"n{i}", type="bench.thread", parameters=dict(params)) for i in range(n)]
+    return make_chain_or_fanout(shape, n, "bench.thread", params)
+
+
+def make_chain_or_fanout(
+    shape: str, n: int, node_type: str, params: dict[str, Any] | None = None
+) -> Flow:
+    """A chain of n nodes, or one source fanning out to n - 2 nodes gathered by one sink."""
+    nodes = [NodeSpec(id=f"n{i}", type=node_type, parameters=dict(params or {})) for i in range(n)]
     if shape == "chain":
         pairs = [(i - 1, i) for i in range(1, n)]
     else:  # fan-out: one source, n - 2 independent nodes, one sink taking them all

@@ -79,3 +79,12 @@ def test_the_isolation_benchmark_runs() -> None:
         row = res["shapes"][shape]
         assert row["isolated_us"] > 0 and row["thread_us"] > 0
     assert "| chain |" in isolation.markdown(res)
+
+
+def test_the_cpu_time_benchmark_runs() -> None:
+    from benchmarks import cpu_time
+
+    res = asyncio.run(cpu_time.measure(n=6, repeats=1))
+    assert len(res["rows"]) == 8
+    assert all(r["on_us"] > 0 and r["off_us"] > 0 for r in res["rows"])
+    assert "| inline | chain | execute(flow) |" in cpu_time.markdown(res)

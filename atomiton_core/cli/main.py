@@ -93,6 +93,14 @@ def _conductor(
         raise  # unreachable
 
 
+def _timing(event: signals.NodeEvent) -> str:
+    """A node's wall time, and its CPU time when measured: ``12.3 ms, 10.1 ms CPU``."""
+    text = f"{event.duration_ms:.1f} ms"
+    if event.cpu_ms is not None:
+        text += f", {event.cpu_ms:.1f} ms CPU"
+    return text
+
+
 class _LiveView:
     """A table of node states, redrawn as signals arrive."""
 
@@ -108,7 +116,7 @@ class _LiveView:
         elif event.error:
             row["detail"] = event.error.message
         elif event.duration_ms is not None:
-            row["detail"] = f"{event.duration_ms:.1f} ms"
+            row["detail"] = _timing(event)
         elif event.type == "node.retrying":
             row["detail"] = f"retrying (attempt {event.attempt})"
         self.progress = max(self.progress, event.progress)
@@ -144,7 +152,7 @@ def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
             if event.error:
                 detail = f" — {event.error.message}"
             elif event.duration_ms is not None and event.type == "node.completed":
-                detail = f" ({event.duration_ms:.1f} ms)"
+                detail = f" ({_timing(event)})"
             elif event.type == "node.progress":
                 detail = f" {event.fraction:.0%} {event.message}"
             console.print(

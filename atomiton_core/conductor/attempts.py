@@ -22,6 +22,8 @@ import concurrent.futures
 import logging
 import threading
 import time
+import types
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 from atomiton_core import signals
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from atomiton_core.conductor.scheduler import GraphRun
     from atomiton_core.results import NodeResult
 
-__all__ = ["as_error", "check_outputs", "run_attempts", "run_inline"]
+__all__ = ["as_error", "check_outputs", "cpu_timed", "run_attempts", "run_inline"]
 
 _perf = time.perf_counter
 _log = logging.getLogger("atomiton.conductor")
@@ -80,10 +82,52 @@ def run_inline(
     t0 = _perf()
     if signals.node_started.receivers:
         emit_node(graph.run_, signals.node_started, "node.started", pn, res)
+    clock = graph.run_.cpu_clock
+    c0 = clock() if clock is not None else 0.0
     try:
         return check_outputs(pn, pn.fn(NodeContext(graph, pn, res.path), pn.params, **kwargs))
     finally:
+        if clock is not None:
+            res.cpu_ms = (clock() - c0) * 1000
         res.duration_ms = (_perf() - t0) * 1000
+
+
+@types.coroutine
+def cpu_timed(
+    step: Awaitable[Any], graph: GraphRun, index: int, clock: Callable[[], float]
+) -> Generator[Any, Any, Any]:
+    """Await an async node's coroutine, measuring the CPU time of each of its steps (what
+    runs between two of its suspensions, on the loop's thread) into its result's ``cpu_ms``.
+
+    A node that runs children (a container, a ``flow`` node) has their figures instead, added
+    up by the scheduler as each child graph ends: its own steps would count the inline
+    children that ran inside them.
+    """
+    inner = step.__await__()
+    used = 0.0
+    sent: Any = None
+    thrown: BaseException | None = None
+    try:
+        while True:
+            t = clock()
+            try:
+                if thrown is None:
+                    yielded = inner.send(sent)
+                else:
+                    exc, thrown = thrown, None
+                    yielded = inner.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                used += clock() - t
+            try:
+                sent = yield yielded
+            except BaseException as exc:  # cancellation and the rest go to the node
+                thrown, sent = exc, None
+    finally:
+        if index not in graph.inclusive:
+            res = graph.results[index]
+            res.cpu_ms = (res.cpu_ms or 0.0) + used * 1000
 
 
 async def run_attempts(
@@ -118,6 +162,9 @@ async def run_attempts(
         try:
             if is_async and not isolated:
                 pending: Any = pn.fn(ctx, pn.params, **kwargs)
+                clock = run.cpu_clock
+                if clock is not None and not pn.node_type.container:
+                    pending = cpu_timed(pending, graph, pn.index, clock)
             else:
                 pending = executor.submit(run.loop, pn.fn, ctx, pn.params, kwargs)
                 if isinstance(pending, concurrent.futures.Future):  # a thread of this process

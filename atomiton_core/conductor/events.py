@@ -73,6 +73,7 @@ def emit_node(
             attempt=res.attempts,
             error=res.error,
             duration_ms=res.duration_ms,
+            cpu_ms=res.cpu_ms,
             **extra,
         ),
     )

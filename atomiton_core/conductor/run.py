@@ -75,6 +75,8 @@ class Run:
         self.secrets = Secrets(conductor.secret_providers, self.redactor)
         self.retain_outputs = conductor.retain_outputs
         self.retain_results = conductor.retain_results
+        #: The clock of inline and async nodes' CPU time; None: not measured.
+        self.cpu_clock = time.thread_time if conductor.cpu_time else None
 
     def current_progress(self) -> float:
         self.progress = overall(self.top, self.progress)

@@ -26,7 +26,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from atomiton_core import signals
-from atomiton_core.conductor.attempts import as_error, check_outputs, run_attempts, run_inline
+from atomiton_core.conductor.attempts import (
+    as_error,
+    check_outputs,
+    cpu_timed,
+    run_attempts,
+    run_inline,
+)
 from atomiton_core.conductor.events import emit_node
 from atomiton_core.conductor.plan import FROM_CONTAINER, GraphPlan, PlannedNode, wrong_input
 from atomiton_core.conductor.progress import GraphProgress
@@ -111,6 +117,8 @@ class GraphRun(GraphProgress):
         #: ``retain_results="errors"``: completed nodes leave the result table.
         self.prune = run.retain_results == "errors"
         table = run.result.nodes
+        #: Nodes that ran children: their CPU time is their children's (see cpu_timed).
+        self.inclusive: set[int] = set()
         self.results: list[NodeResult] = []
         append = self.results.append
         for pn in nodes:
@@ -199,8 +207,19 @@ class GraphRun(GraphProgress):
             parent_index=index,
             span=span,
         )
-        await graph.run()
+        try:
+            await graph.run()
+        finally:
+            self._add_children_cpu(index, graph)
         return graph.container_outputs()
+
+    def _add_children_cpu(self, index: int, graph: GraphRun) -> None:
+        """Add a child graph's CPU figures to the node that ran it."""
+        self.inclusive.add(index)
+        used = [r.cpu_ms for r in graph.results if r.cpu_ms is not None]
+        if used:
+            res = self.results[index]
+            res.cpu_ms = (res.cpu_ms or 0.0) + sum(used)
 
     async def run_flow(
         self, index: int, path: str, flow_id: str, inputs: Mapping[str, Any]
@@ -230,7 +249,10 @@ class GraphRun(GraphProgress):
             span=(0.0, 1.0),
             chain=(*chain, flow_id),
         )
-        await graph.run()
+        try:
+            await graph.run()
+        finally:
+            self._add_children_cpu(index, graph)
         results = graph.results
         return {
             results[i].node_id: graph.outputs[i] or {}
@@ -379,7 +401,13 @@ class GraphRun(GraphProgress):
                         emit_node(self.run_, signals.node_started, "node.started", pn, res)
                     try:
                         ctx = NodeContext(self, pn, res.path)
-                        out = check_outputs(pn, await pn.fn(ctx, pn.params, **kwargs))
+                        clock = self.run_.cpu_clock
+                        if clock is None or pn.node_type.container:
+                            out = await pn.fn(ctx, pn.params, **kwargs)
+                        else:
+                            coro = pn.fn(ctx, pn.params, **kwargs)
+                            out = await cpu_timed(coro, self, i, clock)
+                        out = check_outputs(pn, out)
                     finally:
                         res.duration_ms = (_perf() - t0) * 1000
                 else:

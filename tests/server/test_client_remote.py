@@ -27,7 +27,7 @@ from atomiton_core import (
 from atomiton_core.errors import Unauthorized
 from atomiton_core.server.client import RemoteConductor, RemoteExecution
 
-VOLATILE = {"executionId", "startedAt", "durationMs"}
+VOLATILE = {"executionId", "startedAt", "durationMs", "cpuMs"}
 
 
 def comparable(data: Any) -> Any:
@@ -42,7 +42,7 @@ def comparable(data: Any) -> Any:
 def untimed(result: ExecutionResult) -> ExecutionResult:
     """The same result with the id and timings (which differ between two runs) cleared."""
     nodes = {
-        path: dataclasses.replace(n, started_at=None, duration_ms=None)
+        path: dataclasses.replace(n, started_at=None, duration_ms=None, cpu_ms=None)
         for path, n in result.nodes.items()
     }
     return dataclasses.replace(

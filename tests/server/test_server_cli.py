@@ -190,7 +190,7 @@ def test_a_served_run_equals_the_local_run(
 
 def untimed(result: ExecutionResult) -> ExecutionResult:
     nodes = {
-        path: dataclasses.replace(n, started_at=None, duration_ms=None)
+        path: dataclasses.replace(n, started_at=None, duration_ms=None, cpu_ms=None)
         for path, n in result.nodes.items()
     }
     return dataclasses.replace(
