@@ -2,12 +2,18 @@
 
 Plain slotted dataclasses, cheap to create on the conductor's per-node path; their JSON is
 the wire format's (:mod:`atomiton_core.wire`): ``wire.dump(result)`` / ``wire.load(...)``.
+Their ``repr`` is a summary (outputs by port name, errors by code and the start of their
+message): a result may hold megabytes, and asyncio formats a finished task's result when it
+looks at the task (``asyncio.run`` does, restoring its SIGINT handler), which with the
+generated ``repr`` copied every output several times over.
 """
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from atomiton_core.wire import CONFIG, Error, Timestamp, Value
 
@@ -53,6 +59,23 @@ class NodeResult:
     #: Peak resident memory of an isolated node's worker during its attempts.
     peak_memory: int | None = None
 
+    def __repr__(self) -> str:
+        fields = [
+            f"path={self.path!r}",
+            f"node_type={self.node_type!r}",
+            f"status={str(self.status)!r}",
+            f"attempts={self.attempts}",
+        ]
+        if isinstance(self.outputs, dict):
+            fields.append(f"outputs={sorted(self.outputs)!r}")
+        if self.error is not None:
+            fields.append(f"error={_error_summary(self.error)}")
+        if self.reason is not None:
+            fields.append(f"reason={self.reason!r}")
+        if self.duration_ms is not None:
+            fields.append(f"duration_ms={self.duration_ms:.1f}")
+        return f"NodeResult({', '.join(fields)})"
+
 
 @dataclass(slots=True)
 class ExecutionResult:
@@ -69,6 +92,21 @@ class ExecutionResult:
     started_at: Timestamp = None
     duration_ms: float | None = None
 
+    def __repr__(self) -> str:
+        fields = [
+            f"execution_id={self.execution_id!r}",
+            f"flow_id={self.flow_id!r}",
+            f"status={str(self.status)!r}",
+            f"nodes={len(self.nodes)}",
+        ]
+        if isinstance(self.outputs, dict):
+            fields.append(f"outputs={sorted(self.outputs)!r}")
+        if self.error is not None:
+            fields.append(f"error={_error_summary(self.error)}")
+        if self.duration_ms is not None:
+            fields.append(f"duration_ms={self.duration_ms:.1f}")
+        return f"ExecutionResult({', '.join(fields)})"
+
     @property
     def ok(self) -> bool:
         return self.status is ExecutionStatus.COMPLETED
@@ -81,3 +119,15 @@ class ExecutionResult:
         if self.error is not None and self.status is not ExecutionStatus.COMPLETED:
             raise self.error
         return self
+
+
+_short = reprlib.Repr()
+_short.maxstring = 120
+
+
+def _error_summary(error: Any) -> str:
+    code = getattr(error, "code", None)
+    message = getattr(error, "message", None)
+    if message is None:
+        return _short.repr(error)
+    return f"{type(error).__name__}({str(code)!r}, {_short.repr(message)})"

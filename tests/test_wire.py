@@ -20,7 +20,7 @@ from atomiton_core import (
     signals,
     wire,
 )
-from atomiton_core.errors import ERROR_CLASSES
+from atomiton_core.errors import ERROR_CLASSES, ExecutionError
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),
@@ -100,3 +100,22 @@ def test_a_plugin_cannot_take_a_code_another_class_owns() -> None:
 
     with pytest.raises(TypeError, match="belongs to its class"):
         ExecutionError("x", code="MINE")
+
+
+def test_a_results_repr_is_a_summary_whatever_it_holds() -> None:
+    """asyncio formats a finished task's result (asyncio.run does, on its way out): a repr
+    that copied every output made a 10 MB output cost ~90 MB."""
+    big = "x" * 1_000_000
+    node = NodeResult("n", "t", "n", NodeStatus.COMPLETED, outputs={"stdout": big, "b": 1})
+    result = ExecutionResult(
+        "e1", "f", ExecutionStatus.COMPLETED, {"n": {"stdout": big}}, {"n": node}
+    )
+    assert (
+        repr(node)
+        == "NodeResult(path='n', node_type='t', status='completed', attempts=0, outputs=['b', 'stdout'])"
+    )
+    assert len(repr(result)) < 200 and "nodes=1" in repr(result) and "outputs=['n']" in repr(result)
+    failed = NodeResult(
+        "m", "t", "m", NodeStatus.FAILED, error=ExecutionError("y" * 10_000, node_id="m")
+    )
+    assert len(repr(failed)) < 300 and "ExecutionError('EXECUTION_FAILED'" in repr(failed)
