@@ -17,13 +17,19 @@ True})``: editors show them as passwords) are redacted the same way.
 Redaction replaces the secret's text wherever it appears; a secret shorter than
 :data:`MIN_REDACTED` characters is not redacted (it would blank out ordinary words), and a
 value transformed by the flow (encoded, split) is no longer recognised.
+
+A node in an isolated worker process asks the conductor for each secret as it renders it. A
+node on a Dask worker cannot: it is sent the values of the secrets its parameters name
+(looked up by the conductor, so the run masks them, and carried by the cluster's own
+connections); any other name is refused there with a clear error.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,11 +39,13 @@ __all__ = [
     "MIN_REDACTED",
     "EnvironmentSecrets",
     "FileSecrets",
+    "GivenSecrets",
     "KeyringSecrets",
     "Redactor",
     "SecretProvider",
     "Secrets",
     "create_providers",
+    "referenced_secrets",
 ]
 
 #: Secrets shorter than this are not redacted.
@@ -207,6 +215,71 @@ class Secrets:
         raise ExpressionError(
             f"secret {name!r} is not set",
             hint=f"the conductor looks secrets up in: {where}",
+        )
+
+    def __repr__(self) -> str:
+        return "<secrets>"
+
+
+#: ``secrets.NAME``, ``secrets["NAME"]`` or ``secrets['NAME']`` in a template.
+_REFERENCE = re.compile(r"""secrets\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(?:"([^"]+)"|'([^']+)')\s*\])""")
+
+
+def referenced_secrets(params: Any) -> set[str]:
+    """The names of the secrets a node's parameters refer to in their templates."""
+    found: set[str] = set()
+    dump = getattr(params, "model_dump", None)
+    stack: list[Any] = [dump() if dump is not None else params]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "secrets" in value:
+                for match in _REFERENCE.finditer(value):
+                    found.add(next(g for g in match.groups() if g))
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+    return found
+
+
+class GivenSecrets:
+    """``secrets`` on a machine that cannot ask the conductor (a Dask worker): the values of
+    the secrets the node's parameters name, looked up by the conductor before the node was
+    sent (so the run masks them); any other name is refused, saying why."""
+
+    __slots__ = ("_missing", "_values")
+
+    def __init__(self, values: Mapping[str, str], missing: Mapping[str, str]) -> None:
+        self._values = dict(values)
+        self._missing = dict(missing)
+
+    @classmethod
+    def resolve(cls, lookup: Callable[[str], str], names: Iterable[str]) -> GivenSecrets:
+        """Look each name up now (``lookup``: the conductor's, which records the value)."""
+        values: dict[str, str] = {}
+        missing: dict[str, str] = {}
+        for name in names:
+            try:
+                values[name] = lookup(name)
+            except ExpressionError as exc:  # said when (if) the node renders it
+                missing[name] = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+        return cls(values, missing)
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, name: str) -> str:
+        if name in self._values:
+            return self._values[name]
+        if name in self._missing:
+            raise ExpressionError(self._missing[name])
+        raise ExpressionError(
+            f"secret {name!r} is not available on this worker: a node on a cluster gets only "
+            "the secrets its parameters name",
+            hint=f"name it in one of the node's parameters, e.g. {{{{ secrets.{name} }}}}",
         )
 
     def __repr__(self) -> str:

@@ -215,3 +215,22 @@ def test_secrets_looked_up_in_a_worker_are_masked_by_the_run(
     assert result.ok, result.error
     assert result.nodes["w"].outputs == {"output": {"key": "***", "same": True}}
     assert SECRET not in wire.dumps(result)
+
+
+def test_the_secrets_a_nodes_parameters_name_are_found_in_every_spelling() -> None:
+    from pydantic import BaseModel
+
+    from atomiton_core.secrets import referenced_secrets
+
+    class Inner(BaseModel):
+        header: str = "{{secrets [ 'B_2' ]}}"
+
+    class Params(BaseModel):
+        url: str = "https://x/{{ secrets.A }}?k={{ secrets[\"C-3\"] }}"
+        args: list[str] = ["{{ secrets . D }}", "plain", "secrets"]
+        inner: Inner = Inner()
+        mapping: dict[str, str] = {"k": "{{ secrets.E | upper }}"}
+        dynamic: str = "{{ secrets[name] }}"  # not knowable before it runs
+
+    assert referenced_secrets(Params()) == {"A", "B_2", "C-3", "D", "E"}
+    assert referenced_secrets({"raw": ["{{ secrets.F }}"]}) == {"F"}

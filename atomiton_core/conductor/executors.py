@@ -29,6 +29,7 @@ from atomiton_core.conductor.threads import DaemonThreadPool
 from atomiton_core.errors import ConfigurationError, ExecutionError
 from atomiton_core.files import Location, resolve_path
 from atomiton_core.nodes import expressions
+from atomiton_core.secrets import GivenSecrets, referenced_secrets
 from atomiton_core.security import Security
 
 if TYPE_CHECKING:
@@ -146,8 +147,9 @@ class RemoteContext:
         self.progress_token: str | None = None
         #: True in an isolated node's worker process.
         self.isolated = False
-        #: ``secrets`` for templates, in an isolated node's worker: each is asked of the
-        #: conductor (which masks it in what the run shows); None on a Dask worker.
+        #: ``secrets`` for templates: in an isolated node's worker each is asked of the
+        #: conductor (which masks it in what the run shows); on a Dask worker, those the
+        #: node's parameters name, sent with it (``GivenSecrets``).
         self.secrets: Any = None
         #: Set in an isolated node's worker process: sends ``progress`` reports home.
         self._reporter: Callable[[float, str | None], None] | None = None
@@ -287,6 +289,7 @@ class DaskExecutor:
         kwargs: dict[str, Any],
     ) -> asyncio.Future[Any]:
         remote_ctx = RemoteContext.of(ctx)
+        remote_ctx.secrets = GivenSecrets.resolve(ctx._secret, referenced_secrets(params))
         token = remote_ctx.progress_token = uuid.uuid4().hex
         self._reporting[token] = ctx
         remote = self.client.submit(_call_remote, fn, remote_ctx, params, kwargs, pure=False)

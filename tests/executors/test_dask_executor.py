@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -13,7 +14,7 @@ import cloudpickle
 import pytest
 from pydantic import BaseModel
 
-from atomiton_core import Conductor, create_conductor, hookimpl, loads_flow, node
+from atomiton_core import Conductor, create_conductor, hookimpl, loads_flow, node, wire
 from atomiton_core.conductor.executors import DaskExecutor
 
 pytest.importorskip("distributed")
@@ -43,7 +44,7 @@ def boom(ctx: Any, params: BaseModel) -> dict[str, Any]:
 class Plugin:
     @hookimpl
     def atomiton_node_types(self) -> list[Any]:
-        return [work, boom]
+        return [work, boom, uses_secret]
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +197,60 @@ def test_dask_executor_starts_while_port_8787_is_taken(dashboard_port_taken: Non
         assert executor.client.submit(sum, [1, 2]).result(timeout=60) == 3
     finally:
         executor.close()
+
+
+class SecretParams(BaseModel):
+    template: str = ""
+    other: str = ""
+
+
+@node("dask-test.secret", params=SecretParams, outputs={"text": str, "other": str, "pid": int})
+def uses_secret(ctx: Any, params: SecretParams) -> dict[str, Any]:
+    """Renders its own templates on the worker, as a node with runtime values does."""
+    out = {"text": ctx.render(params.template), "pid": os.getpid()}
+    if params.other:
+        try:
+            ctx.render(params.other)
+        except Exception as exc:
+            out["other"] = str(exc)
+    return out
+
+
+def test_a_node_on_the_cluster_gets_the_secrets_its_parameters_name(tmp_path: Any) -> None:
+    """The conductor looks the named secrets up and sends their values with the node; the
+    run masks them; a name the parameters do not spell out is refused on the worker with a
+    clear message, and its value never leaves the conductor."""
+    vault = tmp_path / "vault.json"
+    vault.write_text('{"API_TOKEN": "s3cr3t-value-42", "UNNAMED": "never-sent-99"}')
+    flow = loads_flow(
+        """
+id: secret-on-dask
+name: Secret on Dask
+variables: {name: {defaultValue: UNNAMED}}
+nodes:
+  - id: s
+    type: dask-test.secret
+    parameters:
+      template: "Bearer {{ secrets.API_TOKEN }} / {{ secrets['API_TOKEN'] | length }}"
+      other: "{{ secrets[name] }}"
+"""
+    )
+    executor = DaskExecutor(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    with create_conductor(
+        f"memory://dask-{uuid.uuid4().hex}",
+        plugins=[Plugin()],
+        autoload=False,
+        record_runs=False,
+        executor=executor,
+        secrets=[f"file:{vault}"],
+    ) as conductor:
+        # the second template names its secret through a variable: not known before it runs
+        result = conductor.run(flow)
+    assert result.ok, result.error
+    out = result.nodes["s"].outputs
+    assert out is not None and out["pid"] != os.getpid()
+    assert out["text"] == "Bearer *** / 15"  # the value reached the worker; the run masks it
+    assert "'UNNAMED' is not available on this worker" in out["other"]
+    assert "never-sent-99" not in json.dumps(wire.dump(result))
