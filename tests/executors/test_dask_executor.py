@@ -235,9 +235,7 @@ nodes:
       other: "{{ secrets[name] }}"
 """
     )
-    executor = DaskExecutor(
-        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
-    )
+    executor = DaskExecutor(n_workers=1, threads_per_worker=1, processes=True)
     with create_conductor(
         f"memory://dask-{uuid.uuid4().hex}",
         plugins=[Plugin()],
