@@ -58,6 +58,8 @@ class NodeResult:
     cpu_ms: float | None = None
     #: Peak resident memory of an isolated node's worker during its attempts.
     peak_memory: int | None = None
+    #: The execution whose stored outputs this node reused instead of running (a resume).
+    resumed_from: str | None = None
 
     def __repr__(self) -> str:
         fields = [
@@ -72,6 +74,8 @@ class NodeResult:
             fields.append(f"error={_error_summary(self.error)}")
         if self.reason is not None:
             fields.append(f"reason={self.reason!r}")
+        if self.resumed_from is not None:
+            fields.append(f"resumed_from={self.resumed_from!r}")
         if self.duration_ms is not None:
             fields.append(f"duration_ms={self.duration_ms:.1f}")
         return f"NodeResult({', '.join(fields)})"

@@ -148,6 +148,8 @@ class NodeEvent:
     delay_ms: float | None = None
     #: CPU time of the node's attempts so far (see ``NodeResult.cpu_ms``).
     cpu_ms: float | None = None
+    #: On ``node.completed``: the execution whose outputs the node reused (a resume).
+    resumed_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,8 @@ def test_a_secret_reaches_the_node_and_nothing_shows_it(
         "result": wire.dumps(result),
         "events": json.dumps(events),
         "logs": caplog.text,
-        "record": "".join(p.read_text() for p in (tmp_path / "runs").glob("*.json")),
+        "record": "".join(p.read_text() for p in (tmp_path / "runs").glob("*/run.json")),
+        "log": "".join(p.read_text() for p in (tmp_path / "runs").glob("*/events.jsonl")),
     }
     for where, text in shown.items():
         assert SECRET not in text, where

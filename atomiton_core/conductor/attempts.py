@@ -80,6 +80,8 @@ def run_inline(
 ) -> dict[str, Any]:
     """One attempt of a cheap sync node, in the scheduler's own call."""
     t0 = _perf()
+    if graph.trace is not None:
+        graph.trace.node_started(pn, res)
     if signals.node_started.receivers:
         emit_node(graph.run_, signals.node_started, "node.started", pn, res)
     clock = graph.run_.cpu_clock
@@ -156,6 +158,8 @@ async def run_attempts(
         attempt += 1
         ctx.attempt = res.attempts = attempt
         token = ctx._token = threading.Event()
+        if graph.trace is not None:
+            graph.trace.node_started(pn, res)
         if signals.node_started.receivers:
             emit_node(run, signals.node_started, "node.started", pn, res)
         work: concurrent.futures.Future[Any] | None = None
@@ -211,6 +215,8 @@ async def run_attempts(
         if err.retry_after is not None:
             delay_ms = max(delay_ms, err.retry_after * 1000)
         res.error = run.redactor.error(err) if run.redactor.values else err
+        if graph.trace is not None:
+            graph.trace.node_retrying(pn, res, delay_ms)
         if signals.node_retrying.receivers:
             emit_node(run, signals.node_retrying, "node.retrying", pn, res, delay_ms=delay_ms)
         res.error = None

@@ -14,6 +14,7 @@ from atomiton_core.catalogue import Catalogue
 from atomiton_core.conductor.executors import Executor, LocalExecutor, create_executor
 from atomiton_core.conductor.plan import FlowPlan, plan_flow
 from atomiton_core.conductor.run import Run
+from atomiton_core.conductor.runlog import RECORD_MODES, LogWriter
 from atomiton_core.errors import (
     ConfigurationError,
     ExecutionConflict,
@@ -30,6 +31,7 @@ from atomiton_core.storage.flows import FlowStorage, create_storage
 
 if TYPE_CHECKING:
     from atomiton_core.conductor.isolation import ProcessPool
+    from atomiton_core.storage.runs import PriorRun
 
 __all__ = ["Conductor", "Execution", "create_conductor"]
 
@@ -130,6 +132,7 @@ class Conductor:
         memory_ceiling: float | None = None,
         secrets: Iterable[str | SecretProvider] | None = None,
         cpu_time: bool = True,
+        record: str | None = None,
     ) -> None:
         self.catalogue = catalogue
         #: Where ``{{ secrets.NAME }}`` is looked up, in order (see atomiton_core.secrets).
@@ -140,7 +143,19 @@ class Conductor:
         #: Conductor-wide settings for nodes (``ctx.config``), less the security ones.
         self.config: Mapping[str, Any]
         self.security, self.config = Security.split(config or {}, security)
-        self.record_runs = record_runs and storage is not None
+        if record is None:
+            record = "full" if record_runs else "off"
+        if record not in RECORD_MODES:
+            raise ConfigurationError(
+                f"record={record!r} is not an option",
+                hint='use "full" (log, outputs, record: resumable), "summary" (the record '
+                'only) or "off"',
+            )
+        #: What each execution leaves in storage (see atomiton_core.conductor.runlog).
+        self.record = record if storage is not None else "off"
+        self.record_runs = self.record != "off"
+        #: The thread that writes run logs and records (started on first use).
+        self.log_writer = LogWriter()
         #: At most this many run records are kept in storage (the newest); None: all.
         self.keep_runs = keep_runs
         self.retain_outputs = retain_outputs
@@ -190,6 +205,7 @@ class Conductor:
     def close(self) -> None:
         """Release worker threads and processes (and the Dask client and cluster this
         conductor started)."""
+        self.log_writer.close()
         self.executor.close()
         if self._process_pool is not None:
             self._process_pool.close()
@@ -239,8 +255,15 @@ class Conductor:
         inputs: Mapping[str, Any] | None = None,
         *,
         execution_id: str | None = None,
+        resume: str | None = None,
     ) -> Execution:
-        """Start an execution on the running loop and return its handle at once."""
+        """Start an execution on the running loop and return its handle at once.
+
+        ``resume``: the id of a stored run (completed, failed, cancelled or interrupted) to
+        resume: every node whose type, type version, parameters, variables and inputs are
+        unchanged since that run, and which completed there, is not run again: its stored
+        outputs are reused (``NodeResult.resumed_from``); the rest runs as usual.
+        """
         plan = self.prepare(flow)
         eid = execution_id or uuid.uuid4().hex
         if eid in self._executions:
@@ -248,7 +271,8 @@ class Conductor:
         variables = dict(plan.variables)
         if inputs:
             variables.update(inputs)
-        run = Run(self, plan, eid, variables)
+        prior = self._prior(resume) if resume is not None else None
+        run = Run(self, plan, eid, variables, inputs, prior)
         task = asyncio.get_running_loop().create_task(self._main(run), name=f"atomiton:{eid}")
         execution = Execution(run, task)
         self._executions[eid] = execution
@@ -260,12 +284,24 @@ class Conductor:
         if run.result.status is ExecutionStatus.RUNNING:  # cancelled before its first step
             run.finish_unstarted()
 
+    def _prior(self, execution_id: str) -> PriorRun:
+        if self.storage is None:
+            raise ConfigurationError(
+                f"cannot resume run {execution_id!r}: this conductor has no storage",
+                hint="create the conductor with the storage the run was recorded in",
+            )
+        from atomiton_core.storage.runs import PriorRun
+
+        return PriorRun.load(self.storage, execution_id)
+
     async def _main(self, run: Run) -> ExecutionResult:
         result = await run.main()
         if "atomiton_after_run" in self.hooks:
             self.call_hook("atomiton_after_run", result=result)
-        if self.record_runs and self.storage is not None:
-            await asyncio.to_thread(self._record, self.storage, result)
+        if run.log is not None:
+            await run.log.finish(result)
+            if self.keep_runs is not None and self.storage is not None:
+                await asyncio.to_thread(self.storage.prune_runs, self.keep_runs)
         return result
 
     def _before_node(self, sender: Any, event: signals.NodeEvent) -> None:
@@ -309,24 +345,21 @@ class Conductor:
                     raise err from exc
                 _log.error("%s", err, exc_info=exc)
 
-    def _record(self, storage: FlowStorage, result: ExecutionResult) -> None:
-        storage.save_run(result)
-        if self.keep_runs is not None:
-            storage.prune_runs(self.keep_runs)
-
     async def execute(
         self,
         flow: FlowLike,
         inputs: Mapping[str, Any] | None = None,
         *,
         execution_id: str | None = None,
+        resume: str | None = None,
     ) -> ExecutionResult:
         """Run a flow to the end; ``inputs`` override its variables.
 
         Returns the result whatever happened (check ``result.status``); raises
-        FlowValidationError before anything runs if the flow is invalid.
+        FlowValidationError before anything runs if the flow is invalid. ``resume``: a stored
+        run whose unchanged, completed nodes are reused (see ``start``).
         """
-        execution = self.start(flow, inputs, execution_id=execution_id)
+        execution = self.start(flow, inputs, execution_id=execution_id, resume=resume)
         try:
             return await execution.result()
         except asyncio.CancelledError:
@@ -339,6 +372,7 @@ class Conductor:
         inputs: Mapping[str, Any] | None = None,
         *,
         execution_id: str | None = None,
+        resume: str | None = None,
     ) -> ExecutionResult:
         """Synchronous ``execute`` for scripts; not for use inside a running event loop."""
         try:
@@ -350,7 +384,7 @@ class Conductor:
                 "Conductor.run() was called inside a running event loop",
                 hint="use `await conductor.execute(...)` there",
             )
-        return asyncio.run(self.execute(flow, inputs, execution_id=execution_id))
+        return asyncio.run(self.execute(flow, inputs, execution_id=execution_id, resume=resume))
 
     def cancel(self, execution_id: str) -> bool:
         """Cancel a running execution; False if no such execution is running."""
@@ -383,6 +417,7 @@ def create_conductor(
     memory_ceiling: float | None = None,
     secrets: Iterable[str | SecretProvider] | None = None,
     cpu_time: bool = True,
+    record: str | None = None,
 ) -> Conductor:
     """A conductor with its own plugin manager.
 
@@ -392,8 +427,10 @@ def create_conductor(
     ``config``: conductor-wide settings nodes read through ``ctx.config``; ``security``: what
     nodes may reach, a :class:`Security` (``allowed_roots``, ``allowed_programs``; the same
     keys, camelCase, are also taken from ``config``, and a misspelt one is refused).
-    ``disabled_types``: node types this conductor refuses. ``record_runs``: store each
-    result under ``runs/`` (default: on);
+    ``disabled_types``: node types this conductor refuses. ``record``: what each execution
+    leaves under ``runs/<id>/`` in storage: "full" (the default: a log of its events as they
+    happen, every node's outputs, and the run record; runs can be listed, followed and
+    resumed), "summary" (the run record only) or "off"; ``record_runs=False`` is "off";
     ``keep_runs``: keep only the newest N records (default: all).
     ``retain_outputs=False`` keeps only the flow's outputs (its sinks'), for huge runs: no
     ``NodeResult.outputs``, and each node's outputs are released as soon as every node
@@ -434,4 +471,5 @@ def create_conductor(
         memory_ceiling=memory_ceiling,
         secrets=secrets,
         cpu_time=cpu_time,
+        record=record,
     )

@@ -74,6 +74,7 @@ def emit_node(
             error=res.error,
             duration_ms=res.duration_ms,
             cpu_ms=res.cpu_ms,
+            resumed_from=res.resumed_from,
             **extra,
         ),
     )

@@ -6,6 +6,7 @@ resolved, parameters validated, execution settings parsed, edges turned into ind
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -18,6 +19,7 @@ from atomiton_core.flow.settings import ExecutionSettings
 from atomiton_core.flow.validation import ResolvedNode, validate
 from atomiton_core.nodes.definition import NodeType
 from atomiton_core.secrets import secret_fields, secret_parameter_values
+from atomiton_core.storage.runs import digest
 
 if TYPE_CHECKING:
     from atomiton_core.catalogue import Catalogue
@@ -44,6 +46,7 @@ class PlannedNode:
         "n_preds",
         "node_type",
         "params",
+        "params_digest",
         "preds",
         "required",
         "settings",
@@ -70,6 +73,8 @@ class PlannedNode:
         self.fn: Callable[..., Any] = node_type.fn
         self.params = params
         self.settings = settings
+        #: A digest of the node's parameters as the flow gives them (for run-log keys).
+        self.params_digest: str | None = None
         #: (source index or FROM_CONTAINER, source port, target port, port takes several edges)
         self.inputs: list[tuple[int, str, str, bool]] = []
         self.successors: list[int] = []
@@ -181,6 +186,15 @@ class FlowPlan:
     timeout_s: float | None
     #: Values of parameters their node types mark secret, masked in what runs show.
     secret_values: tuple[str, ...] = ()
+    _content_hash: str | None = None
+
+    @property
+    def content_hash(self) -> str:
+        """A digest of the flow's content (what a run record names the flow's state by)."""
+        if self._content_hash is None:
+            text = json.dumps(self.flow.to_data(), sort_keys=True, default=str)
+            self._content_hash = digest(text)
+        return self._content_hash
 
 
 def _plan_graph(

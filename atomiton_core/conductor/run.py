@@ -18,6 +18,7 @@ from atomiton_core import signals
 from atomiton_core.conductor.events import emit_execution
 from atomiton_core.conductor.plan import FlowPlan
 from atomiton_core.conductor.progress import overall
+from atomiton_core.conductor.runlog import RunLog
 from atomiton_core.conductor.scheduler import GraphRun
 from atomiton_core.errors import (
     AtomitonError,
@@ -29,7 +30,10 @@ from atomiton_core.results import ExecutionResult, ExecutionStatus, NodeStatus
 from atomiton_core.secrets import Redactor, Secrets
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from atomiton_core.conductor.conductor import Conductor
+    from atomiton_core.storage.runs import PriorRun
 
 __all__ = ["Run"]
 
@@ -49,12 +53,23 @@ class Run:
         plan: FlowPlan,
         execution_id: str,
         variables: dict[str, Any],
+        inputs: Mapping[str, Any] | None = None,
+        prior: PriorRun | None = None,
     ) -> None:
         self.conductor = conductor
         self.plan = plan
         self.execution_id = execution_id
         self.flow_id = plan.flow.id
         self.variables = variables
+        #: What the caller gave (the variables are the flow's defaults with these over them).
+        self.inputs: Mapping[str, Any] = inputs or {}
+        #: The stored run this one resumes: its reusable node outputs by path.
+        self.prior = prior
+        self.resumed_from = prior.execution_id if prior is not None else None
+        #: The run's log and record (None: not recorded); ``trace``: the log when it keeps
+        #: events and outputs (``record="full"``), which the scheduler feeds.
+        self.log: RunLog | None = None
+        self.trace: RunLog | None = None
         self.result = ExecutionResult(execution_id, plan.flow.id)
         self.stop_event = threading.Event()
         self.cancel_requested = False
@@ -77,6 +92,11 @@ class Run:
         self.retain_results = conductor.retain_results
         #: The clock of inline and async nodes' CPU time; None: not measured.
         self.cpu_clock = time.thread_time if conductor.cpu_time else None
+        storage = conductor.storage
+        if conductor.record != "off" and storage is not None:
+            self.log = RunLog(self, storage, conductor.log_writer, conductor.record)  # type: ignore[arg-type]
+            if self.log.full:
+                self.trace = self.log
 
     def current_progress(self) -> float:
         self.progress = overall(self.top, self.progress)
@@ -118,6 +138,8 @@ class Run:
         result = self.result
         result.started_at = _now()
         t0 = _perf()
+        if self.log is not None:
+            self.log.open()
         emit_execution(self, signals.execution_started, "execution.started")
         plan = self.plan
         self.top = top = GraphRun(

@@ -17,6 +17,8 @@ their contexts ask it for progress, child runs and sub-flows.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import sys
 import threading
 import time
@@ -40,11 +42,13 @@ from atomiton_core.errors import AtomitonError, CircularDependency, ExecutionCan
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.results import NodeResult, NodeStatus
 from atomiton_core.secrets import Secrets
+from atomiton_core.storage.runs import digest
 
 if TYPE_CHECKING:
     from atomiton_core.conductor.run import Run
     from atomiton_core.flow.protocols import FlowSource
     from atomiton_core.security import Security
+    from atomiton_core.storage.runs import StoredNode
 
 __all__ = ["GraphRun"]
 
@@ -53,6 +57,7 @@ _RUNNING = NodeStatus.RUNNING
 _EMPTY: dict[str, Any] = {}
 _now = time.time
 _perf = time.perf_counter
+_log = logging.getLogger("atomiton.conductor")
 #: The longest the scheduler runs inline nodes before it lets the loop run.
 DRAIN_SLICE_S = 0.01
 #: Python 3.12+ can start a task eagerly: a node that never suspends finishes inside
@@ -75,8 +80,17 @@ class GraphRun(GraphProgress):
         parent_index: int = -1,
         span: tuple[float, float] | None = (0.0, 1.0),
         chain: tuple[str, ...] | None = None,
+        scope_digest: str | None = None,
     ) -> None:
         self.run_ = run
+        #: The run's log when it keeps outputs: nodes are keyed and their outputs stored.
+        self.trace = run.trace
+        #: Per node: its output ports' digests (None: not completed, or not storable).
+        self.port_digests: list[dict[str, str | None] | None] = []
+        #: A digest of the variables this graph's nodes see.
+        self.scope_digest = scope_digest
+        #: Digests of the container's inputs, by port (computed when first needed).
+        self.input_digests: dict[str, str | None] = {}
         #: The run's secret values (the redactor's own set: it fills as secrets are used).
         self.secret_values = run.redactor.values
         self.span = span
@@ -120,6 +134,12 @@ class GraphRun(GraphProgress):
         #: Nodes that ran children: their CPU time is their children's (see cpu_timed).
         self.inclusive: set[int] = set()
         self.results: list[NodeResult] = []
+        #: Keys (and inputs' digests) of the nodes started, until they complete.
+        self.keys: dict[int, tuple[str, str] | None] = {}
+        if self.trace is not None:
+            self.port_digests = [None] * len(nodes)
+            if parent is None and scope_digest is None:
+                self.scope_digest = self.trace.variables_digest
         append = self.results.append
         for pn in nodes:
             path = prefix + pn.id if prefix else pn.id
@@ -164,6 +184,8 @@ class GraphRun(GraphProgress):
         self.set_fraction(index, min(max(fraction, 0.0), 1.0))
         if message is not None and run.redactor.values:
             message = run.redactor.text(message)
+        if self.trace is not None:
+            self.trace.node_progress(self.results[index], fraction, message)
         emit_node(
             run,
             signals.node_progress,
@@ -194,8 +216,12 @@ class GraphRun(GraphProgress):
             )
         prefix = f"{path}/{label}/" if label else f"{path}/"
         scope = self.variables
+        scope_digest = self.scope_digest
         if variables:
             scope = {**scope, **variables}
+            if self.trace is not None and scope_digest is not None:
+                extra = self.trace.value_digest(dict(variables), "variables")
+                scope_digest = digest(f"{scope_digest}+{extra}") if extra is not None else None
         graph = GraphRun(
             self.run_,
             children,
@@ -206,6 +232,7 @@ class GraphRun(GraphProgress):
             parent=self,
             parent_index=index,
             span=span,
+            scope_digest=scope_digest,
         )
         try:
             await graph.run()
@@ -237,6 +264,11 @@ class GraphRun(GraphProgress):
             run.subflows[flow_id] = plan
         variables = dict(plan.variables)
         variables.update(inputs)
+        scope_digest = None
+        if self.trace is not None:
+            scope_digest = self.trace.value_digest(variables, "variables")
+            if scope_digest is not None:  # the sub-flow's content is part of what it does
+                scope_digest = digest(f"{plan.content_hash}+{scope_digest}")
         graph = GraphRun(
             run,
             plan.root,
@@ -248,6 +280,7 @@ class GraphRun(GraphProgress):
             parent_index=index,
             span=(0.0, 1.0),
             chain=(*chain, flow_id),
+            scope_digest=scope_digest,
         )
         try:
             await graph.run()
@@ -340,6 +373,13 @@ class GraphRun(GraphProgress):
         if not pn.settings.enabled:
             self._skip(i, "disabled")
             return None
+        if self.trace is not None:
+            self.keys[i] = key = self._key(pn)
+            prior = self.run_.prior
+            if prior is not None and key is not None:
+                reused = prior.reusable(res.path, key[0])
+                if reused is not None and self._reuse(i, reused):
+                    return None
         res.status = _RUNNING
         res.started_at = _now()
         res.attempts = 1
@@ -352,6 +392,66 @@ class GraphRun(GraphProgress):
             self._completed(i, out)
             return None
         return kwargs
+
+    def _key(self, pn: PlannedNode) -> tuple[str, str] | None:
+        """The node's key in the run log and its inputs' digest, from what it is given
+        (type, version, parameters, variables, the digests of its inputs); None when a part
+        cannot be stored, and then the node is not resumable."""
+        digests = self.port_digests
+        parts: list[str] = []
+        for src, sport, tport, _multiple in pn.inputs:
+            if src == FROM_CONTAINER:
+                if sport not in self.inputs:
+                    continue
+                d = self._container_input_digest(sport)
+            else:
+                ports = digests[src]
+                if ports is None or sport not in ports:
+                    continue  # not given (skipped, failed on, no such output): as the inputs
+                d = ports[sport]
+            if d is None:
+                return None
+            parts.append(f"{tport}<{d}")
+        if self.scope_digest is None:
+            return None
+        if pn.params_digest is None:
+            pn.params_digest = digest(
+                json.dumps(pn.spec.parameters, sort_keys=True, separators=(",", ":"), default=str)
+            )
+        inputs_digest = digest("|".join(parts))
+        nt = pn.node_type
+        key = digest(
+            f"{nt.id}\0{nt.version}\0{pn.params_digest}\0{self.scope_digest}\0{inputs_digest}"
+        )
+        return key, inputs_digest
+
+    def _container_input_digest(self, port: str) -> str | None:
+        known = self.input_digests
+        if port not in known:
+            assert self.trace is not None
+            known[port] = self.trace.value_digest(self.inputs[port], f"inputs.{port}")
+        return known[port]
+
+    def _reuse(self, i: int, reused: StoredNode) -> bool:
+        """Complete a node with the outputs the resumed run stored for the same key; False
+        if they cannot be read back (the node then runs)."""
+        res = self.results[i]
+        try:
+            out = reused.load()
+        except Exception as exc:  # a blob gone since, a value that no longer decodes
+            _log.warning(
+                "node %r: the outputs stored by run %s cannot be read (%s); it runs again",
+                res.path,
+                reused.execution_id,
+                exc,
+            )
+            return False
+        res.resumed_from = reused.execution_id
+        res.started_at = _now()
+        res.duration_ms = 0.0
+        res.attempts = 0
+        self._completed(i, out, reused.stored)
+        return True
 
     def _spawn(self, i: int, kwargs: dict[str, Any]) -> None:
         """Give a node its task."""
@@ -397,6 +497,8 @@ class GraphRun(GraphProgress):
             try:
                 if pn.direct:  # the direct path (see conductor.attempts), in this task
                     t0 = _perf()
+                    if self.trace is not None:
+                        self.trace.node_started(pn, res)
                     if signals.node_started.receivers:
                         emit_node(self.run_, signals.node_started, "node.started", pn, res)
                     try:
@@ -504,7 +606,9 @@ class GraphRun(GraphProgress):
         if self.observed and self.span is not None and self.parent is not None:
             self.propagate()
 
-    def _completed(self, i: int, out: dict[str, Any]) -> None:
+    def _completed(
+        self, i: int, out: dict[str, Any], stored: Mapping[str, Any] | None = None
+    ) -> None:
         res = self.results[i]
         res.status = _COMPLETED
         # downstream gets the real values; results and events the masked ones
@@ -512,6 +616,18 @@ class GraphRun(GraphProgress):
         if self.run_.retain_outputs:
             res.outputs = shown
         self.outputs[i] = out
+        trace = self.trace
+        if trace is not None:
+            key = self.keys.pop(i, None)
+            self.port_digests[i] = trace.node_completed(
+                self.plan.nodes[i],
+                res,
+                key[0] if key is not None else None,
+                key[1] if key is not None else None,
+                out,
+                shown,
+                stored,
+            )
         self._advance(i)
         if signals.node_completed.receivers:
             emit_node(
@@ -529,6 +645,8 @@ class GraphRun(GraphProgress):
         res = self.results[i]
         res.status = NodeStatus.SKIPPED
         res.reason = reason
+        if self.trace is not None:
+            self.trace.node_ended("node.skipped", res)
         self._advance(i)
         if signals.node_skipped.receivers:
             emit_node(
@@ -556,6 +674,8 @@ class GraphRun(GraphProgress):
                 path=res.path,
                 error=res.error,
             )
+        if self.trace is not None:
+            self.trace.node_ended("node.failed", res)
         if pn.settings.continue_on_fail:
             self._advance(i)
             emit_node(self.run_, signals.node_failed, "node.failed", pn, res)
@@ -576,6 +696,8 @@ class GraphRun(GraphProgress):
             res.error = ExecutionCancelled("cancelled", node_id=res.node_id, path=res.path)
         if res.started_at is not None and res.duration_ms is None:
             res.duration_ms = (_now() - res.started_at) * 1000
+        if self.trace is not None:
+            self.trace.node_ended("node.cancelled", res)
         emit_node(self.run_, signals.node_cancelled, "node.cancelled", self.plan.nodes[i], res)
 
     def _stop(self, *, cancel: bool) -> None:

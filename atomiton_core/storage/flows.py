@@ -1,13 +1,13 @@
 """Flow and run-record storage on any fsspec URL.
 
-Layout under the root: ``flows/<id>.flow.yaml`` and ``runs/<execution id>.json``. Saves are
-atomic, so a crash mid-save leaves the previous file intact.
+Layout under the root: ``flows/<id>.flow.yaml`` and ``runs/<execution id>/`` (a run's record,
+log and blobs: see :mod:`atomiton_core.conductor.runlog`). Saves are atomic, so a crash
+mid-save leaves the previous file intact.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 import os
 import re
@@ -26,7 +26,7 @@ from atomiton_core.errors import (
 from atomiton_core.files import atomic_write_text
 from atomiton_core.flow.models import Flow
 from atomiton_core.flow.yaml_io import dumps_flow, loads_flow
-from atomiton_core.results import ExecutionResult
+from atomiton_core.storage.runs import RunRecord, list_records
 
 __all__ = ["FlowStorage", "FlowSummary", "create_storage", "default_storage_url"]
 
@@ -152,40 +152,63 @@ class FlowStorage:
             found.append(FlowSummary(flow.id, flow.name, flow.description, str(path)))
         return found
 
-    # -- run records ---------------------------------------------------------------------
-    def save_run(self, result: ExecutionResult) -> str:
-        location = self._join("runs", check_id("execution", result.execution_id) + ".json")
-        atomic_write_text(location, wire.dumps(result, indent=1), fs=self.fs)
-        return location
+    # -- runs ------------------------------------------------------------------------------
+    def run_folder(self, execution_id: str) -> str:
+        """Where a run's record, log and blobs are: ``runs/<execution id>``."""
+        return self._join("runs", check_id("execution", execution_id))
+
+    def legacy_run_location(self, execution_id: str) -> str:
+        """Where an earlier version kept a run's record: ``runs/<execution id>.json``."""
+        return self._join("runs", check_id("execution", execution_id) + ".json")
+
+    def record(self, execution_id: str) -> RunRecord:
+        """A stored run (see :mod:`atomiton_core.storage.runs`); RunNotFound if none."""
+        return RunRecord.load(self, execution_id)
+
+    def runs(
+        self, *, flow_id: str | None = None, status: str | None = None
+    ) -> builtins.list[RunRecord]:
+        """Stored runs, newest first, of one flow and in one status if given."""
+        return [
+            r
+            for r in list_records(self)
+            if (flow_id is None or r.flow_id == flow_id) and (status is None or r.status == status)
+        ]
 
     def load_run(self, execution_id: str) -> dict[str, Any]:
-        location = self._join("runs", check_id("execution", execution_id) + ".json")
-        try:
-            with self.fs.open(location, "rb") as fh:
-                data: dict[str, Any] = json.loads(fh.read())
-        except FileNotFoundError:
-            raise RunNotFound(f"no run record {execution_id!r} in storage {self.url}") from None
+        """A stored run as an ExecutionResult's JSON (the wire format)."""
+        data: dict[str, Any] = wire.dump(self.record(execution_id).to_result())
         return data
 
+    def delete_run(self, execution_id: str) -> None:
+        """Delete a run's record, log and blobs."""
+        folder = self.run_folder(execution_id)
+        legacy = self.legacy_run_location(execution_id)
+        found = False
+        if self.fs.exists(folder):
+            if not self._inside_root(folder):
+                raise StorageError(f"run {execution_id!r} not deleted: {folder} leads outside")
+            self.fs.rm(folder, recursive=True)
+            found = True
+        if self.fs.exists(legacy):
+            self.fs.rm(legacy)
+            found = True
+        if not found:
+            raise RunNotFound(f"no run {execution_id!r} in storage {self.url}")
+
     def prune_runs(self, keep: int) -> int:
-        """Delete all but the ``keep`` newest run records; returns how many were deleted."""
+        """Delete all but the ``keep`` newest runs (by start time; runs still going are
+        kept); returns how many were deleted."""
         folder = self._join("runs")
         if keep < 0 or not self.fs.exists(folder):
             return 0
         if not self._inside_root(folder):
             _log.warning("run records not pruned: %s leads outside the storage", folder)
             return 0
-        records = [
-            info
-            for info in self.fs.ls(folder, detail=True)
-            if str(info["name"]).endswith(".json")
-            and not _basename(info["name"]).startswith(".")
-            and not info.get("islink")
-        ]
-        records.sort(key=_modified, reverse=True)
-        doomed = records[keep:]
-        for info in doomed:
-            self.fs.rm(info["name"])
+        records = list_records(self)
+        doomed = [r for r in records[keep:] if r.status != "running"]
+        for record in doomed:
+            self.delete_run(record.execution_id)
         return len(doomed)
 
     def _inside_root(self, path: str) -> bool:
@@ -199,27 +222,24 @@ class FlowStorage:
         return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
     def list_runs(self) -> builtins.list[str]:
+        """The ids of the stored runs (sorted by id; ``runs()`` sorts by start time)."""
         folder = self._join("runs")
         if not self.fs.exists(folder):
             return []
-        names = (str(p).rsplit("/", 1)[-1] for p in self.fs.ls(folder, detail=False))
-        return sorted(n[:-5] for n in names if n.endswith(".json") and not n.startswith("."))
+        ids = set()
+        for info in self.fs.ls(folder, detail=True):
+            name = _basename(info["name"])
+            if name.startswith(".") or info.get("islink"):
+                continue
+            if info.get("type") == "directory":
+                ids.add(name)
+            elif name.endswith(".json"):
+                ids.add(name[:-5])
+        return sorted(i for i in ids if _SAFE_ID.fullmatch(i))
 
 
 def _basename(path: Any) -> str:
     return str(path).rsplit("/", 1)[-1]
-
-
-def _modified(info: dict[str, Any]) -> float:
-    """When a file was last written, whatever the backend calls it."""
-    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
-        value = info.get(key)
-        if isinstance(value, int | float):
-            return float(value)
-        stamp = getattr(value, "timestamp", None)
-        if callable(stamp):
-            return float(stamp())
-    return 0.0
 
 
 def create_storage(url: str | os.PathLike[str] | None = None) -> FlowStorage:

@@ -81,8 +81,9 @@ def test_run_json(files: Path) -> None:
         "startedAt",
         "durationMs",
     }
-    runs = list((files / "s" / "runs").glob("*.json"))
-    assert [r.stem for r in runs] == [data["executionId"]]  # the run record was stored
+    runs = list((files / "s" / "runs").glob("*/run.json"))
+    assert [r.parent.name for r in runs] == [data["executionId"]]  # the run record was stored
+    assert (runs[0].parent / "events.jsonl").exists()  # and its log
 
 
 def test_failed_run_exits_one(files: Path) -> None:

@@ -1,0 +1,525 @@
+"""The durable record of an execution, written while it runs.
+
+With ``record="full"`` (the default when a conductor has storage) every execution gets a
+folder ``runs/<execution id>/`` in storage:
+
+- ``run.json``: the *run record*, written atomically when the execution starts (status
+  ``running``, the flow's id, content hash and version, the inputs, the process writing it)
+  and again when it ends (status, timings, the error, and every node: status, attempts,
+  timings, error, the digests of its inputs and outputs, its outputs);
+- ``events.jsonl``: the *run log*, one JSON object per line, appended as the execution goes:
+  ``execution.started``, ``node.started`` / ``retrying`` / ``progress`` (at most
+  :data:`PROGRESS_EVERY_S` apart per node) / ``completed`` / ``failed`` / ``skipped`` /
+  ``cancelled``, and the execution's end; on storage that cannot append (object stores) each
+  batch is a numbered file ``events/<n>.jsonl`` instead;
+- ``blobs/<digest>``: node output values too large or too binary to sit in a line
+  (over :data:`INLINE_LIMIT` bytes of JSON, or holding bytes), referenced as
+  ``{"$ref": "<digest>"}``.
+
+Values are stored through :mod:`atomiton_core.codec`. A value the codec cannot store is
+reported once (naming the node and port) and makes that node not resumable; the run goes on.
+A node whose outputs hold a secret the run looked up is stored masked, and not resumable.
+
+Lines are written by one thread per conductor, in batches (the loop thread only queues
+them), so the log costs little; a process killed at any moment leaves a record that loads
+(``running`` with a dead writer reads as ``interrupted``) and a log whose last, torn line
+is ignored. ``record="summary"`` writes only ``run.json`` (no log, no outputs);
+``record="off"`` nothing. See :mod:`atomiton_core.storage.runs` for reading them back.
+
+Why our own writer rather than a logging or event-store library: the log must go to any
+fsspec storage, in the codec's form, with per-node digests for resuming; Python's logging
+handlers write text to local files, and an event store would be a server to run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from atomiton_core import codec, wire
+from atomiton_core.errors import ValueNotEncodable
+from atomiton_core.files import atomic_write_text
+from atomiton_core.storage.runs import FORMAT, digest, pack
+
+if TYPE_CHECKING:
+    from atomiton_core.conductor.plan import PlannedNode
+    from atomiton_core.conductor.run import Run
+    from atomiton_core.results import ExecutionResult, NodeResult
+    from atomiton_core.storage.flows import FlowStorage
+
+__all__ = ["INLINE_LIMIT", "RECORD_MODES", "LogWriter", "RunLog"]
+
+RecordMode = Literal["full", "summary", "off"]
+RECORD_MODES: tuple[str, ...] = ("full", "summary", "off")
+#: Bytes of JSON a value may take inline in a log line; larger ones go to a blob.
+INLINE_LIMIT = 16 * 1024
+#: A node's progress is logged at most this often (its first and last always).
+PROGRESS_EVERY_S = 0.25
+#: How long the writer waits for more lines before writing a batch.
+BATCH_S = 0.02
+#: How long the writer's thread waits for work before it ends (the next line starts one).
+IDLE_S = 2.0
+
+_log = logging.getLogger("atomiton.runs")
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_now = time.time
+
+
+def _process_start() -> float | None:
+    import psutil
+
+    try:
+        return float(psutil.Process().create_time())
+    except psutil.Error:  # pragma: no cover - our own process is always there
+        return None
+
+
+_HOST = socket.gethostname()
+_PID = os.getpid()
+_START: list[float | None] = []
+
+
+def writer_identity() -> dict[str, Any]:
+    """Who writes a record: a reader on this host tells a live writer from a dead one."""
+    pid = os.getpid()
+    if not _START or pid != _PID:
+        _START[:] = [_process_start()]
+    return {"host": _HOST, "pid": pid, "processStart": _START[0]}
+
+
+class _Target:
+    """Where one run's files go: its folder, its open log (local) or its next segment."""
+
+    __slots__ = ("blobs_made", "fh", "folder", "fs", "local", "segment")
+
+    def __init__(self, storage: FlowStorage, execution_id: str) -> None:
+        from fsspec.implementations.local import LocalFileSystem
+
+        self.fs = storage.fs
+        self.folder = storage.run_folder(execution_id)
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self.fh: Any = None
+        self.segment = 0
+        self.blobs_made = False
+
+    def append(self, text: str) -> None:
+        data = text.encode()
+        if self.local:
+            if self.fh is None:
+                os.makedirs(self.folder, exist_ok=True)
+                self.fh = open(os.path.join(self.folder, "events.jsonl"), "ab")  # noqa: SIM115
+            self.fh.write(data)
+            self.fh.flush()
+        else:
+            self.segment += 1
+            self.fs.pipe_file(f"{self.folder}/events/{self.segment:06d}.jsonl", data)
+
+    def blob(self, name: str, data: bytes) -> None:
+        folder = f"{self.folder}/blobs"
+        if not self.blobs_made:
+            self.fs.makedirs(folder, exist_ok=True)
+            self.blobs_made = True
+        self.fs.pipe_file(f"{folder}/{name}", data)
+
+    def record(self, record: dict[str, Any]) -> None:
+        atomic_write_text(f"{self.folder}/run.json", _dumps(record), fs=self.fs)
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+
+class LogWriter:
+    """The conductor's writer thread: it takes batches of lines, blobs and records from the
+    loop thread and writes them in order; a failure to write is logged once per run, and the
+    run goes on (a record is a report of the run, not a condition of it)."""
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[Any, ...]] = deque()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def put(self, item: tuple[Any, ...]) -> None:
+        self._items.append(item)
+        if not self._wake.is_set():
+            self._wake.set()
+        if self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._start_locked()
+
+    def _start_locked(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="atomiton-run-log", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        items = self._items
+        while True:
+            if not self._wake.wait(IDLE_S):  # nothing to write for a while: the thread ends
+                with self._lock:
+                    if items:
+                        continue
+                    self._thread = None
+                    if items:  # put() came between: it saw a thread, so carry on in a new one
+                        self._start_locked()
+                    return
+            time.sleep(BATCH_S)  # let a batch gather
+            self._wake.clear()
+            batch: dict[RunLog, list[str]] = {}
+            item: tuple[Any, ...] | None = None
+            while items:
+                item = items.popleft()
+                if item[0] == "line":
+                    batch.setdefault(item[1], []).append(item[2])
+                else:  # lines queued before it are written first
+                    self._write_lines(batch)
+                    batch = {}
+                    self._do(item)
+            self._write_lines(batch)
+            del batch, item  # hold no run (and its conductor) while idle
+            if self._closed and not items:
+                with self._lock:
+                    self._thread = None
+                return
+
+    def _write_lines(self, batch: dict[RunLog, list[str]]) -> None:
+        for log, lines in batch.items():
+            log.guard(lambda t, lines=lines: t.append("\n".join(lines) + "\n"))
+
+    def _do(self, item: tuple[Any, ...]) -> None:
+        kind, log = item[0], item[1]
+        if kind == "blob":
+            log.guard(lambda t: t.blob(item[2], item[3]))
+        elif kind == "record":
+            log.guard(lambda t: t.record(item[2]))
+        elif kind == "end":
+            log.target.close()
+            done: concurrent.futures.Future[None] = item[2]
+            if not done.done():
+                done.set_result(None)
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+
+def _line(event: dict[str, Any], outputs: str | None = None) -> str:
+    text = _dumps(event)
+    if outputs is not None:
+        text = f'{text[:-1]},"outputs":{outputs}}}'
+    return text
+
+
+class RunLog:
+    """One execution's log and record (see the module's docstring)."""
+
+    def __init__(self, run: Run, storage: FlowStorage, writer: LogWriter, mode: RecordMode):
+        self.run = run
+        self.mode = mode
+        self.full = mode == "full"
+        self.writer = writer
+        self.target = _Target(storage, run.execution_id)
+        self.failed_write = False
+        #: Per node path: its key, its inputs' digest and each output port's digest.
+        self.digests: dict[str, tuple[str | None, str | None, dict[str, str | None]]] = {}
+        #: Per node path: its outputs as stored (JSON text), for the final record.
+        self.outputs: dict[str, str] = {}
+        #: Completed nodes leave the result (``retain_results="errors"``): keep nothing of them.
+        self.keep_nodes = run.retain_results == "all"
+        self._progress_at: dict[str, float] = {}
+        self._warned: set[tuple[str, str]] = set()
+        self.started_at = _now()
+        self.variables_digest = self.value_digest(run.variables, "variables") if self.full else None
+
+    # -- the writer's side -------------------------------------------------------------
+    def guard(self, write: Any) -> None:
+        if self.failed_write:
+            return
+        try:
+            write(self.target)
+        except Exception as exc:  # a full disk, a lost bucket: the run goes on
+            self.failed_write = True
+            _log.error(
+                "run %s: its record could not be written to %s: %s",
+                self.run.execution_id,
+                self.target.folder,
+                exc,
+            )
+
+    # -- the loop's side -----------------------------------------------------------------
+    def _emit(self, event: dict[str, Any], outputs: str | None = None) -> None:
+        if self.full:
+            self.writer.put(("line", self, _line(event, outputs)))
+
+    def value_digest(self, value: Any, where: str) -> str | None:
+        """A digest of any value (variables, container inputs); None if it cannot be encoded."""
+        try:
+            enc = codec.encode(value, where=where)
+        except ValueNotEncodable:
+            return None
+        return digest(pack(_dumps(enc.tree).encode(), enc.blobs) if enc.blobs else _dumps(enc.tree))
+
+    def header(self) -> dict[str, Any]:
+        run = self.run
+        flow = run.plan.flow
+        return {
+            "format": FORMAT,
+            "record": self.mode,
+            "executionId": run.execution_id,
+            "flowId": run.flow_id,
+            "flowName": flow.name,
+            "flowVersion": flow.version,
+            "flowHash": run.plan.content_hash,
+            "inputs": self._inputs(),
+            "status": "running",
+            "startedAt": self.started_at,
+            "resumedFrom": run.resumed_from,
+            "writer": writer_identity(),
+        }
+
+    def _inputs(self) -> Any:
+        value = self.run.redactor.value(self.run.inputs) if self.run.redactor else self.run.inputs
+        try:
+            return codec.encode(value, where="inputs").tree
+        except ValueNotEncodable as exc:
+            return {"$": "unencodable", "message": exc.message}
+
+    def open(self) -> None:
+        head = self.header()
+        self.writer.put(("record", self, head))
+        if self.full:
+            self._emit({"type": "execution.started", "t": self.started_at, **_slim(head)})
+
+    def node_started(self, pn: PlannedNode, res: NodeResult) -> None:
+        if self.full:
+            self._emit(
+                {
+                    "type": "node.started",
+                    "t": _now(),
+                    "path": res.path,
+                    "nodeId": pn.id,
+                    "nodeType": pn.type_id,
+                    "attempt": res.attempts,
+                }
+            )
+
+    def node_retrying(self, pn: PlannedNode, res: NodeResult, delay_ms: float) -> None:
+        if self.full:
+            self._emit(
+                {
+                    "type": "node.retrying",
+                    "t": _now(),
+                    "path": res.path,
+                    "attempt": res.attempts,
+                    "delayMs": delay_ms,
+                    "error": _error(res.error),
+                }
+            )
+
+    def node_progress(self, res: NodeResult, fraction: float, message: str | None) -> None:
+        if not self.full:
+            return
+        now = _now()
+        last = self._progress_at.get(res.path)
+        if last is not None and now - last < PROGRESS_EVERY_S and fraction < 1.0:
+            return
+        self._progress_at[res.path] = now
+        event: dict[str, Any] = {"type": "node.progress", "t": now, "path": res.path}
+        event["fraction"] = fraction
+        if message is not None:
+            event["message"] = message
+        self._emit(event)
+
+    def node_completed(
+        self,
+        pn: PlannedNode,
+        res: NodeResult,
+        key: str | None,
+        inputs_digest: str | None,
+        out: Mapping[str, Any],
+        shown: Mapping[str, Any],
+        reused: Mapping[str, tuple[str, bytes | None]] | None = None,
+    ) -> dict[str, str | None]:
+        """Log a completed node with its outputs; the output ports' digests.
+
+        ``reused``: the stored form of outputs taken from an earlier run, per port: inline
+        JSON (blob bytes None), or a blob's digest and its bytes; written again as they were.
+        """
+        resumable = key is not None
+        why = None
+        if shown is not out and shown != out:  # it holds a secret: stored masked
+            out, resumable, why = shown, False, "its outputs hold a secret"
+        ports: list[str] = []
+        digests: dict[str, str | None] = {}
+        for port, value in out.items():
+            stored = reused.get(port) if reused is not None else None
+            if stored is not None:
+                text, data = stored
+                if data is not None:  # text is the blob's digest
+                    self.writer.put(("blob", self, text, data))
+                    d, text = text, f'{{"$ref":"{text}"}}'
+                else:
+                    d = digest(text)
+            else:
+                try:
+                    enc = codec.encode(value, where=f"outputs.{port}", node_id=pn.id)
+                    text = _dumps(enc.tree)
+                except (ValueNotEncodable, ValueError, TypeError) as exc:
+                    digests[port] = None
+                    resumable = False
+                    why = f"output {port!r} cannot be stored: {exc}"
+                    self._warn_once(res.path, port, str(exc))
+                    continue
+                if enc.blobs or len(text) > INLINE_LIMIT:
+                    data = pack(text.encode(), enc.blobs)
+                    d = digest(data)
+                    self.writer.put(("blob", self, d, data))
+                    text = f'{{"$ref":"{d}"}}'
+                else:
+                    d = digest(text)
+            digests[port] = d
+            ports.append(f"{_dumps(port)}:{text}")
+        stored_outputs = "{" + ",".join(ports) + "}"
+        if self.keep_nodes:
+            self.digests[res.path] = (key, inputs_digest, digests)
+            self.outputs[res.path] = stored_outputs
+        if self.full:
+            event: dict[str, Any] = {
+                "type": "node.completed",
+                "t": _now(),
+                "path": res.path,
+                "nodeId": pn.id,
+                "nodeType": pn.type_id,
+                "typeVersion": pn.node_type.version,
+                "attempts": res.attempts,
+                "durationMs": res.duration_ms,
+                "key": key if resumable else None,
+                "inputsDigest": inputs_digest,
+                "outputsDigests": digests,
+            }
+            if res.cpu_ms is not None:
+                event["cpuMs"] = res.cpu_ms
+            if res.peak_memory is not None:
+                event["peakMemory"] = res.peak_memory
+            if why is not None:
+                event["notResumable"] = why
+            if res.resumed_from is not None:
+                event["resumedFrom"] = res.resumed_from
+            self._emit(event, stored_outputs)
+        return digests
+
+    def _warn_once(self, path: str, port: str, message: str) -> None:
+        if (path, port) in self._warned:
+            return
+        self._warned.add((path, port))
+        _log.warning(
+            "run %s: node %r output %r is not stored, so the node cannot be resumed: %s",
+            self.run.execution_id,
+            path,
+            port,
+            message,
+        )
+
+    def node_ended(self, kind: str, res: NodeResult) -> None:
+        """A node failed, was skipped or cancelled."""
+        if not self.full:
+            return
+        event: dict[str, Any] = {"type": kind, "t": _now(), "path": res.path}
+        event["nodeId"] = res.node_id
+        event["nodeType"] = res.node_type
+        if res.attempts:
+            event["attempts"] = res.attempts
+        if res.duration_ms is not None:
+            event["durationMs"] = res.duration_ms
+        if res.reason is not None:
+            event["reason"] = res.reason
+        if res.error is not None:
+            event["error"] = _error(res.error)
+        self._emit(event)
+
+    async def finish(self, result: ExecutionResult) -> None:
+        """Log the end, write the final record, and wait until both are written."""
+        ended = _now()
+        if self.full:
+            self._emit(
+                {
+                    "type": f"execution.{result.status}",
+                    "t": ended,
+                    "status": str(result.status),
+                    "durationMs": result.duration_ms,
+                    "error": _error(result.error),
+                }
+            )
+        record = self.header()
+        record.update(
+            status=str(result.status),
+            endedAt=ended,
+            durationMs=result.duration_ms,
+            error=_error(result.error),
+            outputs=self._sink_outputs(result),
+            nodes={path: self._node(res) for path, res in result.nodes.items()},
+        )
+        self.writer.put(("record", self, record))
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.writer.put(("end", self, done))
+        await asyncio.wrap_future(done)
+
+    def _sink_outputs(self, result: ExecutionResult) -> Any:
+        try:
+            return codec.encode(result.outputs, where="outputs").tree
+        except ValueNotEncodable as exc:
+            return {"$": "unencodable", "message": exc.message}
+
+    def _node(self, res: NodeResult) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "nodeId": res.node_id,
+            "nodeType": res.node_type,
+            "status": str(res.status),
+            "attempts": res.attempts,
+        }
+        if res.started_at is not None:
+            entry["startedAt"] = res.started_at
+        if res.duration_ms is not None:
+            entry["durationMs"] = res.duration_ms
+        if res.cpu_ms is not None:
+            entry["cpuMs"] = res.cpu_ms
+        if res.peak_memory is not None:
+            entry["peakMemory"] = res.peak_memory
+        if res.reason is not None:
+            entry["reason"] = res.reason
+        if res.error is not None:
+            entry["error"] = _error(res.error)
+        if res.resumed_from is not None:
+            entry["resumedFrom"] = res.resumed_from
+        known = self.digests.get(res.path)
+        if known is not None:
+            entry["key"], entry["inputsDigest"], entry["outputsDigests"] = known
+        stored = self.outputs.get(res.path)
+        if stored is not None:
+            entry["outputs"] = json.loads(stored)
+        return entry
+
+
+def _slim(head: dict[str, Any]) -> dict[str, Any]:
+    return {k: head[k] for k in ("executionId", "flowId", "flowHash", "resumedFrom")}
+
+
+def _error(err: Any) -> Any:
+    if err is None:
+        return None
+    return wire.dump_error(err)

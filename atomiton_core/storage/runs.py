@@ -1,0 +1,433 @@
+"""Reading runs back from storage: history, one run's record and log, and what a resume reuses.
+
+A run lives in ``runs/<execution id>/`` (see :mod:`atomiton_core.conductor.runlog` for what
+is written and when). :class:`RunRecord` reads ``run.json``; a record still saying
+``running`` whose writer is gone (its process on this host no longer exists) reads as
+``interrupted``, with its nodes rebuilt from the log. :func:`read_events` reads the log,
+ignoring a torn last line. :class:`PriorRun` is what ``execute(flow, resume=ID)`` reuses:
+per node path, the key and the stored outputs of its last completion.
+
+Records of earlier versions (one ``runs/<id>.json`` holding the result) are read too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from atomiton_core import codec, wire
+from atomiton_core.errors import ConfigurationError, RunNotFound, StorageError
+from atomiton_core.results import ExecutionResult, ExecutionStatus, NodeResult, NodeStatus
+
+if TYPE_CHECKING:
+    from atomiton_core.storage.flows import FlowStorage
+
+__all__ = [
+    "FORMAT",
+    "PriorRun",
+    "RunRecord",
+    "StoredNode",
+    "digest",
+    "list_records",
+    "pack",
+    "read_events",
+    "unpack",
+    "writer_alive",
+]
+
+#: The record's format; readers refuse a newer one clearly.
+FORMAT = 2
+_BLOB_MAGIC = b"ATB1"
+
+
+def digest(data: bytes | str) -> str:
+    """The content digest used throughout the record (BLAKE2b, 128 bits, hex)."""
+    if isinstance(data, str):
+        data = data.encode()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def pack(head: bytes, blobs: list[bytes]) -> bytes:
+    """A codec value's JSON tree and blobs as one blob file."""
+    parts = [_BLOB_MAGIC, len(blobs).to_bytes(4, "big"), len(head).to_bytes(8, "big")]
+    parts.extend(len(b).to_bytes(8, "big") for b in blobs)
+    parts.append(head)
+    parts.extend(blobs)
+    return b"".join(parts)
+
+
+def unpack(data: bytes) -> codec.Encoded:
+    """What :func:`pack` wrote, as the codec's Encoded."""
+    if data[:4] != _BLOB_MAGIC:
+        raise ValueError("not a run-log blob")
+    n = int.from_bytes(data[4:8], "big")
+    sizes = [int.from_bytes(data[8 + 8 * k : 16 + 8 * k], "big") for k in range(n + 1)]
+    pos = 16 + 8 * n
+    frames = []
+    for size in sizes:
+        frames.append(data[pos : pos + size])
+        pos += size
+    return codec.from_frames(frames)
+
+
+#: The status of a run whose writer died before it ended.
+INTERRUPTED = "interrupted"
+_FINAL = {"completed", "failed", "cancelled"}
+_NODE_END = {
+    "node.completed": "completed",
+    "node.failed": "failed",
+    "node.skipped": "skipped",
+    "node.cancelled": "cancelled",
+}
+
+
+def writer_alive(writer: Any) -> bool | None:
+    """Is the process that writes a record alive? None when it cannot be told (another host)."""
+    import socket
+
+    import psutil
+
+    if not isinstance(writer, dict) or writer.get("host") != socket.gethostname():
+        return None
+    pid = writer.get("pid")
+    if not isinstance(pid, int):
+        return None
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return None
+    recorded = writer.get("processStart")
+    # a start time other than the one recorded: the pid was reused by another process
+    return not (isinstance(recorded, int | float) and abs(started - recorded) > 1.0)
+
+
+def _read_bytes(storage: FlowStorage, path: str) -> bytes | None:
+    try:
+        with storage.fs.open(path, "rb") as fh:
+            data: bytes = fh.read()
+            return data
+    except FileNotFoundError:
+        return None
+
+
+def read_events(storage: FlowStorage, execution_id: str) -> list[dict[str, Any]]:
+    """Every event of a run's log, in order; a torn last line (a killed writer) is left out."""
+    return list(_events(storage, execution_id))
+
+
+def _events(storage: FlowStorage, execution_id: str) -> Iterator[dict[str, Any]]:
+    folder = storage.run_folder(execution_id)
+    chunks: list[bytes] = []
+    whole = _read_bytes(storage, f"{folder}/events.jsonl")
+    if whole is not None:
+        chunks.append(whole)
+    segments = f"{folder}/events"
+    if storage.fs.exists(segments):
+        for name in sorted(storage.fs.ls(segments, detail=False)):
+            data = _read_bytes(storage, str(name))
+            if data is not None:
+                chunks.append(data)
+    for chunk in chunks:
+        for line in chunk.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # the line a killed writer left half written
+            if isinstance(event, dict):
+                yield event
+
+
+def _decode_stored(storage: FlowStorage, folder: str, tree: Any) -> Any:
+    if isinstance(tree, dict) and set(tree) == {"$ref"}:
+        data = _read_bytes(storage, f"{folder}/blobs/{tree['$ref']}")
+        if data is None:
+            raise StorageError(f"blob {tree['$ref']} of the run in {folder} is missing")
+        return codec.decode(unpack(data))
+    return codec.decode(codec.Encoded(tree, []))
+
+
+@dataclass
+class StoredNode:
+    """A node's outputs as a run stored them, and the key they were stored under."""
+
+    storage: FlowStorage
+    execution_id: str
+    path: str
+    key: str
+    trees: dict[str, Any]
+    #: Per port, what the new run's log writes again: inline JSON text (bytes None), or a
+    #: blob's digest and its bytes. Filled by :meth:`load`.
+    stored: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
+
+    def load(self) -> dict[str, Any]:
+        """The outputs, decoded (blobs read from the run's folder)."""
+        folder = self.storage.run_folder(self.execution_id)
+        out: dict[str, Any] = {}
+        for port, tree in self.trees.items():
+            if isinstance(tree, dict) and set(tree) == {"$ref"}:
+                ref = str(tree["$ref"])
+                data = _read_bytes(self.storage, f"{folder}/blobs/{ref}")
+                if data is None:
+                    raise StorageError(f"blob {ref} of run {self.execution_id} is missing")
+                out[port] = codec.decode(unpack(data))
+                self.stored[port] = (ref, data)
+            else:
+                out[port] = codec.decode(codec.Encoded(tree, []))
+                self.stored[port] = (
+                    json.dumps(tree, separators=(",", ":"), ensure_ascii=False),
+                    None,
+                )
+        return out
+
+
+class PriorRun:
+    """The nodes a resume may reuse: per path, its last completion's key and outputs."""
+
+    def __init__(self, execution_id: str, nodes: dict[str, StoredNode]) -> None:
+        self.execution_id = execution_id
+        self.nodes = nodes
+
+    def reusable(self, path: str, key: str) -> StoredNode | None:
+        node = self.nodes.get(path)
+        return node if node is not None and node.key == key else None
+
+    @classmethod
+    def load(cls, storage: FlowStorage, execution_id: str) -> PriorRun:
+        record = RunRecord.load(storage, execution_id)
+        if record.status == "running":
+            raise ConfigurationError(
+                f"run {execution_id!r} is still running; it can be resumed once it ends",
+                hint="cancel it first, or wait for it",
+            )
+        if record.mode != "full":
+            raise ConfigurationError(
+                f"run {execution_id!r} was recorded without its outputs "
+                f"(record={record.mode!r}), so it cannot be resumed",
+                hint='record runs with record="full" (the default) to resume them',
+            )
+        nodes: dict[str, StoredNode] = {}
+        for event in _events(storage, execution_id):
+            if event.get("type") != "node.completed":
+                continue
+            path, key, outputs = event.get("path"), event.get("key"), event.get("outputs")
+            if isinstance(path, str) and isinstance(key, str) and isinstance(outputs, dict):
+                nodes[path] = StoredNode(storage, execution_id, path, key, outputs)
+            elif isinstance(path, str):
+                nodes.pop(path, None)  # completed again, not storable this time
+        return cls(execution_id, nodes)
+
+
+@dataclass
+class RunRecord:
+    """One stored run: its record (``run.json``), as the writer left it or, for a run that
+    was interrupted, completed from its log."""
+
+    storage: FlowStorage
+    execution_id: str
+    data: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return str(self.data.get("status", "unknown"))
+
+    @property
+    def mode(self) -> str:
+        return str(self.data.get("record", "summary"))
+
+    @property
+    def flow_id(self) -> str:
+        return str(self.data.get("flowId", ""))
+
+    @property
+    def started_at(self) -> float | None:
+        value = self.data.get("startedAt")
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        nodes = self.data.get("nodes")
+        return nodes if isinstance(nodes, dict) else {}
+
+    @classmethod
+    def load(cls, storage: FlowStorage, execution_id: str) -> RunRecord:
+        folder = storage.run_folder(execution_id)
+        raw = _read_bytes(storage, f"{folder}/run.json")
+        if raw is None:
+            legacy = _read_bytes(storage, storage.legacy_run_location(execution_id))
+            if legacy is None:
+                raise RunNotFound(
+                    f"no run {execution_id!r} in storage {storage.url}",
+                    hint="`atomiton runs list` shows the stored runs",
+                )
+            return cls(storage, execution_id, _from_legacy(json.loads(legacy)))
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:  # written atomically: only a foreign hand breaks it
+            raise StorageError(f"run record {folder}/run.json is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise StorageError(f"run record {folder}/run.json is not an object")
+        if isinstance(data.get("format"), int) and data["format"] > FORMAT:
+            raise StorageError(
+                f"run {execution_id!r} was recorded by a newer version (format "
+                f"{data['format']}); this one reads format {FORMAT}",
+                hint="upgrade atomiton-core to read it",
+            )
+        record = cls(storage, execution_id, data)
+        if record.status == "running" and writer_alive(data.get("writer")) is False:
+            record._rebuild_interrupted()
+        return record
+
+    def _rebuild_interrupted(self) -> None:
+        """The writer died mid-run: the nodes as its log left them, the run interrupted."""
+        data = self.data
+        nodes: dict[str, dict[str, Any]] = {}
+        last = self.started_at or 0.0
+        for event in _events(self.storage, self.execution_id):
+            kind = event.get("type")
+            t = event.get("t")
+            if isinstance(t, int | float):
+                last = max(last, float(t))
+            path = event.get("path")
+            if not isinstance(path, str):
+                continue
+            entry = nodes.setdefault(
+                path,
+                {"nodeId": event.get("nodeId"), "nodeType": event.get("nodeType")},
+            )
+            if kind == "node.started":
+                entry["status"] = "running"
+                entry["attempts"] = event.get("attempt", 1)
+                entry.setdefault("startedAt", t)
+            elif kind in _NODE_END:
+                entry["status"] = _NODE_END[str(kind)]
+                for name in ("attempts", "durationMs", "cpuMs", "error", "reason", "key"):
+                    if name in event:
+                        entry[name] = event[name]
+                for name in ("inputsDigest", "outputsDigests", "outputs", "resumedFrom"):
+                    if name in event:
+                        entry[name] = event[name]
+        for entry in nodes.values():
+            if entry.get("status") == "running":
+                entry["status"] = INTERRUPTED
+        data["nodes"] = nodes
+        data["status"] = INTERRUPTED
+        data["endedAt"] = last
+        if self.started_at is not None:
+            data["durationMs"] = (last - self.started_at) * 1000
+        data["error"] = {
+            "code": "INTERRUPTED",
+            "message": "the process running it ended before it did (killed, or a crash)",
+            "hint": f"resume it: atomiton run {self.flow_id} --resume {self.execution_id}",
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """What a list of runs shows of it."""
+        data = self.data
+        error = data.get("error")
+        return {
+            "executionId": self.execution_id,
+            "flowId": self.flow_id,
+            "status": self.status,
+            "startedAt": wire.iso(self.started_at),
+            "durationMs": data.get("durationMs"),
+            "nodes": len(self.nodes),
+            "error": error.get("message") if isinstance(error, dict) else None,
+            "resumedFrom": data.get("resumedFrom"),
+        }
+
+    def to_result(self) -> ExecutionResult:
+        """The run as an ExecutionResult (an interrupted one as ``failed``, its error saying
+        so; outputs decoded, blobs read)."""
+        data = self.data
+        folder = self.storage.run_folder(self.execution_id)
+        status = self.status
+        result = ExecutionResult(
+            self.execution_id,
+            self.flow_id,
+            ExecutionStatus(status) if status in _FINAL else ExecutionStatus.FAILED,
+        )
+        if status == "running":
+            result.status = ExecutionStatus.RUNNING
+        result.started_at = self.started_at
+        result.duration_ms = data.get("durationMs")
+        result.error = wire.load_error(data.get("error"))
+        outputs = data.get("outputs")
+        if outputs is not None:
+            try:
+                result.outputs = codec.decode(codec.Encoded(outputs, []))
+            except Exception:
+                result.outputs = outputs
+        for path, entry in self.nodes.items():
+            node_status = entry.get("status")
+            res = NodeResult(
+                str(entry.get("nodeId") or path.rsplit("/", 1)[-1]),
+                str(entry.get("nodeType") or ""),
+                path,
+                NodeStatus(str(node_status))
+                if node_status in NodeStatus._value2member_map_
+                else NodeStatus.CANCELLED,
+            )
+            res.attempts = int(entry.get("attempts") or 0)
+            res.started_at = entry.get("startedAt")
+            res.duration_ms = entry.get("durationMs")
+            res.cpu_ms = entry.get("cpuMs")
+            res.peak_memory = entry.get("peakMemory")
+            res.reason = entry.get("reason")
+            if node_status == INTERRUPTED:
+                res.reason = INTERRUPTED
+            res.resumed_from = entry.get("resumedFrom")
+            res.error = wire.load_error(entry.get("error"))
+            stored = entry.get("outputs")
+            if isinstance(stored, dict):
+                try:
+                    res.outputs = {
+                        port: _decode_stored(self.storage, folder, tree)
+                        for port, tree in stored.items()
+                    }
+                except Exception:
+                    res.outputs = stored
+            result.nodes[path] = res
+        return result
+
+
+def _from_legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """A record of an earlier version (the result's wire form) in the current shape."""
+    result = wire.load(ExecutionResult, data)
+    nodes = {}
+    for path, res in result.nodes.items():
+        entry = wire.dump(res)
+        entry.pop("path", None)
+        if res.outputs is not None:
+            entry["outputs"] = codec.encode(res.outputs).tree
+        nodes[path] = entry
+    return {
+        "format": 1,
+        "record": "summary",
+        "executionId": result.execution_id,
+        "flowId": result.flow_id,
+        "status": str(result.status),
+        "startedAt": result.started_at,
+        "durationMs": result.duration_ms,
+        "error": data.get("error"),
+        "outputs": codec.encode(result.outputs).tree,
+        "nodes": nodes,
+    }
+
+
+def list_records(storage: FlowStorage) -> list[RunRecord]:
+    """Every stored run's record, newest first (by start time)."""
+    records = []
+    for eid in storage.list_runs():
+        try:
+            records.append(RunRecord.load(storage, eid))
+        except (RunNotFound, StorageError, ValueError):
+            continue
+    records.sort(key=lambda r: r.started_at or 0.0, reverse=True)
+    return records
