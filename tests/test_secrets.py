@@ -227,7 +227,7 @@ def test_the_secrets_a_nodes_parameters_name_are_found_in_every_spelling() -> No
         header: str = "{{secrets [ 'B_2' ]}}"
 
     class Params(BaseModel):
-        url: str = "https://x/{{ secrets.A }}?k={{ secrets[\"C-3\"] }}"
+        url: str = 'https://x/{{ secrets.A }}?k={{ secrets["C-3"] }}'
         args: list[str] = ["{{ secrets . D }}", "plain", "secrets"]
         inner: Inner = Inner()
         mapping: dict[str, str] = {"k": "{{ secrets.E | upper }}"}
