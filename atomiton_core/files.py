@@ -148,11 +148,13 @@ def _refuse_wrappers(text: str, what: str, node_id: str | None, roots: Sequence[
         )
 
 
-def atomic_write_bytes(url: str, data: bytes, *, fs: Any = None) -> None:
+def atomic_write_bytes(url: str, data: bytes, *, fs: Any = None, fsync: bool = True) -> None:
     """Replace ``url`` with ``data`` so readers see the old file or the new one, never half.
 
     On local disk the temporary file is fsynced and renamed over the target (atomic on POSIX);
-    on other filesystems the move is as atomic as the backend makes it.
+    on other filesystems the move is as atomic as the backend makes it. ``fsync=False``
+    skips the fsync: still atomic for readers and across a killed process, but a power loss
+    may lose the write (run records, rewritten often and backed by their log, take that).
     """
     import fsspec
     from fsspec.implementations.local import LocalFileSystem
@@ -177,7 +179,8 @@ def atomic_write_bytes(url: str, data: bytes, *, fs: Any = None) -> None:
                 fh.flush()
                 if mode is not None:
                     os.fchmod(fh.fileno(), mode)
-                os.fsync(fh.fileno())
+                if fsync:
+                    os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

@@ -17,7 +17,6 @@ their contexts ask it for progress, child runs and sub-flows.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sys
 import threading
@@ -26,6 +25,8 @@ from collections import deque
 from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from pydantic_core import to_json
 
 from atomiton_core import signals
 from atomiton_core.conductor.attempts import (
@@ -58,6 +59,7 @@ _EMPTY: dict[str, Any] = {}
 _now = time.time
 _perf = time.perf_counter
 _log = logging.getLogger("atomiton.conductor")
+_NO_INPUTS = digest("")
 #: The longest the scheduler runs inline nodes before it lets the loop run.
 DRAIN_SLICE_S = 0.01
 #: Python 3.12+ can start a task eagerly: a node that never suspends finishes inside
@@ -415,10 +417,8 @@ class GraphRun(GraphProgress):
         if self.scope_digest is None:
             return None
         if pn.params_digest is None:
-            pn.params_digest = digest(
-                json.dumps(pn.spec.parameters, sort_keys=True, separators=(",", ":"), default=str)
-            )
-        inputs_digest = digest("|".join(parts))
+            pn.params_digest = digest(to_json(pn.spec.parameters, fallback=str))
+        inputs_digest = digest("|".join(parts)) if parts else _NO_INPUTS
         nt = pn.node_type
         key = digest(
             f"{nt.id}\0{nt.version}\0{pn.params_digest}\0{self.scope_digest}\0{inputs_digest}"

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pydantic_core
+
 from atomiton_core import codec, wire
 from atomiton_core.errors import ConfigurationError, RunNotFound, StorageError
 from atomiton_core.results import ExecutionResult, ExecutionStatus, NodeResult, NodeStatus
@@ -162,9 +164,9 @@ class StoredNode:
     path: str
     key: str
     trees: dict[str, Any]
-    #: Per port, what the new run's log writes again: inline JSON text (bytes None), or a
+    #: Per port, what the new run's log writes again: inline JSON (blob bytes None), or a
     #: blob's digest and its bytes. Filled by :meth:`load`.
-    stored: dict[str, tuple[str, bytes | None]] = field(default_factory=dict)
+    stored: dict[str, tuple[bytes, bytes | None]] = field(default_factory=dict)
 
     def load(self) -> dict[str, Any]:
         """The outputs, decoded (blobs read from the run's folder)."""
@@ -177,13 +179,10 @@ class StoredNode:
                 if data is None:
                     raise StorageError(f"blob {ref} of run {self.execution_id} is missing")
                 out[port] = codec.decode(unpack(data))
-                self.stored[port] = (ref, data)
+                self.stored[port] = (ref.encode(), data)
             else:
                 out[port] = codec.decode(codec.Encoded(tree, []))
-                self.stored[port] = (
-                    json.dumps(tree, separators=(",", ":"), ensure_ascii=False),
-                    None,
-                )
+                self.stored[port] = (pydantic_core.to_json(tree), None)
         return out
 
 
