@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from atomiton_core.cli.main import main
 from atomiton_core.cli.plugin import plugin
+from atomiton_core.cli.runs import runs
 from atomiton_core.cli.serve import serve
 
 main.add_command(serve)
 main.add_command(plugin)
+main.add_command(runs)
 
 __all__ = ["main"]

@@ -34,6 +34,8 @@ _STATUS_STYLE = {
     "failed": "bold red",
     "skipped": "yellow",
     "cancelled": "magenta",
+    "interrupted": "bold magenta",
+    "resumed": "green",
 }
 _STATUS_MARK = {
     "completed": "✓",
@@ -42,6 +44,8 @@ _STATUS_MARK = {
     "cancelled": "⊘",
     "running": "…",
     "pending": " ",
+    "interrupted": "⚡",
+    "resumed": "↺",
 }
 
 storage_option = click.option(
@@ -111,7 +115,10 @@ class _LiveView:
     def update(self, event: signals.NodeEvent) -> None:
         row = self.rows.setdefault(event.path, {"type": event.node_type, "detail": ""})
         row["status"] = event.status
-        if event.type == "node.progress" and event.fraction is not None:
+        if event.resumed_from is not None:
+            row["status"] = "resumed"
+            row["detail"] = f"from {event.resumed_from}"
+        elif event.type == "node.progress" and event.fraction is not None:
             row["detail"] = f"{event.fraction:.0%} {event.message or ''}".strip()
         elif event.error:
             row["detail"] = event.error.message
@@ -149,7 +156,10 @@ def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
         elif event.type != "node.progress" or event.message:
             mark = _STATUS_MARK.get(event.status, "·")
             detail = ""
-            if event.error:
+            if event.resumed_from is not None:
+                mark = _STATUS_MARK["resumed"]
+                detail = f" (resumed from {event.resumed_from})"
+            elif event.error:
                 detail = f" — {event.error.message}"
             elif event.duration_ms is not None and event.type == "node.completed":
                 detail = f" ({_timing(event)})"
@@ -175,9 +185,9 @@ def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
 
 
 async def _execute_with_signals(
-    conductor: Conductor, flow: Any, inputs: dict[str, Any]
+    conductor: Conductor, flow: Any, inputs: dict[str, Any], resume: str | None = None
 ) -> ExecutionResult:
-    execution = conductor.start(flow, inputs)
+    execution = conductor.start(flow, inputs, resume=resume)
     loop = asyncio.get_running_loop()
     try:
         # Ctrl-C, a kill, a closed terminal: the run is cancelled, so its programs are killed
@@ -240,6 +250,12 @@ def main() -> None:
     metavar="MB",
     help="Fail the run if this process and its workers use more memory.",
 )
+@click.option(
+    "--resume",
+    metavar="RUN_ID",
+    default=None,
+    help="Resume a stored run: nodes it completed, unchanged since, are not run again.",
+)
 @storage_option
 def run(
     flow: str,
@@ -249,6 +265,7 @@ def run(
     executor: str,
     process_workers: int | None,
     memory_ceiling: float | None,
+    resume: str | None,
     storage: str | None,
 ) -> None:
     """Run FLOW: a flow file, a URL, or the id of a stored flow."""
@@ -264,7 +281,11 @@ def run(
         _fail(str(exc), EXIT_FAILED)
     live = sys.stderr.isatty() and not as_json
     with _watch(conductor, live=live, quiet=quiet or as_json):
-        result = asyncio.run(_execute_with_signals(conductor, plan, values))
+        try:
+            result = asyncio.run(_execute_with_signals(conductor, plan, values, resume))
+        except AtomitonError as exc:  # the run to resume is not there, or cannot be
+            conductor.close()
+            _fail(str(exc), EXIT_FAILED)
     conductor.close()
     if as_json:
         click.echo(wire.dumps(result, indent=2))

@@ -94,7 +94,10 @@ class _Worker:
     def __init__(self, mp: BaseContext) -> None:
         parent, child = mp.Pipe(duplex=True)
         self.process = mp.Process(  # type: ignore[attr-defined]
-            target=worker_module.main, args=(child,), daemon=True, name="atomiton-worker"
+            target=worker_module.main,
+            args=(child, os.getpid()),
+            daemon=True,
+            name="atomiton-worker",
         )
         self.process.start()
         child.close()

@@ -26,10 +26,12 @@ announces.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
 import resource
+import select
 import signal
 import sys
 import threading
@@ -131,10 +133,47 @@ def _reset_peak() -> bool:
     return True
 
 
-def main(conn: Connection) -> None:
+def _die_with_conductor(pid: int | None) -> None:
+    """End this worker's process group (it, and what its node started) as soon as the
+    conductor's process exits, however it exits (a SIGKILL included): a thread waits on a
+    pidfd of the conductor, which turns readable when it is gone. The worker's parent is the
+    fork server, not the conductor, so the kernel's parent-death signal alone would wait for
+    the fork server, which outlives a killed conductor."""
+    if pid is None or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # already gone, or the kernel has no pidfds
+        if not _alive(pid):
+            os._exit(0)
+        return
+
+    def wait() -> None:
+        select.select([fd], [], [])
+        with contextlib.suppress(OSError):
+            os.killpg(0, signal.SIGKILL)
+        os._exit(0)
+
+    watcher = threading.Thread(target=wait, name="atomiton-conductor-watch", daemon=True)
+    watcher.start()
+    _state["watcher"] = watcher
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def main(conn: Connection, conductor_pid: int | None = None) -> None:
     """The worker's life: serve tasks until the conductor closes the pipe."""
     os.setsid()
     _die_with_parent()
+    _die_with_conductor(conductor_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the conductor's to handle
     _state["pid"] = os.getpid()
     sys.addaudithook(_audit)
@@ -233,7 +272,8 @@ def _run(conn: Connection, header: dict[str, Any], frames: list[bytes]) -> None:
     ) * 1000
     reply["peakMemory"] = _status("VmHWM") if peak_known else None
     # a process or a thread the attempt started could run on: the worker is replaced
-    reply["spawned"] = _state["started"] > 0 or _state["over"] or threading.active_count() > 1
+    ours = 2 if "watcher" in _state else 1  # the main thread, and the conductor's watcher
+    reply["spawned"] = _state["started"] > 0 or _state["over"] or threading.active_count() > ours
     _state.update(budget=None, started=0, over=False)
     _send(conn, reply, out_frames)
 

@@ -1,0 +1,227 @@
+"""``atomiton runs``: the history of executions kept in storage (see atomiton_core.storage.runs)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from atomiton_core.cli.main import (
+    _STATUS_STYLE,
+    EXIT_FAILED,
+    _fail,
+    storage_option,
+)
+from atomiton_core.errors import AtomitonError
+from atomiton_core.storage.flows import FlowStorage, create_storage
+from atomiton_core.storage.runs import RunRecord, read_events
+
+#: How often ``runs logs --follow`` looks for new lines.
+FOLLOW_POLL_S = 0.2
+
+
+def _storage(url: str | None) -> FlowStorage:
+    try:
+        return create_storage(url)
+    except AtomitonError as exc:
+        _fail(str(exc), EXIT_FAILED)
+        raise  # unreachable
+
+
+def _record(store: FlowStorage, execution_id: str) -> RunRecord:
+    try:
+        return store.record(execution_id)
+    except AtomitonError as exc:
+        _fail(str(exc), EXIT_FAILED)
+        raise  # unreachable
+
+
+def _when(epoch: Any) -> str:
+    if not isinstance(epoch, int | float):
+        return ""
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _ms(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return ""
+    return f"{value:.1f} ms" if value < 10_000 else f"{value / 1000:.1f} s"
+
+
+def _status(status: str) -> str:
+    style = _STATUS_STYLE.get(status, "")
+    return f"[{style}]{escape(status)}[/]" if style else escape(status)
+
+
+@click.group()
+def runs() -> None:
+    """Past executions: list, show, logs, delete, prune."""
+
+
+@runs.command("list")
+@click.option("--flow", "flow_id", default=None, metavar="ID", help="Only runs of this flow.")
+@click.option("--status", default=None, help="Only runs in this status (failed, interrupted...).")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@storage_option
+def runs_list(
+    flow_id: str | None, status: str | None, limit: int | None, as_json: bool, storage: str | None
+) -> None:
+    """List stored runs, newest first."""
+    store = _storage(storage)
+    found = store.runs(flow_id=flow_id, status=status)[:limit]
+    if as_json:
+        click.echo(json.dumps([r.summary() for r in found], indent=2))
+        return
+    table = Table(title=f"{len(found)} runs in {escape(store.url)}", title_justify="left")
+    for column in ("execution", "flow", "status", "started", "duration", "nodes", "error"):
+        table.add_column(column, overflow="fold")
+    for record in found:
+        s = record.summary()
+        table.add_row(
+            s["executionId"],
+            escape(s["flowId"]),
+            _status(s["status"]),
+            _when(record.started_at),
+            _ms(s["durationMs"]),
+            str(s["nodes"]),
+            escape(s["error"] or ""),
+        )
+    Console(highlight=False).print(table)
+
+
+@runs.command("show")
+@click.argument("execution_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@storage_option
+def runs_show(execution_id: str, as_json: bool, storage: str | None) -> None:
+    """Show one run: its status and a table of its nodes."""
+    store = _storage(storage)
+    record = _record(store, execution_id)
+    if as_json:
+        click.echo(json.dumps(record.data, indent=2, default=str))
+        return
+    data = record.data
+    console = Console(highlight=False)
+    console.print(
+        f"run {escape(execution_id)} of flow {escape(record.flow_id)}: "
+        f"{_status(record.status)}, started {_when(record.started_at)}, "
+        f"{_ms(data.get('durationMs')) or 'still going'}"
+    )
+    if data.get("resumedFrom"):
+        console.print(f"resumed from {escape(str(data['resumedFrom']))}")
+    error = data.get("error")
+    if isinstance(error, dict):
+        console.print(
+            f"[red]{escape(str(error.get('code')))}: {escape(str(error.get('message')))}[/]"
+        )
+        if error.get("hint"):
+            console.print(f"hint: {escape(str(error['hint']))}")
+    table = Table(title_justify="left")
+    for column in ("node", "type", "status", "attempts", "duration", "detail"):
+        table.add_column(column, overflow="fold")
+    for path, entry in record.nodes.items():
+        status = str(entry.get("status", ""))
+        detail = ""
+        if entry.get("resumedFrom"):
+            status, detail = "resumed", f"from {entry['resumedFrom']}"
+        elif isinstance(entry.get("error"), dict):
+            detail = str(entry["error"].get("message", ""))
+        elif entry.get("reason"):
+            detail = str(entry["reason"])
+        table.add_row(
+            escape(path),
+            escape(str(entry.get("nodeType", ""))),
+            _status(status),
+            str(entry.get("attempts", "")),
+            _ms(entry.get("durationMs")),
+            escape(detail),
+        )
+    console.print(table)
+
+
+def _describe(event: dict[str, Any]) -> str:
+    kind = str(event.get("type", "?"))
+    parts = [_when(event.get("t")), kind]
+    if "path" in event:
+        parts.append(str(event["path"]))
+    if isinstance(event.get("attempt"), int) and kind == "node.started":
+        parts.append(f"attempt {event['attempt']}")
+    if isinstance(event.get("durationMs"), int | float):
+        parts.append(_ms(event["durationMs"]))
+    if "fraction" in event:
+        parts.append(f"{float(event['fraction']):.0%} {event.get('message') or ''}".strip())
+    if event.get("resumedFrom"):
+        parts.append(f"resumed from {event['resumedFrom']}")
+    error = event.get("error")
+    if isinstance(error, dict):
+        parts.append(f"{error.get('code')}: {error.get('message')}")
+    if event.get("reason"):
+        parts.append(str(event["reason"]))
+    return "  ".join(p for p in parts if p)
+
+
+@runs.command("logs")
+@click.argument("execution_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events until the run ends.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
+@storage_option
+def runs_logs(execution_id: str, follow: bool, as_json: bool, storage: str | None) -> None:
+    """Print a run's log: its events in order."""
+    store = _storage(storage)
+    record = _record(store, execution_id)
+    if record.mode != "full":
+        _fail(
+            f"run {execution_id!r} was recorded without a log (record={record.mode!r})",
+            EXIT_FAILED,
+        )
+    seen = 0
+    while True:
+        events = read_events(store, execution_id)
+        for event in events[seen:]:
+            line = json.dumps(event) if as_json else _describe(event)
+            click.echo(line)
+            if str(event.get("type", "")).startswith("execution.") and event["type"] not in (
+                "execution.started",
+            ):
+                return
+        seen = len(events)
+        if not follow:
+            return
+        if store.record(execution_id).status != "running":  # ended, or its writer died
+            for event in read_events(store, execution_id)[seen:]:
+                click.echo(json.dumps(event) if as_json else _describe(event))
+            return
+        sys.stdout.flush()
+        time.sleep(FOLLOW_POLL_S)
+
+
+@runs.command("delete")
+@click.argument("execution_ids", nargs=-1, required=True)
+@storage_option
+def runs_delete(execution_ids: tuple[str, ...], storage: str | None) -> None:
+    """Delete runs (their record, log and stored outputs)."""
+    store = _storage(storage)
+    for eid in execution_ids:
+        try:
+            store.delete_run(eid)
+        except AtomitonError as exc:
+            _fail(str(exc), EXIT_FAILED)
+        click.echo(f"deleted {eid}")
+
+
+@runs.command("prune")
+@click.option("--keep", type=click.IntRange(0), required=True, help="How many newest runs stay.")
+@storage_option
+def runs_prune(keep: int, storage: str | None) -> None:
+    """Delete all but the newest runs (runs still going are kept)."""
+    store = _storage(storage)
+    deleted = store.prune_runs(keep)
+    click.echo(f"deleted {deleted} run(s), kept the newest {keep}")

@@ -1,0 +1,493 @@
+"""Durable runs: the run log and record every execution writes, reading them back (history,
+interrupted runs), and resuming a run from where it stopped (real files, real processes)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from atomiton_core import (
+    Conductor,
+    NodeContext,
+    Parameters,
+    create_conductor,
+    create_storage,
+    hookimpl,
+    loads_flow,
+    node,
+)
+from atomiton_core.errors import AtomitonError
+from atomiton_core.storage.runs import RunRecord, read_events
+
+#: How many times each node (by path) really ran, across runs.
+RAN: Counter[str] = Counter()
+#: Node ids that fail when they run (a test "fixes" them by emptying it).
+BROKEN: set[str] = set()
+
+
+class Step(Parameters):
+    add: int = 1
+
+
+@node("rt.step", params=Step, outputs={"output": int}, multiple=["input"], blocking=False)
+def step(ctx: NodeContext, params: Step, input: list[int] | None = None) -> dict[str, Any]:
+    """Sums its inputs and adds ``add``; counts its runs; fails while it is BROKEN."""
+    RAN[ctx.path] += 1
+    if ctx.node_id in BROKEN:
+        raise ValueError(f"{ctx.node_id} is broken")
+    return {"output": sum(input or []) + params.add}
+
+
+@node("rt.opaque", outputs={"output": object}, blocking=False)
+def opaque(ctx: NodeContext, params: Parameters) -> dict[str, Any]:
+    RAN[ctx.path] += 1
+    return {"output": object()}  # no codec can store it
+
+
+@node("rt.bytes", outputs={"output": bytes}, blocking=False)
+def big_bytes(ctx: NodeContext, params: Parameters) -> dict[str, Any]:
+    RAN[ctx.path] += 1
+    return {"output": bytes(range(256)) * 400}  # 100 KB: a blob
+
+
+class Plugin:
+    @hookimpl
+    def atomiton_node_types(self) -> list[Any]:
+        return [step, opaque, big_bytes]
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    RAN.clear()
+    BROKEN.clear()
+
+
+@pytest.fixture()
+def conductor(tmp_path: Path) -> Any:
+    with create_conductor(tmp_path / "store", plugins=[Plugin()], autoload=False) as c:
+        yield c
+
+
+def _flow(nodes: list[dict[str, Any]], edges: list[tuple[str, str]], fid: str = "rt") -> Any:
+    return loads_flow(
+        json.dumps(
+            {
+                "id": fid,
+                "name": fid,
+                "nodes": nodes,
+                "edges": [
+                    {"source": a, "target": b, "sourceHandle": "output", "targetHandle": "input"}
+                    for a, b in edges
+                ],
+            }
+        )
+    )
+
+
+def _chain(n: int, adds: dict[str, int] | None = None) -> Any:
+    adds = adds or {}
+    nodes = [
+        {"id": f"n{i}", "type": "rt.step", "parameters": {"add": adds.get(f"n{i}", 1)}}
+        for i in range(n)
+    ]
+    return _flow(nodes, [(f"n{i}", f"n{i + 1}") for i in range(n - 1)])
+
+
+# -- the log and the record -------------------------------------------------------------------
+def test_every_execution_leaves_a_log_and_a_record(conductor: Conductor) -> None:
+    result = conductor.run(_chain(3))
+    assert result.ok
+    folder = Path(conductor.storage.run_folder(result.execution_id))  # type: ignore[union-attr]
+    record = json.loads((folder / "run.json").read_text())
+    assert record["status"] == "completed" and record["record"] == "full"
+    assert record["flowId"] == "rt" and len(record["flowHash"]) == 32
+    assert record["writer"]["pid"] == os.getpid()
+    assert set(record["nodes"]) == {"n0", "n1", "n2"}
+    n2 = record["nodes"]["n2"]
+    assert n2["status"] == "completed" and n2["attempts"] == 1
+    assert n2["outputs"] == {"output": 3}
+    assert n2["key"] and n2["inputsDigest"] and n2["outputsDigests"]["output"]
+    events = read_events(conductor.storage, result.execution_id)  # type: ignore[arg-type]
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "execution.started" and kinds[-1] == "execution.completed"
+    assert kinds.count("node.started") == kinds.count("node.completed") == 3
+    # the same value gives the same digest: n1 and n2's inputs differ, their keys too
+    assert record["nodes"]["n1"]["key"] != n2["key"]
+
+
+def test_large_and_binary_outputs_are_blobs_referenced_from_the_record(
+    conductor: Conductor,
+) -> None:
+    result = conductor.run(_flow([{"id": "b", "type": "rt.bytes"}], []))
+    folder = Path(conductor.storage.run_folder(result.execution_id))  # type: ignore[union-attr]
+    stored = json.loads((folder / "run.json").read_text())["nodes"]["b"]["outputs"]["output"]
+    assert set(stored) == {"$ref"}
+    assert (folder / "blobs" / stored["$ref"]).stat().st_size > 100_000
+    back = conductor.storage.record(result.execution_id).to_result()  # type: ignore[union-attr]
+    assert back.nodes["b"].outputs == {"output": bytes(range(256)) * 400}
+
+
+def test_a_value_no_codec_stores_is_reported_once_and_the_run_goes_on(
+    conductor: Conductor, caplog: pytest.LogCaptureFixture
+) -> None:
+    flow = _flow([{"id": "o", "type": "rt.opaque"}, {"id": "s", "type": "rt.step"}], [])
+    with caplog.at_level(logging.WARNING, "atomiton.runs"):
+        result = conductor.run(flow)
+    assert result.ok
+    [warning] = [r for r in caplog.records if "cannot be resumed" in r.getMessage()]
+    assert "'o'" in warning.getMessage() and "'output'" in warning.getMessage()
+    events = read_events(conductor.storage, result.execution_id)  # type: ignore[arg-type]
+    [done] = [e for e in events if e["type"] == "node.completed" and e["path"] == "o"]
+    assert done["key"] is None and "cannot be stored" in done["notResumable"]
+    again = conductor.run(flow, resume=result.execution_id)
+    assert again.nodes["o"].resumed_from is None and RAN["o"] == 2  # it ran again
+    assert again.nodes["s"].resumed_from == result.execution_id and RAN["s"] == 1
+
+
+def test_the_record_modes(tmp_path: Path) -> None:
+    flow = _chain(2)
+    for mode in ("summary", "off"):
+        with create_conductor(tmp_path / mode, plugins=[Plugin()], record=mode) as c:
+            result = c.run(flow)
+            assert c.storage is not None
+            folder = Path(c.storage.run_folder(result.execution_id))
+            if mode == "off":
+                assert not folder.exists()
+                continue
+            assert (folder / "run.json").exists() and not (folder / "events.jsonl").exists()
+            assert c.storage.record(result.execution_id).nodes["n1"]["status"] == "completed"
+            with pytest.raises(AtomitonError, match="recorded without its outputs"):
+                c.run(flow, resume=result.execution_id)
+    with pytest.raises(AtomitonError, match="is not an option"):
+        create_conductor(tmp_path / "x", record="everything")
+
+
+def test_a_torn_last_line_is_ignored(conductor: Conductor) -> None:
+    result = conductor.run(_chain(2))
+    storage = conductor.storage
+    assert storage is not None
+    log = Path(storage.run_folder(result.execution_id)) / "events.jsonl"
+    whole = read_events(storage, result.execution_id)
+    with log.open("ab") as fh:
+        fh.write(b'{"type":"node.started","path":"n9","t":1')  # a write cut by a kill
+    assert read_events(storage, result.execution_id) == whole
+
+
+def test_history_sorts_by_start_and_filters(conductor: Conductor) -> None:
+    ok = conductor.run(_chain(2))
+    BROKEN.add("n1")
+    bad = conductor.run(_chain(2))
+    storage = conductor.storage
+    assert storage is not None
+    assert [r.execution_id for r in storage.runs()] == [bad.execution_id, ok.execution_id]
+    assert [r.execution_id for r in storage.runs(status="failed")] == [bad.execution_id]
+    assert storage.runs(flow_id="other") == []
+    assert storage.load_run(bad.execution_id)["status"] == "failed"
+    storage.delete_run(ok.execution_id)
+    assert [r.execution_id for r in storage.runs()] == [bad.execution_id]
+    with pytest.raises(AtomitonError, match="no run"):
+        storage.record(ok.execution_id)
+
+
+def test_a_record_of_the_earlier_format_still_reads(conductor: Conductor) -> None:
+    storage = conductor.storage
+    assert storage is not None
+    legacy = {
+        "executionId": "old1",
+        "flowId": "rt",
+        "status": "completed",
+        "outputs": {"n0": {"output": 1}},
+        "nodes": {
+            "n0": {"nodeId": "n0", "nodeType": "rt.step", "path": "n0", "status": "completed"}
+        },
+        "startedAt": "2026-01-01T00:00:00+00:00",
+        "durationMs": 1.0,
+    }
+    location = Path(storage.legacy_run_location("old1"))
+    location.parent.mkdir(parents=True, exist_ok=True)
+    location.write_text(json.dumps(legacy))
+    record = storage.record("old1")
+    assert record.status == "completed" and record.mode == "summary"
+    assert "old1" in [r.execution_id for r in storage.runs()]
+
+
+# -- resume ----------------------------------------------------------------------------------
+def test_resume_after_a_failure_runs_only_what_did_not_complete(conductor: Conductor) -> None:
+    BROKEN.add("n5")
+    first = conductor.run(_chain(10))
+    assert first.status == "failed"
+    BROKEN.clear()
+    second = conductor.run(_chain(10), resume=first.execution_id)
+    assert second.ok
+    clean = create_conductor(
+        conductor.storage.url + "-clean",  # type: ignore[union-attr]
+        plugins=[Plugin()],
+    ).run(_chain(10))
+    assert second.outputs == clean.outputs
+    reused = {p for p, r in second.nodes.items() if r.resumed_from == first.execution_id}
+    assert reused == {f"n{i}" for i in range(5)}
+    assert all(RAN[f"n{i}"] == 2 for i in range(5))  # once here, once in the clean run
+    assert RAN["n5"] == 3  # failed, resumed, clean
+    record = conductor.storage.record(second.execution_id)  # type: ignore[union-attr]
+    assert record.data["resumedFrom"] == first.execution_id
+    assert record.nodes["n0"]["resumedFrom"] == first.execution_id
+
+
+def test_editing_one_parameter_reruns_exactly_that_node_and_its_dependants(
+    conductor: Conductor,
+) -> None:
+    #     a -> b -> d
+    #     a -> c -> d -> e ;  f alone
+    nodes = [{"id": x, "type": "rt.step", "parameters": {"add": 1}} for x in "abcdef"]
+    edges = [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("d", "e")]
+    first = conductor.run(_flow(nodes, edges))
+    RAN.clear()
+    nodes[2]["parameters"]["add"] = 5  # c changes
+    second = conductor.run(_flow(nodes, edges), resume=first.execution_id)
+    assert second.ok
+    assert set(RAN) == {"c", "d", "e"} and set(RAN.values()) == {1}
+    assert {p for p, r in second.nodes.items() if r.resumed_from} == {"a", "b", "f"}
+    assert second.nodes["e"].outputs == {"output": (2 + 6 + 1) + 1}
+
+
+def test_resume_reuses_completed_loop_iterations(conductor: Conductor) -> None:
+    BROKEN.add("i")
+    loop = {
+        "id": "l",
+        "type": "loop",
+        "parameters": {"array": [1, 2, 3], "breakOnError": True},
+        "nodes": [{"id": "i", "type": "rt.step", "parameters": {"add": 1}}],
+    }
+    flow = _flow([loop], [])
+    # iterations 0 and 1 pass, 2 fails: break it only on the third
+    calls: list[str] = []
+
+    @node("rt.third", outputs={"output": int}, blocking=False)
+    def third(ctx: NodeContext, params: Parameters) -> dict[str, Any]:
+        RAN[ctx.path] += 1
+        calls.append(ctx.path)
+        if ctx.path.endswith("iteration 2/t") and BROKEN:
+            raise ValueError("third iteration fails")
+        return {"output": len(ctx.path)}
+
+    class More:
+        @hookimpl
+        def atomiton_node_types(self) -> list[Any]:
+            return [third]
+
+    loop["nodes"] = [{"id": "t", "type": "rt.third"}]
+    storage = conductor.storage.url  # type: ignore[union-attr]
+    with create_conductor(storage, plugins=[Plugin(), More()], autoload=False) as c:
+        flow = _flow([loop], [])
+        first = c.run(flow)
+        assert first.status == "failed"
+        BROKEN.clear()
+        second = c.run(flow, resume=first.execution_id)
+    assert second.ok, second.error
+    assert RAN["l/iteration 0/t"] == 1 and RAN["l/iteration 1/t"] == 1
+    assert RAN["l/iteration 2/t"] == 2
+    assert second.nodes["l/iteration 0/t"].resumed_from == first.execution_id
+    assert second.nodes["l"].resumed_from is None  # the loop itself ran again
+
+
+def test_changed_inputs_rerun_everything_they_reach(conductor: Conductor) -> None:
+    flow = loads_flow(
+        "id: v\nname: v\nvariables: {k: {defaultValue: 1}}\nnodes:\n"
+        "  - {id: a, type: rt.step, parameters: {add: 1}}\n"
+    )
+    first = conductor.run(flow, {"k": 1})
+    same = conductor.run(flow, {"k": 1}, resume=first.execution_id)
+    other = conductor.run(flow, {"k": 2}, resume=first.execution_id)
+    assert same.nodes["a"].resumed_from == first.execution_id
+    assert other.nodes["a"].resumed_from is None  # variables are part of what a node sees
+
+
+def test_a_missing_run_cannot_be_resumed(conductor: Conductor) -> None:
+    with pytest.raises(AtomitonError, match="no run 'nope'"):
+        conductor.run(_chain(1), resume="nope")
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    data=st.data(),
+    n=st.integers(2, 12),
+)
+def test_property_fix_the_failures_and_resume_gives_the_clean_run(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, n: int
+) -> None:
+    """Random DAGs with randomly failing nodes (some failing on, some failing the run):
+    fixed and resumed, the outputs are a clean run's, and no node that completed on inputs
+    that are the same again ran again (one downstream of a node that failed on saw other
+    inputs then, and must run)."""
+    edges = []
+    for b in range(1, n):
+        for a in sorted(data.draw(st.sets(st.integers(0, b - 1), max_size=3))):
+            edges.append((f"n{a}", f"n{b}"))
+    adds = {f"n{i}": data.draw(st.integers(-3, 3)) for i in range(n)}
+    broken = data.draw(st.sets(st.sampled_from([f"n{i}" for i in range(n)]), max_size=3))
+    nodes = [
+        {
+            "id": f"n{i}",
+            "type": "rt.step",
+            "parameters": {"add": adds[f"n{i}"], "continueOnFail": data.draw(st.booleans())},
+        }
+        for i in range(n)
+    ]
+    flow = _flow(nodes, edges)
+    store = tmp_path_factory.mktemp("prop")
+    RAN.clear()
+    BROKEN.clear()
+    BROKEN.update(broken)
+    with create_conductor(store / "s", plugins=[Plugin()], autoload=False) as c:
+        first = c.run(flow)
+        completed = {p for p, r in first.nodes.items() if r.status == "completed"}
+        before = Counter(RAN)
+        BROKEN.clear()
+        resumed = c.run(flow, resume=first.execution_id)
+    with create_conductor(store / "clean", plugins=[Plugin()], autoload=False) as c:
+        clean = c.run(flow)
+    assert resumed.ok and clean.ok
+    assert resumed.outputs == clean.outputs
+    preds: dict[str, set[str]] = {f"n{i}": set() for i in range(n)}
+    for a, b in edges:
+        preds[b].add(a)
+
+    def settled(path: str) -> bool:  # it and everything upstream completed the first time
+        return path in completed and all(settled(p) for p in preds[path])
+
+    for path in filter(settled, completed):
+        # a completed node ran in the first run and the clean one only (both count here)
+        assert RAN[path] == before[path] + 1, path
+        assert resumed.nodes[path].resumed_from == first.execution_id
+
+
+# -- a killed CLI ------------------------------------------------------------------------------
+SIDE_EFFECT = """
+with open(vars["side"], "a") as fh:
+    fh.write("{node}\\n")
+return inputs.get("input", 0) + 1
+"""
+SLOW = (
+    """
+import time
+time.sleep(120)
+"""
+    + SIDE_EFFECT
+)
+
+
+def _killable_flow(path: Path, n: int, slow: int) -> None:
+    nodes = []
+    for i in range(n):
+        body = (SLOW if i == slow else SIDE_EFFECT).format(node=f"n{i}")
+        params: dict[str, Any] = {"code": textwrap.dedent(body)}
+        if i == slow:
+            params["timeout"] = 300_000
+            params["cpuLimit"] = 300
+        nodes.append({"id": f"n{i}", "type": "code", "parameters": params})
+    edges = [
+        {
+            "source": f"n{i}",
+            "target": f"n{i + 1}",
+            "sourceHandle": "result",
+            "targetHandle": "input",
+        }
+        for i in range(n - 1)
+    ]
+    path.write_text(
+        json.dumps(
+            {
+                "id": "killable",
+                "name": "killable",
+                "variables": {"side": {"defaultValue": ""}},
+                "nodes": nodes,
+                "edges": edges,
+            }
+        )
+    )
+
+
+def _atomiton(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "atomiton_core.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,
+    )
+
+
+@pytest.mark.slow
+def test_a_sigkilled_cli_run_is_interrupted_and_resumes_running_every_node_once(
+    tmp_path: Path,
+) -> None:
+    n, slow = 100, 60
+    flow_file = tmp_path / "killable.flow.json"
+    _killable_flow(flow_file, n, slow)
+    side = tmp_path / "side.txt"
+    store = tmp_path / "store"
+    args = ["run", str(flow_file), "--storage", str(store), "--input", f"side={side}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "atomiton_core.cli", *args, "--process-workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # the run log says n60 started (so everything before it is in the log): kill then
+        deadline = time.monotonic() + 120
+        log = None
+        while time.monotonic() < deadline:
+            if log is None:
+                found = list(store.glob("runs/*/events.jsonl"))
+                log = found[0] if found else None
+            if log is not None and f'"path":"n{slow}","nodeId"' in log.read_text():
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.01)
+        else:
+            raise AssertionError("the run never reached the slow node")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    eid = log.parent.name
+    shown = _atomiton("runs", "show", eid, "--storage", str(store))
+    assert shown.returncode == 0, shown.stderr
+    assert "interrupted" in shown.stdout
+    listed = _atomiton("runs", "list", "--json", "--storage", str(store))
+    assert json.loads(listed.stdout)[0]["status"] == "interrupted"
+    record = RunRecord.load(create_storage(str(store)), eid)
+    assert record.nodes[f"n{slow}"]["status"] == "interrupted"
+    assert sum(1 for e in record.nodes.values() if e["status"] == "completed") == slow
+    lines_before = side.read_text().split()
+    assert lines_before == [f"n{i}" for i in range(slow)]
+    # resume it, with the slow node made quick: it, and everything after, runs
+    _killable_flow(flow_file, n, slow=-1)
+    resumed = _atomiton(*args, "--resume", eid, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(resumed.stdout)
+    assert result["status"] == "completed"
+    assert result["outputs"][f"n{n - 1}"]["result"] == n
+    assert side.read_text().split() == [f"n{i}" for i in range(n)]  # every node ran once
+    reused = [p for p, r in result["nodes"].items() if r.get("resumedFrom") == eid]
+    assert sorted(reused) == sorted(f"n{i}" for i in range(slow))
