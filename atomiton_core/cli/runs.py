@@ -55,6 +55,11 @@ def _ms(value: Any) -> str:
     return f"{value:.1f} ms" if value < 10_000 else f"{value / 1000:.1f} s"
 
 
+def _console() -> Console:
+    """Tables at the terminal's width; piped, wide enough that ids and statuses never fold."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
 def _status(status: str) -> str:
     style = _STATUS_STYLE.get(status, "")
     return f"[{style}]{escape(status)}[/]" if style else escape(status)
@@ -81,7 +86,8 @@ def runs_list(
         click.echo(json.dumps([r.summary() for r in found], indent=2))
         return
     table = Table(title=f"{len(found)} runs in {escape(store.url)}", title_justify="left")
-    for column in ("execution", "flow", "status", "started", "duration", "nodes", "error"):
+    table.add_column("execution", no_wrap=True)
+    for column in ("flow", "status", "started", "duration", "nodes", "error"):
         table.add_column(column, overflow="fold")
     for record in found:
         s = record.summary()
@@ -94,7 +100,7 @@ def runs_list(
             str(s["nodes"]),
             escape(s["error"] or ""),
         )
-    Console(highlight=False).print(table)
+    _console().print(table)
 
 
 @runs.command("show")
@@ -109,7 +115,7 @@ def runs_show(execution_id: str, as_json: bool, storage: str | None) -> None:
         click.echo(json.dumps(record.data, indent=2, default=str))
         return
     data = record.data
-    console = Console(highlight=False)
+    console = _console()
     console.print(
         f"run {escape(execution_id)} of flow {escape(record.flow_id)}: "
         f"{_status(record.status)}, started {_when(record.started_at)}, "
