@@ -298,10 +298,8 @@ class Conductor:
         result = await run.main()
         if "atomiton_after_run" in self.hooks:
             self.call_hook("atomiton_after_run", result=result)
-        if run.log is not None:
-            await run.log.finish(result)
-            if self.keep_runs is not None and self.storage is not None:
-                await asyncio.to_thread(self.storage.prune_runs, self.keep_runs)
+        if run.log is not None and self.keep_runs is not None and self.storage is not None:
+            await asyncio.to_thread(self.storage.prune_runs, self.keep_runs)
         return result
 
     def _before_node(self, sender: Any, event: signals.NodeEvent) -> None:

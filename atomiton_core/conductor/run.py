@@ -180,6 +180,9 @@ class Run:
         except asyncio.CancelledError:
             if not self.cancel_requested:
                 self._finish(ExecutionStatus.CANCELLED, t0, ExecutionCancelled("cancelled"))
+                if self.log is not None:  # cancelled from outside: the record is not waited for
+                    self.log.close(result)
+                self._announce()
                 raise
             self._finish(
                 ExecutionStatus.CANCELLED,
@@ -200,6 +203,9 @@ class Run:
         finally:
             if watcher is not None:
                 watcher.cancel()
+        if self.log is not None:  # the record is written before anyone hears the run ended
+            await self.log.finish(result)
+        self._announce()
         return result
 
     def finish_unstarted(self) -> None:
@@ -210,6 +216,7 @@ class Run:
             _perf(),
             ExecutionCancelled(f"execution {self.execution_id!r} was cancelled before it started"),
         )
+        self._announce()
 
     def _finish(self, status: ExecutionStatus, t0: float, error: AtomitonError | None) -> None:
         result = self.result
@@ -221,6 +228,11 @@ class Run:
         result.duration_ms = (_perf() - t0) * 1000
         if status is ExecutionStatus.COMPLETED:
             self.progress = 1.0
+
+    def _announce(self) -> None:
+        """The execution's final signal."""
+        status = self.result.status
+        if status is ExecutionStatus.COMPLETED:
             emit_execution(self, signals.execution_completed, "execution.completed")
         elif status is ExecutionStatus.CANCELLED:
             emit_execution(self, signals.execution_cancelled, "execution.cancelled")

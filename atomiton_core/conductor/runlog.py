@@ -152,6 +152,8 @@ class LogWriter:
     def __init__(self) -> None:
         self._items: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
+        #: Set when a run waits on the writer (its end): no batching delay then.
+        self._urgent = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -160,6 +162,8 @@ class LogWriter:
         self._items.append(item)
         if not self._wake.is_set():
             self._wake.set()
+        if item[0] == "end":
+            self._urgent.set()
         if self._thread is None:
             self._start()
 
@@ -183,7 +187,8 @@ class LogWriter:
                     if items:  # put() came between: it saw a thread, so carry on in a new one
                         self._start_locked()
                     return
-            time.sleep(BATCH_S)  # let a batch gather
+            self._urgent.wait(BATCH_S)  # let a batch gather, unless a run waits
+            self._urgent.clear()
             self._wake.clear()
             batch: dict[RunLog, list[bytes]] = {}
             item: tuple[Any, ...] | None = None
@@ -461,6 +466,10 @@ class RunLog:
 
     async def finish(self, result: ExecutionResult) -> None:
         """Log the end, write the final record, and wait until both are written."""
+        await asyncio.wrap_future(self.close(result))
+
+    def close(self, result: ExecutionResult) -> concurrent.futures.Future[None]:
+        """Log the end and queue the final record; the future is done once both are written."""
         ended = _now()
         if self.full:
             self._emit(
@@ -486,7 +495,7 @@ class RunLog:
         self.writer.put(("record", self, _dumps(record)[:-1] + b',"nodes":{' + nodes + b"}}"))
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.writer.put(("end", self, done))
-        await asyncio.wrap_future(done)
+        return done
 
     def _sink_outputs(self, result: ExecutionResult) -> Any:
         try:

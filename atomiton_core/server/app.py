@@ -51,6 +51,7 @@ from atomiton_core.flow.models import Flow
 from atomiton_core.flow.validation import validate
 from atomiton_core.flow.yaml_io import dumps_flow, loads_flow, read_plain, to_plain
 from atomiton_core.server.events import CLOSE_TOO_SLOW, END, OVERFLOW, EventHub, Subscriber
+from atomiton_core.storage.runs import read_events
 from atomiton_core.version import __version__
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "uvicorn_ws_protocol"]
@@ -351,11 +352,17 @@ class Api:
             flow = loads_flow(given, source="request body")
         else:
             flow = Flow.from_data(given, source="request body")
+        resume = body.get("resume")
+        if resume is not None and not isinstance(resume, str):
+            raise RequestError("`resume` must be the id of a stored run")
         if self.hub.running_count >= self.max_running:
             raise TooManyExecutions(
                 f"{self.max_running} executions are running; try again when some finish",
             )
-        execution = self.conductor.start(flow, inputs, execution_id=uuid.uuid4().hex)
+        prepared = await asyncio.to_thread(self.conductor.prepare, flow)
+        execution = self.conductor.start(
+            prepared, inputs, execution_id=uuid.uuid4().hex, resume=resume
+        )
         self.hub.track(execution)
         eid = execution.execution_id
         return JSONResponse(
@@ -365,8 +372,50 @@ class Api:
         )
 
     async def list_executions(self, request: Request) -> Response:
-        records = reversed(self.hub.records.values())
-        return JSONResponse({"executions": [r.summary() for r in records]})
+        """The executions this server holds, then those in storage only (earlier servers)."""
+        listed = [r.summary() for r in reversed(self.hub.records.values())]
+        storage = self.conductor.storage
+        if storage is not None:
+            known = {s["executionId"] for s in listed}
+            stored = await asyncio.to_thread(storage.runs)
+            listed += [
+                {**r.summary(), "progress": 1.0 if r.status != "running" else None}
+                for r in stored
+                if r.execution_id not in known
+            ]
+        return JSONResponse({"executions": listed})
+
+    async def list_runs(self, request: Request) -> Response:
+        """Stored runs, newest first: ``?flowId=`` / ``?status=`` / ``?limit=`` filter them."""
+        query = request.query_params
+        limit = query.get("limit")
+        if limit is not None and not limit.isdigit():
+            raise RequestError("`limit` must be a whole number")
+        found = await asyncio.to_thread(
+            self.storage().runs, flow_id=query.get("flowId"), status=query.get("status")
+        )
+        if limit is not None:
+            found = found[: int(limit)]
+        return JSONResponse({"runs": [r.summary() for r in found]})
+
+    async def get_run(self, request: Request) -> Response:
+        record = await asyncio.to_thread(self.storage().record, request.path_params["run_id"])
+        return JSONResponse(record.data)
+
+    async def run_events(self, request: Request) -> Response:
+        eid = request.path_params["run_id"]
+        storage = self.storage()
+        await asyncio.to_thread(storage.record, eid)  # 404 for a run that is not there
+        events = await asyncio.to_thread(read_events, storage, eid)
+        return JSONResponse({"events": events})
+
+    async def delete_run(self, request: Request) -> Response:
+        eid = request.path_params["run_id"]
+        record = self.hub.get(eid)
+        if record is not None and not record.finished:
+            raise ExecutionConflict(f"run {eid!r} is still running; cancel it first")
+        await asyncio.to_thread(self.storage().delete_run, eid)
+        return Response(status_code=204)
 
     async def get_execution(self, request: Request) -> Response:
         eid = request.path_params["execution_id"]
@@ -542,6 +591,10 @@ def create_app(
         Route("/api/executions", api.list_executions, methods=["GET"]),
         Route("/api/executions/{execution_id}", api.get_execution),
         Route("/api/executions/{execution_id}/cancel", api.cancel_execution, methods=["POST"]),
+        Route("/api/runs", api.list_runs),
+        Route("/api/runs/{run_id}", api.get_run, methods=["GET"]),
+        Route("/api/runs/{run_id}", api.delete_run, methods=["DELETE"]),
+        Route("/api/runs/{run_id}/events", api.run_events),
         WebSocketRoute("/api/executions/{execution_id}/events", api.execution_events),
         WebSocketRoute("/api/events", api.all_events),
     ]

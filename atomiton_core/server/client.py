@@ -225,16 +225,35 @@ class RemoteConductor:
     def _handle(self, data: Mapping[str, Any]) -> RemoteExecution:
         return RemoteExecution(self, str(data["executionId"]), str(data.get("flowId", "")))
 
-    def start(self, flow: RemoteFlow, inputs: Mapping[str, Any] | None = None) -> RemoteExecution:
-        """Start an execution on the server; returns its handle at once."""
+    def _start_body(
+        self, flow: RemoteFlow, inputs: Mapping[str, Any] | None, resume: str | None
+    ) -> dict[str, Any]:
         body = {**self._flow_payload(flow), "inputs": dict(inputs or {})}
+        if resume is not None:
+            body["resume"] = resume
+        return body
+
+    def start(
+        self,
+        flow: RemoteFlow,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        resume: str | None = None,
+    ) -> RemoteExecution:
+        """Start an execution on the server; returns its handle at once. ``resume``: a
+        stored run whose unchanged, completed nodes are reused (as ``Conductor.start``)."""
+        body = self._start_body(flow, inputs, resume)
         return self._handle(self._request("POST", "/api/executions", json=body).json())
 
     async def start_async(
-        self, flow: RemoteFlow, inputs: Mapping[str, Any] | None = None
+        self,
+        flow: RemoteFlow,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        resume: str | None = None,
     ) -> RemoteExecution:
         """``start`` without blocking the event loop."""
-        body = {**self._flow_payload(flow), "inputs": dict(inputs or {})}
+        body = self._start_body(flow, inputs, resume)
         async with self._async_client() as http:
             response = await http.post("/api/executions", json=body)
         _raise_for(response)
@@ -257,6 +276,34 @@ class RemoteConductor:
         """Summaries of the executions the server knows (id, flow, status, times)."""
         data: list[dict[str, Any]] = self._request("GET", "/api/executions").json()["executions"]
         return data
+
+    def runs(
+        self, *, flow_id: str | None = None, status: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Summaries of the runs in the server's storage, newest first (they outlive the
+        server: a restarted one lists them too)."""
+        params = {
+            k: v
+            for k, v in (("flowId", flow_id), ("status", status), ("limit", limit))
+            if v is not None
+        }
+        data: list[dict[str, Any]] = self._request("GET", "/api/runs", params=params).json()["runs"]
+        return data
+
+    def run_record(self, execution_id: str) -> dict[str, Any]:
+        """A stored run's record: status, timings, and each node's status, digests, outputs."""
+        data: dict[str, Any] = self._request("GET", f"/api/runs/{execution_id}").json()
+        return data
+
+    def run_events(self, execution_id: str) -> list[dict[str, Any]]:
+        """A stored run's log: its events in order."""
+        data: list[dict[str, Any]] = self._request(
+            "GET", f"/api/runs/{execution_id}/events"
+        ).json()["events"]
+        return data
+
+    def delete_run(self, execution_id: str) -> None:
+        self._request("DELETE", f"/api/runs/{execution_id}")
 
     async def events(self, execution_id: str) -> AsyncGenerator[NodeEvent | ExecutionEvent]:
         """Every event of an execution from its start, ending after the final one."""
@@ -285,18 +332,28 @@ class RemoteConductor:
                 await asyncio.sleep(0.1)
 
     async def execute(
-        self, flow: RemoteFlow, inputs: Mapping[str, Any] | None = None
+        self,
+        flow: RemoteFlow,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        resume: str | None = None,
     ) -> ExecutionResult:
         """Run a flow on the server to the end; raises FlowValidationError if it is invalid."""
-        execution = await self.start_async(flow, inputs)
+        execution = await self.start_async(flow, inputs, resume=resume)
         return await execution.result()
 
-    def run(self, flow: RemoteFlow, inputs: Mapping[str, Any] | None = None) -> ExecutionResult:
+    def run(
+        self,
+        flow: RemoteFlow,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        resume: str | None = None,
+    ) -> ExecutionResult:
         """Synchronous ``execute`` for scripts; not for use inside a running event loop."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.execute(flow, inputs))
+            return asyncio.run(self.execute(flow, inputs, resume=resume))
         raise ConfigurationError(
             "RemoteConductor.run() was called inside a running event loop",
             hint="use `await remote.execute(...)` there",
