@@ -491,3 +491,21 @@ def test_a_sigkilled_cli_run_is_interrupted_and_resumes_running_every_node_once(
     assert side.read_text().split() == [f"n{i}" for i in range(n)]  # every node ran once
     reused = [p for p, r in result["nodes"].items() if r.get("resumedFrom") == eid]
     assert sorted(reused) == sorted(f"n{i}" for i in range(slow))
+
+
+def test_a_sub_flow_edited_since_reruns_its_changed_nodes(conductor: Conductor) -> None:
+    storage = conductor.storage
+    assert storage is not None
+    inner = {"id": "x", "type": "rt.step", "parameters": {"add": 1}}
+    other = {"id": "y", "type": "rt.step", "parameters": {"add": 1}}
+    storage.save(_flow([inner, other], [], fid="inner"))
+    outer = _flow([{"id": "s", "type": "flow", "parameters": {"flowId": "inner"}}], [])
+    first = conductor.run(outer)
+    assert first.outputs == {"s": {"x": {"output": 1}, "y": {"output": 1}}}
+    inner["parameters"]["add"] = 10
+    storage.save(_flow([inner, other], [], fid="inner"))
+    RAN.clear()
+    second = conductor.run(outer, resume=first.execution_id)
+    assert second.outputs == {"s": {"x": {"output": 10}, "y": {"output": 1}}}
+    assert dict(RAN) == {"s/x": 1}  # y, unchanged, was reused
+    assert second.nodes["s/y"].resumed_from == first.execution_id

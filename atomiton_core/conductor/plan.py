@@ -6,7 +6,6 @@ resolved, parameters validated, execution settings parsed, edges turned into ind
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -49,6 +48,7 @@ class PlannedNode:
         "params_digest",
         "preds",
         "required",
+        "runs_children",
         "settings",
         "spec",
         "successors",
@@ -75,6 +75,8 @@ class PlannedNode:
         self.settings = settings
         #: A digest of the node's parameters as the flow gives them (for run-log keys).
         self.params_digest: str | None = None
+        #: A container, or a stored flow run as a node: never reused whole on a resume.
+        self.runs_children = node_type.container or node_type.id == "flow"
         #: (source index or FROM_CONTAINER, source port, target port, port takes several edges)
         self.inputs: list[tuple[int, str, str, bool]] = []
         self.successors: list[int] = []
@@ -192,7 +194,7 @@ class FlowPlan:
     def content_hash(self) -> str:
         """A digest of the flow's content (what a run record names the flow's state by)."""
         if self._content_hash is None:
-            text = json.dumps(self.flow.to_data(), sort_keys=True, default=str)
+            text = self.flow.model_dump_json(by_alias=True, exclude_unset=True)
             self._content_hash = digest(text)
         return self._content_hash
 

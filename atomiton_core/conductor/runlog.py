@@ -252,6 +252,7 @@ class RunLog:
         self._progress_at: dict[str, float] = {}
         self._warned: set[tuple[str, str]] = set()
         self.started_at = _now()
+        self._header: dict[str, Any] | None = None
         self.variables_digest = self.value_digest(run.variables, "variables") if self.full else None
 
     # -- the writer's side -------------------------------------------------------------
@@ -284,9 +285,11 @@ class RunLog:
         return digest(pack(data, enc.blobs) if enc.blobs else data)
 
     def header(self) -> dict[str, Any]:
+        if self._header is not None:
+            return dict(self._header)
         run = self.run
         flow = run.plan.flow
-        return {
+        self._header = {
             "format": FORMAT,
             "record": self.mode,
             "executionId": run.execution_id,
@@ -300,6 +303,7 @@ class RunLog:
             "resumedFrom": run.resumed_from,
             "writer": writer_identity(),
         }
+        return dict(self._header)
 
     def _inputs(self) -> Any:
         value = self.run.redactor.value(self.run.inputs) if self.run.redactor else self.run.inputs

@@ -267,10 +267,8 @@ class GraphRun(GraphProgress):
         variables = dict(plan.variables)
         variables.update(inputs)
         scope_digest = None
-        if self.trace is not None:
+        if self.trace is not None:  # each child's key holds its own part of the sub-flow
             scope_digest = self.trace.value_digest(variables, "variables")
-            if scope_digest is not None:  # the sub-flow's content is part of what it does
-                scope_digest = digest(f"{plan.content_hash}+{scope_digest}")
         graph = GraphRun(
             run,
             plan.root,
@@ -378,7 +376,9 @@ class GraphRun(GraphProgress):
         if self.trace is not None:
             self.keys[i] = key = self._key(pn)
             prior = self.run_.prior
-            if prior is not None and key is not None:
+            # a container or sub-flow runs again (what it runs may have changed: a stored
+            # flow is not part of its key); its children are each reused or not
+            if prior is not None and key is not None and not pn.runs_children:
                 reused = prior.reusable(res.path, key[0])
                 if reused is not None and self._reuse(i, reused):
                     return None
