@@ -228,6 +228,45 @@ class LogWriter:
         self._wake.set()
 
 
+class _LoopWriter:
+    """The writer of a run on local disk: lines are kept and written in one go every
+    :data:`BATCH_S` from the loop itself (a write to the page cache takes microseconds, and a
+    second thread would cost more in handing the GIL back and forth than the writes do);
+    blobs and records are written at once, after the lines queued before them."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lines: list[bytes] = []
+        self.log: RunLog | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def put(self, item: tuple[Any, ...]) -> None:
+        kind, log = item[0], item[1]
+        if kind == "line":
+            self.lines.append(item[2])
+            self.log = log
+            if self.timer is None:
+                self.timer = self.loop.call_later(BATCH_S, self.flush)
+            return
+        self.flush()
+        if kind == "blob":
+            log.guard(lambda t: t.blob(item[2], item[3]))
+        elif kind == "record":
+            log.guard(lambda t: t.record(item[2]))
+        elif kind == "end":
+            log.target.close()
+            done: concurrent.futures.Future[None] = item[2]
+            done.set_result(None)
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        lines, self.lines = self.lines, []
+        if lines and self.log is not None:
+            self.log.guard(lambda t: t.append(b"\n".join(lines) + b"\n"))
+
+
 def _line(event: dict[str, Any], outputs: bytes | None = None) -> bytes:
     text = _dumps(event)
     if outputs is not None:
@@ -242,8 +281,10 @@ class RunLog:
         self.run = run
         self.mode = mode
         self.full = mode == "full"
-        self.writer = writer
         self.target = _Target(storage, run.execution_id)
+        self.writer: LogWriter | _LoopWriter = (
+            _LoopWriter(run.loop) if self.target.local else writer
+        )
         self.failed_write = False
         #: Per completed node path: its ``node.completed`` line (the final record's entry).
         self.lines: dict[str, bytes] = {}
