@@ -28,10 +28,10 @@ from atomiton_core.results import ExecutionResult, ExecutionStatus
 from atomiton_core.secrets import SecretProvider, create_providers
 from atomiton_core.security import Security
 from atomiton_core.storage.flows import FlowStorage, create_storage
+from atomiton_core.storage.runs import PriorRun
 
 if TYPE_CHECKING:
     from atomiton_core.conductor.isolation import ProcessPool
-    from atomiton_core.storage.runs import PriorRun
 
 __all__ = ["Conductor", "Execution", "create_conductor"]
 
@@ -255,7 +255,7 @@ class Conductor:
         inputs: Mapping[str, Any] | None = None,
         *,
         execution_id: str | None = None,
-        resume: str | None = None,
+        resume: str | PriorRun | None = None,
     ) -> Execution:
         """Start an execution on the running loop and return its handle at once.
 
@@ -271,7 +271,7 @@ class Conductor:
         variables = dict(plan.variables)
         if inputs:
             variables.update(inputs)
-        prior = self._prior(resume) if resume is not None else None
+        prior = self.load_prior(resume) if isinstance(resume, str) else resume
         run = Run(self, plan, eid, variables, inputs, prior)
         task = asyncio.get_running_loop().create_task(self._main(run), name=f"atomiton:{eid}")
         execution = Execution(run, task)
@@ -284,14 +284,14 @@ class Conductor:
         if run.result.status is ExecutionStatus.RUNNING:  # cancelled before its first step
             run.finish_unstarted()
 
-    def _prior(self, execution_id: str) -> PriorRun:
+    def load_prior(self, execution_id: str) -> PriorRun:
+        """What a resume of a stored run reuses (``start(..., resume=)`` takes it too, so a
+        server can read it off its loop)."""
         if self.storage is None:
             raise ConfigurationError(
                 f"cannot resume run {execution_id!r}: this conductor has no storage",
                 hint="create the conductor with the storage the run was recorded in",
             )
-        from atomiton_core.storage.runs import PriorRun
-
         return PriorRun.load(self.storage, execution_id)
 
     async def _main(self, run: Run) -> ExecutionResult:

@@ -360,8 +360,11 @@ class Api:
                 f"{self.max_running} executions are running; try again when some finish",
             )
         prepared = await asyncio.to_thread(self.conductor.prepare, flow)
+        prior = None
+        if resume is not None:  # the stored run is read off the loop
+            prior = await asyncio.to_thread(self.conductor.load_prior, resume)
         execution = self.conductor.start(
-            prepared, inputs, execution_id=uuid.uuid4().hex, resume=resume
+            prepared, inputs, execution_id=uuid.uuid4().hex, resume=prior
         )
         self.hub.track(execution)
         eid = execution.execution_id

@@ -205,6 +205,8 @@ class FlowStorage:
         if not self._inside_root(folder):
             _log.warning("run records not pruned: %s leads outside the storage", folder)
             return 0
+        if len(self.list_runs()) <= keep:  # the common case: nothing to read
+            return 0
         records = list_records(self)
         doomed = [r for r in records[keep:] if r.status != "running"]
         for record in doomed:

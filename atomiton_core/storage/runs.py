@@ -279,12 +279,13 @@ class RunRecord:
                 hint="upgrade atomiton-core to read it",
             )
         record = cls(storage, execution_id, data)
-        if record.status == "running" and writer_alive(data.get("writer")) is False:
-            record._rebuild_interrupted()
+        if record.status == "running":
+            record._rebuild(interrupted=writer_alive(data.get("writer")) is False)
         return record
 
-    def _rebuild_interrupted(self) -> None:
-        """The writer died mid-run: the nodes as its log left them, the run interrupted."""
+    def _rebuild(self, *, interrupted: bool) -> None:
+        """A run still going, or whose writer died: its nodes as the log has them so far; the
+        run and its running nodes ``interrupted`` if the writer is gone."""
         data = self.data
         nodes: dict[str, dict[str, Any]] = {}
         last = self.started_at or 0.0
@@ -312,10 +313,12 @@ class RunRecord:
                 for name in ("inputsDigest", "outputsDigests", "outputs", "resumedFrom"):
                     if name in event:
                         entry[name] = event[name]
+        data["nodes"] = nodes
+        if not interrupted:
+            return
         for entry in nodes.values():
             if entry.get("status") == "running":
                 entry["status"] = INTERRUPTED
-        data["nodes"] = nodes
         data["status"] = INTERRUPTED
         data["endedAt"] = last
         if self.started_at is not None:
