@@ -88,3 +88,12 @@ def test_the_cpu_time_benchmark_runs() -> None:
     assert len(res["rows"]) == 8
     assert all(r["on_us"] > 0 and r["off_us"] > 0 for r in res["rows"])
     assert "| inline | chain | execute(flow) |" in cpu_time.markdown(res)
+
+
+def test_the_run_log_benchmark_runs() -> None:
+    from benchmarks import runlog
+
+    res = asyncio.run(runlog.measure(n=6, repeats=1))
+    assert len(res["rows"]) == 4
+    assert all(r["full_us"] > 0 and r["off_us"] > 0 for r in res["rows"])
+    assert "| inline | chain |" in runlog.markdown(res)
