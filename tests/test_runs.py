@@ -509,3 +509,20 @@ def test_a_sub_flow_edited_since_reruns_its_changed_nodes(conductor: Conductor) 
     assert second.outputs == {"s": {"x": {"output": 10}, "y": {"output": 1}}}
     assert dict(RAN) == {"s/x": 1}  # y, unchanged, was reused
     assert second.nodes["s/y"].resumed_from == first.execution_id
+
+
+def test_a_record_from_another_host_is_judged_by_its_heartbeat(conductor: Conductor) -> None:
+    storage = conductor.storage
+    assert storage is not None
+    result = conductor.run(_chain(1))
+    record = Path(storage.run_folder(result.execution_id)) / "run.json"
+    data = json.loads(record.read_text())
+    now = time.time()
+    for beat, expected in ((now - 5, "running"), (now - 3600, "interrupted")):
+        data.update(
+            status="running",
+            heartbeatAt=beat,
+            writer={"host": "another-machine", "pid": 1, "processStart": 0},
+        )
+        record.write_text(json.dumps(data))
+        assert storage.record(result.execution_id).status == expected

@@ -67,6 +67,8 @@ INLINE_LIMIT = 16 * 1024
 PROGRESS_EVERY_S = 0.25
 #: How long the writer waits for more lines before writing a batch.
 BATCH_S = 0.02
+#: How often a running record is rewritten with a fresh ``heartbeatAt``.
+HEARTBEAT_S = 30.0
 #: How long the writer's thread waits for work before it ends (the next line starts one).
 IDLE_S = 2.0
 
@@ -294,6 +296,7 @@ class RunLog:
         self._warned: set[tuple[str, str]] = set()
         self.started_at = _now()
         self._header: dict[str, Any] | None = None
+        self._beat: asyncio.TimerHandle | None = None
         self.variables_digest = self.value_digest(run.variables, "variables") if self.full else None
 
     # -- the writer's side -------------------------------------------------------------
@@ -355,9 +358,19 @@ class RunLog:
 
     def open(self) -> None:
         head = self.header()
+        head["heartbeatAt"] = self.started_at
         self.writer.put(("record", self, head))
         if self.full:
             self._emit({"type": "execution.started", "t": self.started_at, **_slim(head)})
+        self._beat = self.run.loop.call_later(HEARTBEAT_S, self._heartbeat)
+
+    def _heartbeat(self) -> None:
+        """Rewrite the running record now and then: a reader on another host, which cannot
+        look for the writer's process, tells a dead writer by a stale ``heartbeatAt``."""
+        head = self.header()
+        head["heartbeatAt"] = _now()
+        self.writer.put(("record", self, head))
+        self._beat = self.run.loop.call_later(HEARTBEAT_S, self._heartbeat)
 
     def node_started(self, pn: PlannedNode, res: NodeResult) -> None:
         if self.full:
@@ -515,6 +528,9 @@ class RunLog:
 
     def close(self, result: ExecutionResult) -> concurrent.futures.Future[None]:
         """Log the end and queue the final record; the future is done once both are written."""
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
         ended = _now()
         if self.full:
             self._emit(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,9 @@ def unpack(data: bytes) -> codec.Encoded:
     return codec.from_frames(frames)
 
 
+#: A running record from another host whose heartbeat is older than this was interrupted
+#: (its writer rewrites it every 30 s).
+STALE_S = 120.0
 #: The status of a run whose writer died before it ended.
 INTERRUPTED = "interrupted"
 _FINAL = {"completed", "failed", "cancelled"}
@@ -280,7 +284,11 @@ class RunRecord:
             )
         record = cls(storage, execution_id, data)
         if record.status == "running":
-            record._rebuild(interrupted=writer_alive(data.get("writer")) is False)
+            alive = writer_alive(data.get("writer"))
+            if alive is None:  # another host: its heartbeat says
+                beat = data.get("heartbeatAt", data.get("startedAt"))
+                alive = isinstance(beat, int | float) and time.time() - beat < STALE_S
+            record._rebuild(interrupted=not alive)
         return record
 
     def _rebuild(self, *, interrupted: bool) -> None:
