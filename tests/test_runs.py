@@ -32,6 +32,7 @@ from atomiton_core import (
 from atomiton_core.errors import AtomitonError
 from atomiton_core.storage.runs import RunRecord, read_events
 
+ATOMITON = [sys.executable, "-m", "atomiton_core.cli"]
 #: How many times each node (by path) really ran, across runs.
 RAN: Counter[str] = Counter()
 #: Node ids that fail when they run (a test "fixes" them by emptying it).
@@ -526,3 +527,53 @@ def test_a_record_from_another_host_is_judged_by_its_heartbeat(conductor: Conduc
         )
         record.write_text(json.dumps(data))
         assert storage.record(result.execution_id).status == expected
+
+
+@pytest.mark.slow
+def test_a_cli_killed_at_any_point_leaves_a_record_that_loads(tmp_path: Path) -> None:
+    """SIGKILL at twelve points of a run (by how much of its log is written, from before
+    the first line to after the end): every time the record loads, as interrupted unless the
+    run had finished, its log reads, and its nodes match the log."""
+    n = 3000
+    flow_file = tmp_path / "many.flow.json"
+    nodes = [
+        {"id": f"n{i}", "type": "edit-fields", "parameters": {"values": {"i": i}}} for i in range(n)
+    ]
+    edges = [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(n - 1)]
+    flow_file.write_text(json.dumps({"id": "many", "name": "many", "nodes": nodes, "edges": edges}))
+    storage = create_storage(str(tmp_path / "store"))
+    for k, lines in enumerate((0, 1, 2, 5, 50, 200, 800, 1500, 3000, 4500, 5990, 6100)):
+        proc = subprocess.Popen(
+            [*ATOMITON, "run", str(flow_file), "--quiet", "--storage", storage.url],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            log = None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                found = Path(storage.url).glob("runs/*/events.jsonl")
+                new = [p for p in found if p.parent.name not in _seen_runs]
+                if new:
+                    log = new[0]
+                    if log.read_bytes().count(b"\n") >= lines:
+                        break
+                time.sleep(0.001)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        if log is None:
+            continue  # it died before its first line: nothing to read, nothing lost
+        eid = log.parent.name
+        _seen_runs.add(eid)
+        record = storage.record(eid)
+        events = read_events(storage, eid)
+        assert record.status in ("interrupted", "completed"), (k, record.status)
+        done = {e["path"] for e in events if e["type"] == "node.completed"}
+        assert {p for p, e in record.nodes.items() if e["status"] == "completed"} == done
+        assert record.to_result().execution_id == eid
+
+
+_seen_runs: set[str] = set()
