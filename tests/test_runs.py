@@ -577,3 +577,14 @@ def test_a_cli_killed_at_any_point_leaves_a_record_that_loads(tmp_path: Path) ->
 
 
 _seen_runs: set[str] = set()
+
+
+def test_the_records_flow_outputs_refer_to_blobs_too(conductor: Conductor) -> None:
+    result = conductor.run(_flow([{"id": "b", "type": "rt.bytes"}], []))
+    storage = conductor.storage
+    assert storage is not None
+    record = json.loads((Path(storage.run_folder(result.execution_id)) / "run.json").read_text())
+    assert set(record["outputs"]["b"]["output"]) == {"$ref"}  # not 100 KB inline
+    back = storage.record(result.execution_id).to_result()
+    assert back.outputs == {"b": {"output": bytes(range(256)) * 400}}
+    assert storage.load_run(result.execution_id)["status"] == "completed"

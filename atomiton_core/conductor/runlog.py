@@ -49,7 +49,7 @@ import pydantic_core
 from atomiton_core import codec, wire
 from atomiton_core.errors import ValueNotEncodable
 from atomiton_core.files import atomic_write_bytes
-from atomiton_core.storage.runs import FORMAT, digest, pack
+from atomiton_core.storage.runs import FORMAT, digest, digest_parts, pack, pack_parts
 
 if TYPE_CHECKING:
     from atomiton_core.conductor.plan import PlannedNode
@@ -129,12 +129,16 @@ class _Target:
             self.segment += 1
             self.fs.pipe_file(f"{self.folder}/events/{self.segment:06d}.jsonl", data)
 
-    def blob(self, name: str, data: bytes) -> None:
+    def blob(self, name: str, data: bytes | list[bytes]) -> None:
         folder = f"{self.folder}/blobs"
         if not self.blobs_made:
             self.fs.makedirs(folder, exist_ok=True)
             self.blobs_made = True
-        self.fs.pipe_file(f"{folder}/{name}", data)
+        if self.local and isinstance(data, list):
+            with open(f"{folder}/{name}", "wb") as fh:
+                fh.writelines(data)
+            return
+        self.fs.pipe_file(f"{folder}/{name}", data if isinstance(data, bytes) else b"".join(data))
 
     def record(self, record: dict[str, Any] | bytes) -> None:
         data = record if isinstance(record, bytes) else _dumps(record)
@@ -294,6 +298,10 @@ class RunLog:
         self.keep_nodes = run.retain_results == "all"
         self._progress_at: dict[str, float] = {}
         self._warned: set[tuple[str, str]] = set()
+        #: Top-level nodes' outputs as stored (blobs by reference): the record's ``outputs``.
+        self.top_outputs: dict[str, bytes] = {}
+        #: Digests of the blobs this run has stored.
+        self.blobs: set[str] = set()
         self.started_at = _now()
         self._header: dict[str, Any] | None = None
         self._beat: asyncio.TimerHandle | None = None
@@ -457,9 +465,11 @@ class RunLog:
                     self._warn_once(res.path, port, str(exc))
                     continue
                 if enc.blobs or len(text) > INLINE_LIMIT:
-                    data = pack(text, enc.blobs)
-                    d = digest(data)
-                    self.writer.put(("blob", self, d, data))
+                    parts = pack_parts(text, enc.blobs)
+                    d = digest_parts(parts)
+                    if d not in self.blobs:  # the same value on two ports is stored once
+                        self.blobs.add(d)
+                        self.writer.put(("blob", self, d, parts))
                     text = b'{"$ref":"' + d.encode() + b'"}'
                 else:
                     d = digest(text)
@@ -491,6 +501,8 @@ class RunLog:
         self.writer.put(("line", self, line))
         if self.keep_nodes:  # the final record's entry for it is this line
             self.lines[res.path] = line
+        if "/" not in res.path:  # a top-level node: its outputs may be the flow's
+            self.top_outputs[res.path] = stored_outputs
         return digests
 
     def _warn_once(self, path: str, port: str, message: str) -> None:
@@ -548,21 +560,31 @@ class RunLog:
             endedAt=ended,
             durationMs=result.duration_ms,
             error=_error(result.error),
-            outputs=self._sink_outputs(result),
         )
         nodes = b",".join(
             _dumps(path) + b":" + self._node(res) for path, res in result.nodes.items()
         )
-        self.writer.put(("record", self, _dumps(record)[:-1] + b',"nodes":{' + nodes + b"}}"))
+        outputs = self._sink_outputs(result)
+        self.writer.put(
+            (
+                "record",
+                self,
+                _dumps(record)[:-1] + b',"outputs":' + outputs + b',"nodes":{' + nodes + b"}}",
+            )
+        )
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.writer.put(("end", self, done))
         return done
 
-    def _sink_outputs(self, result: ExecutionResult) -> Any:
-        try:
-            return codec.encode(result.outputs, where="outputs").tree
+    def _sink_outputs(self, result: ExecutionResult) -> bytes:
+        """The flow's outputs as their nodes' lines stored them (large ones by reference)."""
+        sinks = result.outputs if isinstance(result.outputs, dict) else {}
+        if all(node_id in self.top_outputs for node_id in sinks):
+            return b"{" + b",".join(_dumps(n) + b":" + self.top_outputs[n] for n in sinks) + b"}"
+        try:  # a summary record: the values themselves
+            return _dumps(codec.encode(result.outputs, where="outputs").tree)
         except ValueNotEncodable as exc:
-            return {"$": "unencodable", "message": exc.message}
+            return _dumps({"$": "unencodable", "message": exc.message})
 
     def _node(self, res: NodeResult) -> bytes:
         line = self.lines.get(res.path)

@@ -34,8 +34,10 @@ __all__ = [
     "RunRecord",
     "StoredNode",
     "digest",
+    "digest_parts",
     "list_records",
     "pack",
+    "pack_parts",
     "read_events",
     "unpack",
     "writer_alive",
@@ -55,11 +57,24 @@ def digest(data: bytes | str) -> str:
 
 def pack(head: bytes, blobs: list[bytes]) -> bytes:
     """A codec value's JSON tree and blobs as one blob file."""
+    return b"".join(pack_parts(head, blobs))
+
+
+def pack_parts(head: bytes, blobs: list[bytes]) -> list[bytes]:
+    """What :func:`pack` joins, unjoined: written one after another, nothing is copied."""
     parts = [_BLOB_MAGIC, len(blobs).to_bytes(4, "big"), len(head).to_bytes(8, "big")]
     parts.extend(len(b).to_bytes(8, "big") for b in blobs)
     parts.append(head)
     parts.extend(blobs)
-    return b"".join(parts)
+    return parts
+
+
+def digest_parts(parts: list[bytes]) -> str:
+    """:func:`digest` of the parts joined, without joining them."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()
 
 
 def unpack(data: bytes) -> codec.Encoded:
@@ -369,9 +384,17 @@ class RunRecord:
         result.duration_ms = data.get("durationMs")
         result.error = wire.load_error(data.get("error"))
         outputs = data.get("outputs")
-        if outputs is not None:
-            try:
-                result.outputs = codec.decode(codec.Encoded(outputs, []))
+        if isinstance(outputs, dict):
+            try:  # per node, per port: a value's tree, or a blob by reference
+                result.outputs = {
+                    node_id: {
+                        port: _decode_stored(self.storage, folder, tree)
+                        for port, tree in ports.items()
+                    }
+                    if isinstance(ports, dict)
+                    else ports
+                    for node_id, ports in outputs.items()
+                }
             except Exception:
                 result.outputs = outputs
         for path, entry in self.nodes.items():
