@@ -588,3 +588,19 @@ def test_the_records_flow_outputs_refer_to_blobs_too(conductor: Conductor) -> No
     back = storage.record(result.execution_id).to_result()
     assert back.outputs == {"b": {"output": bytes(range(256)) * 400}}
     assert storage.load_run(result.execution_id)["status"] == "completed"
+
+
+def test_a_blob_reference_that_is_not_a_digest_is_refused(conductor: Conductor) -> None:
+    """A record edited by hand cannot lead a reader (or a resume) out of the run's folder."""
+    result = conductor.run(_flow([{"id": "b", "type": "rt.bytes"}], []))
+    storage = conductor.storage
+    assert storage is not None
+    for name in ("run.json", "events.jsonl"):
+        path = Path(storage.run_folder(result.execution_id)) / name
+        path.write_text(path.read_text().replace('"$ref":"', '"$ref":"../../../../etc/passwd#'))
+    back = storage.record(result.execution_id).to_result()
+    shown = back.outputs["b"]["output"]
+    assert isinstance(shown, dict) and shown["$ref"].startswith("../")  # shown as stored
+    again = conductor.run(_flow([{"id": "b", "type": "rt.bytes"}], []), resume=result.execution_id)
+    assert again.ok and again.nodes["b"].resumed_from is None  # not reused: it ran
+    assert RAN["b"] == 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -165,9 +166,20 @@ def _events(storage: FlowStorage, execution_id: str) -> Iterator[dict[str, Any]]
                 yield event
 
 
+_REF = re.compile(r"[0-9a-f]{32}")
+
+
+def _blob_path(folder: str, ref: Any) -> str:
+    """Where a referenced blob is; a reference that is not a digest is refused (a record
+    edited by hand must not lead a reader elsewhere)."""
+    if not isinstance(ref, str) or not _REF.fullmatch(ref):
+        raise StorageError(f"the run in {folder} refers to a blob {ref!r}, which is not a digest")
+    return f"{folder}/blobs/{ref}"
+
+
 def _decode_stored(storage: FlowStorage, folder: str, tree: Any) -> Any:
     if isinstance(tree, dict) and set(tree) == {"$ref"}:
-        data = _read_bytes(storage, f"{folder}/blobs/{tree['$ref']}")
+        data = _read_bytes(storage, _blob_path(folder, tree["$ref"]))
         if data is None:
             raise StorageError(f"blob {tree['$ref']} of the run in {folder} is missing")
         return codec.decode(unpack(data))
@@ -194,7 +206,7 @@ class StoredNode:
         for port, tree in self.trees.items():
             if isinstance(tree, dict) and set(tree) == {"$ref"}:
                 ref = str(tree["$ref"])
-                data = _read_bytes(self.storage, f"{folder}/blobs/{ref}")
+                data = _read_bytes(self.storage, _blob_path(folder, ref))
                 if data is None:
                     raise StorageError(f"blob {ref} of run {self.execution_id} is missing")
                 out[port] = codec.decode(unpack(data))
