@@ -24,6 +24,8 @@ class NodeStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
+    #: Completed with outputs from the conductor's cache, without running.
+    CACHED = "cached"
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"

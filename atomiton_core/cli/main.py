@@ -35,6 +35,7 @@ _STATUS_STYLE = {
     "skipped": "yellow",
     "cancelled": "magenta",
     "interrupted": "bold magenta",
+    "cached": "blue",
     "resumed": "green",
 }
 _STATUS_MARK = {
@@ -44,7 +45,8 @@ _STATUS_MARK = {
     "cancelled": "⊘",
     "running": "…",
     "pending": " ",
-    "interrupted": "⚡",
+    "interrupted": "✗",
+    "cached": "≡",
     "resumed": "↺",
 }
 
@@ -185,9 +187,13 @@ def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
 
 
 async def _execute_with_signals(
-    conductor: Conductor, flow: Any, inputs: dict[str, Any], resume: str | None = None
+    conductor: Conductor,
+    flow: Any,
+    inputs: dict[str, Any],
+    resume: str | None = None,
+    cache: str | None = None,
 ) -> ExecutionResult:
-    execution = conductor.start(flow, inputs, resume=resume)
+    execution = conductor.start(flow, inputs, resume=resume, cache=cache)
     loop = asyncio.get_running_loop()
     try:
         # Ctrl-C, a kill, a closed terminal: the run is cancelled, so its programs are killed
@@ -256,6 +262,10 @@ def main() -> None:
     default=None,
     help="Resume a stored run: nodes it completed, unchanged since, are not run again.",
 )
+@click.option("--no-cache", is_flag=True, help="Run cached nodes; use and store no cache entry.")
+@click.option(
+    "--refresh-cache", is_flag=True, help="Run cached nodes and store fresh cache entries."
+)
 @storage_option
 def run(
     flow: str,
@@ -266,9 +276,14 @@ def run(
     process_workers: int | None,
     memory_ceiling: float | None,
     resume: str | None,
+    no_cache: bool,
+    refresh_cache: bool,
     storage: str | None,
 ) -> None:
     """Run FLOW: a flow file, a URL, or the id of a stored flow."""
+    if no_cache and refresh_cache:
+        _fail("--no-cache and --refresh-cache contradict each other: give one", EXIT_INVALID)
+    cache = "off" if no_cache else "refresh" if refresh_cache else None
     conductor = _conductor(storage, executor, process_workers, memory_ceiling)
     values = _parse_inputs(inputs)
     try:
@@ -282,7 +297,7 @@ def run(
     live = sys.stderr.isatty() and not as_json
     with _watch(conductor, live=live, quiet=quiet or as_json):
         try:
-            result = asyncio.run(_execute_with_signals(conductor, plan, values, resume))
+            result = asyncio.run(_execute_with_signals(conductor, plan, values, resume, cache))
         except AtomitonError as exc:  # the run to resume is not there, or cannot be
             conductor.close()
             _fail(str(exc), EXIT_FAILED)

@@ -1,4 +1,5 @@
-"""``atomiton runs``: the history of executions kept in storage (see atomiton_core.storage.runs)."""
+"""``atomiton runs`` and ``atomiton cache``: the history of executions and the output cache kept
+in storage (see atomiton_core.storage.runs and atomiton_core.storage.cache)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from atomiton_core.cli.main import (
     storage_option,
 )
 from atomiton_core.errors import AtomitonError
+from atomiton_core.storage.cache import CacheStore
 from atomiton_core.storage.flows import FlowStorage, create_storage
 from atomiton_core.storage.runs import RunRecord, read_events
 
@@ -231,3 +233,42 @@ def runs_prune(keep: int, storage: str | None) -> None:
     store = _storage(storage)
     deleted = store.prune_runs(keep)
     click.echo(f"deleted {deleted} run(s), kept the newest {keep}")
+
+
+@click.group()
+def cache() -> None:
+    """The output cache in storage: list, clear."""
+
+
+@cache.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+@storage_option
+def cache_list(as_json: bool, storage: str | None) -> None:
+    """List cache entries, newest first."""
+    entries = CacheStore(_storage(storage)).entries()
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    table = Table(title=f"{len(entries)} cache entries", title_justify="left")
+    table.add_column("key", no_wrap=True)
+    for column in ("node type", "version", "stored by run", "created", "bytes"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        table.add_row(
+            str(e["key"]),
+            escape(str(e["nodeType"])),
+            escape(str(e["typeVersion"])),
+            str(e["executionId"]),
+            _when(e["createdAt"]),
+            str(e["bytes"]),
+        )
+    _console().print(table)
+
+
+@cache.command("clear")
+@click.option("--type", "node_type", default=None, metavar="TYPE", help="Only this node type's.")
+@storage_option
+def cache_clear(node_type: str | None, storage: str | None) -> None:
+    """Delete cache entries (all, or one node type's)."""
+    deleted = CacheStore(_storage(storage)).clear(node_type)
+    click.echo(f"deleted {deleted} cache entr{'y' if deleted == 1 else 'ies'}")

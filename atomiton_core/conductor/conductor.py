@@ -27,6 +27,7 @@ from atomiton_core.flow.yaml_io import load_flow
 from atomiton_core.results import ExecutionResult, ExecutionStatus
 from atomiton_core.secrets import SecretProvider, create_providers
 from atomiton_core.security import Security
+from atomiton_core.storage.cache import CACHE_MODES, CacheStore
 from atomiton_core.storage.flows import FlowStorage, create_storage
 from atomiton_core.storage.runs import PriorRun
 
@@ -133,6 +134,7 @@ class Conductor:
         secrets: Iterable[str | SecretProvider] | None = None,
         cpu_time: bool = True,
         record: str | None = None,
+        cache: str = "off",
     ) -> None:
         self.catalogue = catalogue
         #: Where ``{{ secrets.NAME }}`` is looked up, in order (see atomiton_core.secrets).
@@ -156,6 +158,15 @@ class Conductor:
         self.record_runs = self.record != "off"
         #: The thread that writes run logs and records (started on first use).
         self.log_writer = LogWriter()
+        if cache not in CACHE_MODES:
+            raise ConfigurationError(
+                f"cache={cache!r} is not an option",
+                hint='use "use" (hits and new entries), "refresh" (new entries only) or "off"',
+            )
+        #: How executions use the output cache by default (``start(..., cache=)`` per run).
+        self.cache_mode = cache if storage is not None else "off"
+        #: The output cache, in storage (see atomiton_core.storage.cache).
+        self.cache_store: CacheStore | None = CacheStore(storage) if storage is not None else None
         #: At most this many run records are kept in storage (the newest); None: all.
         self.keep_runs = keep_runs
         self.retain_outputs = retain_outputs
@@ -256,6 +267,7 @@ class Conductor:
         *,
         execution_id: str | None = None,
         resume: str | PriorRun | None = None,
+        cache: str | None = None,
     ) -> Execution:
         """Start an execution on the running loop and return its handle at once.
 
@@ -263,7 +275,12 @@ class Conductor:
         resume: every node whose type, type version, parameters, variables and inputs are
         unchanged since that run, and which completed there, is not run again: its stored
         outputs are reused (``NodeResult.resumed_from``); the rest runs as usual.
+        ``cache``: "use", "refresh" or "off" for this run (default: the conductor's).
         """
+        if cache is not None and cache not in CACHE_MODES:
+            raise ConfigurationError(
+                f"cache={cache!r} is not an option", hint='use "use", "refresh" or "off"'
+            )
         plan = self.prepare(flow)
         eid = execution_id or uuid.uuid4().hex
         if eid in self._executions:
@@ -272,7 +289,7 @@ class Conductor:
         if inputs:
             variables.update(inputs)
         prior = self.load_prior(resume) if isinstance(resume, str) else resume
-        run = Run(self, plan, eid, variables, inputs, prior)
+        run = Run(self, plan, eid, variables, inputs, prior, cache)
         task = asyncio.get_running_loop().create_task(self._main(run), name=f"atomiton:{eid}")
         execution = Execution(run, task)
         self._executions[eid] = execution
@@ -350,6 +367,7 @@ class Conductor:
         *,
         execution_id: str | None = None,
         resume: str | None = None,
+        cache: str | None = None,
     ) -> ExecutionResult:
         """Run a flow to the end; ``inputs`` override its variables.
 
@@ -357,7 +375,7 @@ class Conductor:
         FlowValidationError before anything runs if the flow is invalid. ``resume``: a stored
         run whose unchanged, completed nodes are reused (see ``start``).
         """
-        execution = self.start(flow, inputs, execution_id=execution_id, resume=resume)
+        execution = self.start(flow, inputs, execution_id=execution_id, resume=resume, cache=cache)
         try:
             return await execution.result()
         except asyncio.CancelledError:
@@ -371,6 +389,7 @@ class Conductor:
         *,
         execution_id: str | None = None,
         resume: str | None = None,
+        cache: str | None = None,
     ) -> ExecutionResult:
         """Synchronous ``execute`` for scripts; not for use inside a running event loop."""
         try:
@@ -382,7 +401,9 @@ class Conductor:
                 "Conductor.run() was called inside a running event loop",
                 hint="use `await conductor.execute(...)` there",
             )
-        return asyncio.run(self.execute(flow, inputs, execution_id=execution_id, resume=resume))
+        return asyncio.run(
+            self.execute(flow, inputs, execution_id=execution_id, resume=resume, cache=cache)
+        )
 
     def cancel(self, execution_id: str) -> bool:
         """Cancel a running execution; False if no such execution is running."""
@@ -416,6 +437,7 @@ def create_conductor(
     secrets: Iterable[str | SecretProvider] | None = None,
     cpu_time: bool = True,
     record: str | None = None,
+    cache: str = "use",
 ) -> Conductor:
     """A conductor with its own plugin manager.
 
@@ -444,6 +466,9 @@ def create_conductor(
     ``secrets``: where ``{{ secrets.NAME }}`` is looked up (default: the environment variables
     ``ATOMITON_SECRET_<NAME>``; also "file:<path>", "keyring"); their values are masked in
     results, records, events and logs.
+    ``cache``: how nodes with the setting ``cache`` use the output cache in storage: "use"
+    (the default: a hit is reused, with the status ``cached``), "refresh" (run them and store
+    fresh entries) or "off".
     ``cpu_time=False`` measures no CPU time for inline and async nodes (it costs about
     1 µs per node; nodes in threads and worker processes are measured anyway).
     """
@@ -470,4 +495,5 @@ def create_conductor(
         secrets=secrets,
         cpu_time=cpu_time,
         record=record,
+        cache=cache,
     )

@@ -177,6 +177,8 @@ class GraphPlan:
     #: Edges from a child to the container: (child index, source port, container output name).
     outputs_from: list[tuple[int, str, str]]
     concurrency: int | None
+    #: A node here, or among a container's children here, has the setting ``cache``.
+    uses_cache: bool = False
 
 
 @dataclass(slots=True)
@@ -250,7 +252,10 @@ def _plan_graph(
         planned[src].keep = True
     roots = [pn.index for pn in planned if pn.n_preds == 0]
     sinks = [pn.index for pn in planned if not pn.successors]
-    return GraphPlan(planned, roots, sinks, outputs_from, concurrency)
+    uses_cache = any(
+        pn.settings.cache or (pn.children is not None and pn.children.uses_cache) for pn in planned
+    )
+    return GraphPlan(planned, roots, sinks, outputs_from, concurrency, uses_cache)
 
 
 def plan_flow(flow: Flow, catalogue: Catalogue, storage: FlowStorage | None = None) -> FlowPlan:

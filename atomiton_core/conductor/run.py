@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -18,25 +19,28 @@ from atomiton_core import signals
 from atomiton_core.conductor.events import emit_execution
 from atomiton_core.conductor.plan import FlowPlan
 from atomiton_core.conductor.progress import overall
-from atomiton_core.conductor.runlog import RunLog
-from atomiton_core.conductor.scheduler import GraphRun
+from atomiton_core.conductor.runlog import RunLog, StoredOutputs, value_digest
+from atomiton_core.conductor.scheduler import DONE, GraphRun
 from atomiton_core.errors import (
     AtomitonError,
     ExecutionCancelled,
     NodeTimeout,
     ResourceLimitExceeded,
+    StorageError,
 )
-from atomiton_core.results import ExecutionResult, ExecutionStatus, NodeStatus
+from atomiton_core.results import ExecutionResult, ExecutionStatus
 from atomiton_core.secrets import Redactor, Secrets
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from atomiton_core.conductor.conductor import Conductor
+    from atomiton_core.conductor.plan import PlannedNode
     from atomiton_core.storage.runs import PriorRun
 
 __all__ = ["Run"]
 
+_log = logging.getLogger("atomiton.conductor")
 _perf = time.perf_counter
 _now = time.time
 _EMPTY: dict[str, Any] = {}
@@ -55,6 +59,7 @@ class Run:
         variables: dict[str, Any],
         inputs: Mapping[str, Any] | None = None,
         prior: PriorRun | None = None,
+        cache_mode: str | None = None,
     ) -> None:
         self.conductor = conductor
         self.plan = plan
@@ -93,10 +98,29 @@ class Run:
         #: The clock of inline and async nodes' CPU time; None: not measured.
         self.cpu_clock = time.thread_time if conductor.cpu_time else None
         storage = conductor.storage
+        #: The conductor's output cache, unless this run does without it.
+        self.cache_mode = cache_mode or conductor.cache_mode
+        self.cache = conductor.cache_store if self.cache_mode != "off" else None
+        #: Cached nodes this run said could not be cached (each is said once).
+        self.uncached: set[str] = set()
         if conductor.record != "off" and storage is not None:
             self.log = RunLog(self, storage, conductor.log_writer, conductor.record)  # type: ignore[arg-type]
             if self.log.full:
                 self.trace = self.log
+        #: A digest of the run's variables, when its nodes are keyed (for the log or a cache).
+        self.variables_digest: str | None = None
+        if self.trace is not None or (self.cache is not None and plan.root.uses_cache):
+            self.variables_digest = value_digest(variables, "variables")
+
+    def cache_put(self, key: str, pn: PlannedNode, stored: StoredOutputs) -> None:
+        """Store a cached node's outputs; a cache that cannot be written is said once."""
+        assert self.cache is not None
+        try:
+            self.cache.put(key, pn.type_id, pn.node_type.version, self.execution_id, stored)
+        except (OSError, StorageError) as exc:
+            if "cache" not in self.uncached:
+                self.uncached.add("cache")
+                _log.error("run %s: the cache could not be written: %s", self.execution_id, exc)
 
     def current_progress(self) -> float:
         self.progress = overall(self.top, self.progress)
@@ -197,7 +221,7 @@ class Run:
             result.outputs = {
                 results[i].node_id: outputs[i] or {}
                 for i in plan.root.sinks
-                if results[i].status is NodeStatus.COMPLETED
+                if results[i].status in DONE
             }
             self._finish(ExecutionStatus.COMPLETED, t0, None)
         finally:

@@ -41,7 +41,6 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic_core
@@ -49,7 +48,13 @@ import pydantic_core
 from atomiton_core import codec, wire
 from atomiton_core.errors import ValueNotEncodable
 from atomiton_core.files import atomic_write_bytes
-from atomiton_core.storage.runs import FORMAT, digest, digest_parts, pack, pack_parts
+from atomiton_core.storage.runs import (
+    FORMAT,
+    INLINE_LIMIT,
+    StoredOutputs,
+    store_outputs,
+    value_digest,
+)
 
 if TYPE_CHECKING:
     from atomiton_core.conductor.plan import PlannedNode
@@ -57,12 +62,16 @@ if TYPE_CHECKING:
     from atomiton_core.results import ExecutionResult, NodeResult
     from atomiton_core.storage.flows import FlowStorage
 
-__all__ = ["INLINE_LIMIT", "RECORD_MODES", "LogWriter", "RunLog"]
+__all__ = [
+    "INLINE_LIMIT",
+    "RECORD_MODES",
+    "LogWriter",
+    "RunLog",
+]
+__all__ += ["StoredOutputs", "store_outputs", "value_digest"]  # the stored form, re-exported
 
 RecordMode = Literal["full", "summary", "off"]
 RECORD_MODES: tuple[str, ...] = ("full", "summary", "off")
-#: Bytes of JSON a value may take inline in a log line; larger ones go to a blob.
-INLINE_LIMIT = 16 * 1024
 #: A node's progress is logged at most this often (its first and last always).
 PROGRESS_EVERY_S = 0.25
 #: How long the writer waits for more lines before writing a batch.
@@ -76,8 +85,6 @@ _log = logging.getLogger("atomiton.runs")
 #: JSON of plain data, as UTF-8 bytes: pydantic-core's serializer (a dependency already),
 #: four times as fast as the standard library's on the small objects a log is made of.
 _dumps = pydantic_core.to_json
-#: Values that are their own codec tree and short enough inline (strings are checked).
-_PLAIN = frozenset({int, bool, type(None)})
 _now = time.time
 
 
@@ -305,7 +312,6 @@ class RunLog:
         self.started_at = _now()
         self._header: dict[str, Any] | None = None
         self._beat: asyncio.TimerHandle | None = None
-        self.variables_digest = self.value_digest(run.variables, "variables") if self.full else None
 
     # -- the writer's side -------------------------------------------------------------
     def guard(self, write: Any) -> None:
@@ -326,15 +332,6 @@ class RunLog:
     def _emit(self, event: dict[str, Any], outputs: bytes | None = None) -> None:
         if self.full:
             self.writer.put(("line", self, _line(event, outputs)))
-
-    def value_digest(self, value: Any, where: str) -> str | None:
-        """A digest of any value (variables, container inputs); None if it cannot be encoded."""
-        try:
-            enc = codec.encode(value, where=where)
-        except ValueNotEncodable:
-            return None
-        data = _dumps(enc.tree)
-        return digest(pack(data, enc.blobs) if enc.blobs else data)
 
     def header(self) -> dict[str, Any]:
         if self._header is not None:
@@ -426,56 +423,15 @@ class RunLog:
         res: NodeResult,
         key: str | None,
         inputs_digest: str | None,
-        out: Mapping[str, Any],
-        shown: Mapping[str, Any],
-        reused: Mapping[str, tuple[bytes, bytes | None]] | None = None,
-    ) -> dict[str, str | None]:
-        """Log a completed node with its outputs; the output ports' digests.
-
-        ``reused``: the stored form of outputs taken from an earlier run, per port: inline
-        JSON (blob bytes None), or a blob's digest and its bytes; written again as they were.
-        """
-        resumable = key is not None
-        why = None
-        if shown is not out and shown != out:  # it holds a secret: stored masked
-            out, resumable, why = shown, False, "its outputs hold a secret"
-        ports: list[bytes] = []
-        digests: dict[str, str | None] = {}
-        for port, value in out.items():
-            stored = reused.get(port) if reused is not None else None
-            if stored is not None:
-                text, data = stored
-                if data is not None:  # text is the blob's digest
-                    d = text.decode()
-                    self.writer.put(("blob", self, d, data))
-                    text = b'{"$ref":"' + text + b'"}'
-                else:
-                    d = digest(text)
-            elif type(value) in _PLAIN:  # its own tree: no walk, no blob
-                text = _dumps(value)
-                d = digest(text)
-            else:
-                try:
-                    enc = codec.encode(value, where=f"outputs.{port}", node_id=pn.id)
-                    text = _dumps(enc.tree)
-                except (ValueNotEncodable, ValueError, TypeError) as exc:
-                    digests[port] = None
-                    resumable = False
-                    why = f"output {port!r} cannot be stored: {exc}"
-                    self._warn_once(res.path, port, str(exc))
-                    continue
-                if enc.blobs or len(text) > INLINE_LIMIT:
-                    parts = pack_parts(text, enc.blobs)
-                    d = digest_parts(parts)
-                    if d not in self.blobs:  # the same value on two ports is stored once
-                        self.blobs.add(d)
-                        self.writer.put(("blob", self, d, parts))
-                    text = b'{"$ref":"' + d.encode() + b'"}'
-                else:
-                    d = digest(text)
-            digests[port] = d
-            ports.append(_dumps(port) + b":" + text)
-        stored_outputs = b"{" + b",".join(ports) + b"}"
+        stored: StoredOutputs,
+    ) -> None:
+        """Log a completed node with its outputs (as :func:`store_outputs` gave them)."""
+        for d, parts in stored.blobs:
+            if d not in self.blobs:  # the same value on two ports, or nodes, is stored once
+                self.blobs.add(d)
+                self.writer.put(("blob", self, d, parts))
+        if stored.unstored is not None:
+            self._warn_once(res.path, *stored.unstored)
         event: dict[str, Any] = {
             "type": "node.completed",
             "t": _now(),
@@ -485,27 +441,29 @@ class RunLog:
             "typeVersion": pn.node_type.version,
             "attempts": res.attempts,
             "durationMs": res.duration_ms,
-            "key": key if resumable else None,
+            "key": key if stored.why is None else None,
             "inputsDigest": inputs_digest,
-            "outputsDigests": digests,
+            "outputsDigests": stored.digests,
         }
+        if res.status != "completed":
+            event["status"] = str(res.status)
         if res.cpu_ms is not None:
             event["cpuMs"] = res.cpu_ms
         if res.peak_memory is not None:
             event["peakMemory"] = res.peak_memory
-        if why is not None:
-            event["notResumable"] = why
+        if stored.why is not None:
+            event["notResumable"] = stored.why
         if res.resumed_from is not None:
             event["resumedFrom"] = res.resumed_from
-        line = _line(event, stored_outputs)
+        line = _line(event, stored.json)
         self.writer.put(("line", self, line))
         if self.keep_nodes:  # the final record's entry for it is this line
             self.lines[res.path] = line
         if "/" not in res.path:  # a top-level node: its outputs may be the flow's
-            self.top_outputs[res.path] = stored_outputs
-        return digests
+            self.top_outputs[res.path] = stored.json
 
     def _warn_once(self, path: str, port: str, message: str) -> None:
+        """Say once per node and port that an output could not be stored."""
         if (path, port) in self._warned:
             return
         self._warned.add((path, port))
@@ -588,8 +546,8 @@ class RunLog:
 
     def _node(self, res: NodeResult) -> bytes:
         line = self.lines.get(res.path)
-        if line is not None and res.status == "completed":
-            head = {"status": "completed", "startedAt": res.started_at}
+        if line is not None and res.status in ("completed", "cached"):
+            head = {"status": str(res.status), "startedAt": res.started_at}
             return _dumps(head)[:-1] + b"," + line[1:]
         entry: dict[str, Any] = {
             "nodeId": res.node_id,

@@ -39,6 +39,7 @@ from atomiton_core.conductor.attempts import (
 from atomiton_core.conductor.events import emit_node
 from atomiton_core.conductor.plan import FROM_CONTAINER, GraphPlan, PlannedNode, wrong_input
 from atomiton_core.conductor.progress import GraphProgress
+from atomiton_core.conductor.runlog import store_outputs, value_digest
 from atomiton_core.errors import AtomitonError, CircularDependency, ExecutionCancelled
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.results import NodeResult, NodeStatus
@@ -54,6 +55,9 @@ if TYPE_CHECKING:
 __all__ = ["GraphRun"]
 
 _COMPLETED = NodeStatus.COMPLETED
+_CACHED = NodeStatus.CACHED
+#: A node that produced outputs: it ran, or its outputs came from the cache.
+DONE = frozenset({NodeStatus.COMPLETED, NodeStatus.CACHED})
 _RUNNING = NodeStatus.RUNNING
 _EMPTY: dict[str, Any] = {}
 _now = time.time
@@ -87,6 +91,8 @@ class GraphRun(GraphProgress):
         self.run_ = run
         #: The run's log when it keeps outputs: nodes are keyed and their outputs stored.
         self.trace = run.trace
+        #: Nodes are keyed (and outputs digested): for the log, or for a cached node here.
+        self.keyed = self.trace is not None or (run.cache is not None and plan.uses_cache)
         #: Per node: its output ports' digests (None: not completed, or not storable).
         self.port_digests: list[dict[str, str | None] | None] = []
         #: A digest of the variables this graph's nodes see.
@@ -138,10 +144,14 @@ class GraphRun(GraphProgress):
         self.results: list[NodeResult] = []
         #: Keys (and inputs' digests) of the nodes started, until they complete.
         self.keys: dict[int, tuple[str, str] | None] = {}
-        if self.trace is not None:
+        if self.keyed:
             self.port_digests = [None] * len(nodes)
-            if parent is None and scope_digest is None:
-                self.scope_digest = self.trace.variables_digest
+            if scope_digest is None:
+                self.scope_digest = (
+                    run.variables_digest
+                    if variables is run.variables
+                    else value_digest(dict(variables), "variables")
+                )
         append = self.results.append
         for pn in nodes:
             path = prefix + pn.id if prefix else pn.id
@@ -221,8 +231,8 @@ class GraphRun(GraphProgress):
         scope_digest = self.scope_digest
         if variables:
             scope = {**scope, **variables}
-            if self.trace is not None and scope_digest is not None:
-                extra = self.trace.value_digest(dict(variables), "variables")
+            if scope_digest is not None:
+                extra = value_digest(dict(variables), "variables")
                 scope_digest = digest(f"{scope_digest}+{extra}") if extra is not None else None
         graph = GraphRun(
             self.run_,
@@ -266,9 +276,9 @@ class GraphRun(GraphProgress):
             run.subflows[flow_id] = plan
         variables = dict(plan.variables)
         variables.update(inputs)
+        # computed by the sub-flow's graph if it keys its nodes: each child's key holds its
+        # own part of the sub-flow
         scope_digest = None
-        if self.trace is not None:  # each child's key holds its own part of the sub-flow
-            scope_digest = self.trace.value_digest(variables, "variables")
         graph = GraphRun(
             run,
             plan.root,
@@ -290,7 +300,7 @@ class GraphRun(GraphProgress):
         return {
             results[i].node_id: graph.outputs[i] or {}
             for i in plan.root.sinks
-            if results[i].status is _COMPLETED
+            if results[i].status in DONE
         }
 
     # -- driving -------------------------------------------------------------------------
@@ -373,15 +383,24 @@ class GraphRun(GraphProgress):
         if not pn.settings.enabled:
             self._skip(i, "disabled")
             return None
-        if self.trace is not None:
+        if self.keyed:
             self.keys[i] = key = self._key(pn)
-            prior = self.run_.prior
+            run = self.run_
+            prior = run.prior
             # a container or sub-flow runs again (what it runs may have changed: a stored
             # flow is not part of its key); its children are each reused or not
             if prior is not None and key is not None and not pn.runs_children:
                 reused = prior.reusable(res.path, key[0])
                 if reused is not None and self._reuse(i, reused):
                     return None
+            settings = pn.settings
+            if settings.cache and run.cache is not None and not pn.runs_children:
+                if key is None:
+                    self._not_cached(pn)
+                elif run.cache_mode == "use":
+                    hit = run.cache.get(key[0], settings.cache_ttl)
+                    if hit is not None and self._reuse(i, hit, cached=True):
+                        return None
         res.status = _RUNNING
         res.started_at = _now()
         res.attempts = 1
@@ -428,13 +447,26 @@ class GraphRun(GraphProgress):
     def _container_input_digest(self, port: str) -> str | None:
         known = self.input_digests
         if port not in known:
-            assert self.trace is not None
-            known[port] = self.trace.value_digest(self.inputs[port], f"inputs.{port}")
+            known[port] = value_digest(self.inputs[port], f"inputs.{port}")
         return known[port]
 
-    def _reuse(self, i: int, reused: StoredNode) -> bool:
-        """Complete a node with the outputs the resumed run stored for the same key; False
-        if they cannot be read back (the node then runs)."""
+    def _not_cached(self, pn: PlannedNode) -> None:
+        """Say once per run and node why a cached node runs: what it is given has no digest."""
+        run = self.run_
+        if pn.id in run.uncached:
+            return
+        run.uncached.add(pn.id)
+        given = [tport for _s, _p, tport, _m in pn.inputs]
+        _log.warning(
+            "node %r is not cached: what it is given (its inputs %s, or the variables) holds a "
+            "value no codec can store, so it has no key; it runs",
+            pn.id,
+            given or "none",
+        )
+
+    def _reuse(self, i: int, reused: StoredNode, *, cached: bool = False) -> bool:
+        """Complete a node with the outputs the resumed run (or the cache) stored for the
+        same key; False if they cannot be read back (the node then runs)."""
         res = self.results[i]
         try:
             out = reused.load()
@@ -446,11 +478,12 @@ class GraphRun(GraphProgress):
                 exc,
             )
             return False
-        res.resumed_from = reused.execution_id
+        if not cached:
+            res.resumed_from = reused.execution_id
         res.started_at = _now()
         res.duration_ms = 0.0
         res.attempts = 0
-        self._completed(i, out, reused.stored)
+        self._completed(i, out, reused.stored, _CACHED if cached else _COMPLETED)
         return True
 
     def _spawn(self, i: int, kwargs: dict[str, Any]) -> None:
@@ -607,27 +640,41 @@ class GraphRun(GraphProgress):
             self.propagate()
 
     def _completed(
-        self, i: int, out: dict[str, Any], stored: Mapping[str, Any] | None = None
+        self,
+        i: int,
+        out: dict[str, Any],
+        reused: Mapping[str, Any] | None = None,
+        status: NodeStatus = NodeStatus.COMPLETED,
     ) -> None:
         res = self.results[i]
-        res.status = _COMPLETED
+        res.status = status
         # downstream gets the real values; results and events the masked ones
         shown = self.run_.redactor.value(out) if self.secret_values else out
         if self.run_.retain_outputs:
             res.outputs = shown
         self.outputs[i] = out
-        trace = self.trace
-        if trace is not None:
+        if self.keyed:
+            pn = self.plan.nodes[i]
             key = self.keys.pop(i, None)
-            self.port_digests[i] = trace.node_completed(
-                self.plan.nodes[i],
-                res,
-                key[0] if key is not None else None,
-                key[1] if key is not None else None,
-                out,
-                shown,
-                stored,
-            )
+            stored = store_outputs(pn.id, out, shown, reused)
+            self.port_digests[i] = stored.digests
+            if self.trace is not None:
+                self.trace.node_completed(
+                    pn,
+                    res,
+                    key[0] if key is not None else None,
+                    key[1] if key is not None else None,
+                    stored,
+                )
+            if (
+                key is not None
+                and status is _COMPLETED
+                and pn.settings.cache
+                and stored.why is None
+                and self.run_.cache is not None
+                and not pn.runs_children
+            ):
+                self.run_.cache_put(key[0], pn, stored)
         self._advance(i)
         if signals.node_completed.receivers:
             emit_node(

@@ -3,7 +3,8 @@
 They sit in a node's ``parameters`` as in the original (``timeout: 5000``, ``retries: 2``), are
 parsed once when a flow is planned and are all enforced by the conductor (``conductor/attempts``
 for timeout, retries and backoff; the scheduler for ``enabled`` and ``continueOnFail``;
-``conductor/isolation`` for ``isolation`` and the limits of an isolated node).
+``conductor/isolation`` for ``isolation`` and the limits of an isolated node; the scheduler and
+``storage/cache`` for ``cache`` and ``cacheTtl``).
 
 A node type may declare its own defaults for them (``@node(..., settings={"timeout": 5000})``);
 a flow's value wins over the type's default.
@@ -35,6 +36,8 @@ RESERVED_PARAMETERS = frozenset(
         "cpuLimit",
         "memoryLimit",
         "processLimit",
+        "cache",
+        "cacheTtl",
     }
 )
 
@@ -61,6 +64,11 @@ class ExecutionSettings(BaseModel):
     memory_limit: float | None = Field(None, gt=0)
     #: Processes an isolated attempt may start; ``0``: none.
     process_limit: int | None = Field(None, ge=0)
+    #: Reuse the outputs of an earlier run of the same node on the same inputs (the
+    #: conductor's cache in storage) instead of running it.
+    cache: bool = False
+    #: Seconds a cache entry stays good (None: until it is cleared).
+    cache_ttl: float | None = Field(None, gt=0)
 
     @property
     def isolated(self) -> bool:

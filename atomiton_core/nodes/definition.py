@@ -251,6 +251,7 @@ def node(
     dynamic_outputs: bool = False,
     settings: Mapping[str, Any] | None = None,
     own_limits: tuple[str, ...] | list[str] | frozenset[str] = (),
+    cacheable: bool = False,
 ) -> Callable[[Callable[..., Any]], NodeType]:
     """Declare a node type; the declaration is checked here, not when the node first runs.
 
@@ -260,7 +261,9 @@ def node(
     ``settings`` gives the type's defaults for execution settings, e.g.
     ``{"isolation": "process", "cpuLimit": 5}`` for a node that runs untrusted work;
     ``own_limits`` names the limits the type enforces itself on what it starts (a program),
-    which a flow may then set without isolating the node.
+    which a flow may then set without isolating the node. ``cacheable=True`` (with
+    ``pure=True``: the same inputs and parameters always give the same outputs) caches the
+    node by default (the execution setting ``cache``); a flow may still say ``cache: false``.
     """
     if not isinstance(type_id, str) or not _TYPE_ID.fullmatch(type_id):
         raise NodeDefinitionError(
@@ -280,6 +283,14 @@ def node(
             "continueOnFail itself",
         )
     out_ports = _ports_from_outputs(type_id, outputs)
+    if cacheable:
+        if not pure:
+            raise NodeDefinitionError(
+                f"node type {type_id!r}: cacheable=True needs pure=True",
+                hint="a cached node's outputs are reused for the same inputs: declare it pure "
+                "(the testing kit then checks that it is deterministic)",
+            )
+        settings = {"cache": True, **(settings or {})}
     default_settings = _default_settings(type_id, settings)
     unknown_limits = sorted(set(own_limits) - set(LIMITS.values()))
     if unknown_limits:

@@ -355,6 +355,9 @@ class Api:
         resume = body.get("resume")
         if resume is not None and not isinstance(resume, str):
             raise RequestError("`resume` must be the id of a stored run")
+        cache = body.get("cache")
+        if cache is not None and cache not in ("use", "refresh", "off"):
+            raise RequestError('`cache` must be "use", "refresh" or "off"')
         if self.hub.running_count >= self.max_running:
             raise TooManyExecutions(
                 f"{self.max_running} executions are running; try again when some finish",
@@ -364,7 +367,7 @@ class Api:
         if resume is not None:  # the stored run is read off the loop
             prior = await asyncio.to_thread(self.conductor.load_prior, resume)
         execution = self.conductor.start(
-            prepared, inputs, execution_id=uuid.uuid4().hex, resume=prior
+            prepared, inputs, execution_id=uuid.uuid4().hex, resume=prior, cache=cache
         )
         self.hub.track(execution)
         eid = execution.execution_id

@@ -16,14 +16,14 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pydantic_core
 
 from atomiton_core import codec, wire
-from atomiton_core.errors import ConfigurationError, RunNotFound, StorageError
+from atomiton_core.errors import ConfigurationError, RunNotFound, StorageError, ValueNotEncodable
 from atomiton_core.results import ExecutionResult, ExecutionStatus, NodeResult, NodeStatus
 
 if TYPE_CHECKING:
@@ -31,18 +31,28 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT",
+    "INLINE_LIMIT",
     "PriorRun",
     "RunRecord",
     "StoredNode",
+    "StoredOutputs",
     "digest",
     "digest_parts",
     "list_records",
     "pack",
     "pack_parts",
     "read_events",
+    "store_outputs",
     "unpack",
+    "value_digest",
     "writer_alive",
 ]
+
+#: Bytes of JSON a value may take inline in a log line or entry; larger ones go to a blob.
+INLINE_LIMIT = 16 * 1024
+#: Values that are their own codec tree (no walk needed).
+_PLAIN = frozenset({int, bool, type(None)})
+_dumps = pydantic_core.to_json
 
 #: The record's format; readers refuse a newer one clearly.
 FORMAT = 2
@@ -95,6 +105,89 @@ def unpack(data: bytes) -> codec.Encoded:
 #: A running record from another host whose heartbeat is older than this was interrupted
 #: (its writer rewrites it every 30 s).
 STALE_S = 120.0
+
+
+@dataclass(slots=True)
+class StoredOutputs:
+    """A node's outputs as the log and the cache store them."""
+
+    #: ``{"port": tree or {"$ref": digest}, ...}`` as JSON.
+    json: bytes
+    #: Each port's digest (None: it could not be stored).
+    digests: dict[str, str | None]
+    #: The blobs the JSON refers to: (digest, the blob file's parts).
+    blobs: list[tuple[str, list[bytes]]] = field(default_factory=list)
+    #: Why these outputs may not be reused (a secret in them, a value no codec stores).
+    why: str | None = None
+    #: The port that could not be stored, and why.
+    unstored: tuple[str, str] | None = None
+
+
+def store_outputs(
+    node_id: str,
+    out: Mapping[str, Any],
+    shown: Mapping[str, Any] | None = None,
+    reused: Mapping[str, tuple[bytes, bytes | None]] | None = None,
+) -> StoredOutputs:
+    """A node's outputs in their stored form: each port's value through the codec, inline
+    JSON when small, a blob (by digest) when large or binary; and each port's digest.
+
+    ``shown``: the outputs with the run's secrets masked; when they differ the masked ones
+    are stored, and marked not reusable. ``reused``: the stored form of outputs taken from
+    an earlier run or the cache, per port (inline JSON, blob bytes None; or a blob's digest
+    and its bytes), kept as it was.
+    """
+    why = None
+    if shown is not None and shown is not out and shown != out:
+        out, why = shown, "its outputs hold a secret"
+    ports: list[bytes] = []
+    digests: dict[str, str | None] = {}
+    blobs: list[tuple[str, list[bytes]]] = []
+    unstored = None
+    for port, value in out.items():
+        stored = reused.get(port) if reused is not None else None
+        if stored is not None:
+            text, data = stored
+            if data is not None:  # text is the blob's digest
+                d = text.decode()
+                blobs.append((d, [data]))
+                text = b'{"$ref":"' + text + b'"}'
+            else:
+                d = digest(text)
+        elif type(value) in _PLAIN:  # its own tree: no walk, no blob
+            text = _dumps(value)
+            d = digest(text)
+        else:
+            try:
+                enc = codec.encode(value, where=f"outputs.{port}", node_id=node_id)
+                text = _dumps(enc.tree)
+            except (ValueNotEncodable, ValueError, TypeError) as exc:
+                digests[port] = None
+                why = f"output {port!r} cannot be stored: {exc}"
+                unstored = (port, str(exc))
+                continue
+            if enc.blobs or len(text) > INLINE_LIMIT:
+                parts = pack_parts(text, enc.blobs)
+                d = digest_parts(parts)
+                blobs.append((d, parts))
+                text = b'{"$ref":"' + d.encode() + b'"}'
+            else:
+                d = digest(text)
+        digests[port] = d
+        ports.append(_dumps(port) + b":" + text)
+    return StoredOutputs(b"{" + b",".join(ports) + b"}", digests, blobs, why, unstored)
+
+
+def value_digest(value: Any, where: str) -> str | None:
+    """A digest of any value (variables, container inputs); None if it cannot be encoded."""
+    try:
+        enc = codec.encode(value, where=where)
+    except ValueNotEncodable:
+        return None
+    data = _dumps(enc.tree)
+    return digest(pack(data, enc.blobs) if enc.blobs else data)
+
+
 #: The status of a run whose writer died before it ended.
 INTERRUPTED = "interrupted"
 _FINAL = {"completed", "failed", "cancelled"}
@@ -198,10 +291,12 @@ class StoredNode:
     #: Per port, what the new run's log writes again: inline JSON (blob bytes None), or a
     #: blob's digest and its bytes. Filled by :meth:`load`.
     stored: dict[str, tuple[bytes, bytes | None]] = field(default_factory=dict)
+    #: The folder whose ``blobs/`` holds the blobs (default: the run's own folder).
+    folder: str | None = None
 
     def load(self) -> dict[str, Any]:
         """The outputs, decoded (blobs read from the run's folder)."""
-        folder = self.storage.run_folder(self.execution_id)
+        folder = self.folder or self.storage.run_folder(self.execution_id)
         out: dict[str, Any] = {}
         for port, tree in self.trees.items():
             if isinstance(tree, dict) and set(tree) == {"$ref"}:
@@ -341,7 +436,7 @@ class RunRecord:
                 entry["attempts"] = event.get("attempt", 1)
                 entry.setdefault("startedAt", t)
             elif kind in _NODE_END:
-                entry["status"] = _NODE_END[str(kind)]
+                entry["status"] = event.get("status") or _NODE_END[str(kind)]
                 for name in ("attempts", "durationMs", "cpuMs", "error", "reason", "key"):
                     if name in event:
                         entry[name] = event[name]
