@@ -37,6 +37,31 @@ async def bench_sleep(
     return {"out": 1}
 
 
+class WorkParams(BaseModel):
+    rounds: int = 2000
+    #: Makes each node's work its own (so no two nodes share a cache entry).
+    salt: int = 0
+
+
+@node(
+    "bench.work",
+    params=WorkParams,
+    outputs={"out": int},
+    multiple=["x"],
+    blocking=False,
+    pure=True,
+    cacheable=True,
+)
+def bench_work(ctx: NodeContext, params: WorkParams, x: list[int] | None = None) -> dict[str, Any]:
+    """Some CPU (hashing ``rounds`` times, about 1 ms per 2,000): what a cache spares."""
+    import hashlib
+
+    h = hashlib.blake2b(f"{sum(x or [])}/{params.salt}".encode())
+    for _ in range(params.rounds):
+        h = hashlib.blake2b(h.digest())
+    return {"out": (sum(x or []) + 1) % 1000}
+
+
 @hookimpl
 def atomiton_node_types() -> list[Any]:
-    return [bench_async, bench_inline, bench_thread, bench_sleep]
+    return [bench_async, bench_inline, bench_thread, bench_sleep, bench_work]

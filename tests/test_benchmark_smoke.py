@@ -97,3 +97,12 @@ def test_the_run_log_benchmark_runs() -> None:
     assert len(res["rows"]) == 4
     assert all(r["full_us"] > 0 and r["off_us"] > 0 for r in res["rows"])
     assert "| inline | chain |" in runlog.markdown(res)
+
+
+def test_the_cache_benchmark_runs() -> None:
+    from benchmarks import cache
+
+    res = asyncio.run(cache.measure(n=6, repeats=1))
+    assert [r["shape"] for r in res["rows"]] == ["chain", "fanout"]
+    assert all(r["cached_ms"] > 0 for r in res["rows"])
+    assert "| chain |" in cache.markdown(res)

@@ -128,7 +128,7 @@ def test_an_input_change_misses_and_the_ttl_expires_entries(conductor: Conductor
     assert RAN["c"] == 2
     store = conductor.cache_store
     assert store is not None
-    for entry in Path(store.folder).glob("*/*.json"):  # every entry is two hours old now
+    for entry in Path(store.folder).glob("entries/*.json"):  # every entry is two hours old now
         data = json.loads(entry.read_text())
         data["createdAt"] -= 7200
         entry.write_text(json.dumps(data))

@@ -103,6 +103,8 @@ class Run:
         self.cache = conductor.cache_store if self.cache_mode != "off" else None
         #: Cached nodes this run said could not be cached (each is said once).
         self.uncached: set[str] = set()
+        #: Cache entries this run queued for writing (the run ends once they are written).
+        self.cache_writes = 0
         if conductor.record != "off" and storage is not None:
             self.log = RunLog(self, storage, conductor.log_writer, conductor.record)  # type: ignore[arg-type]
             if self.log.full:
@@ -113,14 +115,23 @@ class Run:
             self.variables_digest = value_digest(variables, "variables")
 
     def cache_put(self, key: str, pn: PlannedNode, stored: StoredOutputs) -> None:
-        """Store a cached node's outputs; a cache that cannot be written is said once."""
-        assert self.cache is not None
-        try:
-            self.cache.put(key, pn.type_id, pn.node_type.version, self.execution_id, stored)
-        except (OSError, StorageError) as exc:
-            if "cache" not in self.uncached:
-                self.uncached.add("cache")
-                _log.error("run %s: the cache could not be written: %s", self.execution_id, exc)
+        """Store a cached node's outputs, from the conductor's writer thread (creating a file
+        is slow on some disks; the run goes on meanwhile and waits for them at its end). A
+        cache that cannot be written is said once."""
+        cache = self.cache
+        assert cache is not None
+        self.cache_writes += 1
+        type_id, version, eid = pn.type_id, pn.node_type.version, self.execution_id
+
+        def put() -> None:
+            try:
+                cache.put(key, type_id, version, eid, stored)
+            except (OSError, StorageError) as exc:
+                if "cache" not in self.uncached:
+                    self.uncached.add("cache")
+                    _log.error("run %s: the cache could not be written: %s", eid, exc)
+
+        self.conductor.log_writer.call(put)
 
     def current_progress(self) -> float:
         self.progress = overall(self.top, self.progress)
@@ -227,6 +238,8 @@ class Run:
         finally:
             if watcher is not None:
                 watcher.cancel()
+        if self.cache_writes:  # a run that follows finds every entry this one made
+            await self.conductor.log_writer.drained()
         if self.log is not None:  # the record is written before anyone hears the run ended
             await self.log.finish(result)
         self._announce()

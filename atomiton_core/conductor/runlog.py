@@ -175,7 +175,7 @@ class LogWriter:
         self._items.append(item)
         if not self._wake.is_set():
             self._wake.set()
-        if item[0] == "end":
+        if item[0] in ("end", "barrier"):
             self._urgent.set()
         if self._thread is None:
             self._start()
@@ -226,6 +226,15 @@ class LogWriter:
 
     def _do(self, item: tuple[Any, ...]) -> None:
         kind, log = item[0], item[1]
+        if kind == "call":  # another writer's work (the cache's): its errors are its own
+            try:
+                item[2]()
+            except Exception:
+                _log.exception("a background write failed")
+            return
+        if kind == "barrier":  # everything queued before it is written
+            item[2].set_result(None)
+            return
         if kind == "blob":
             log.guard(lambda t: t.blob(item[2], item[3]))
         elif kind == "record":
@@ -235,6 +244,16 @@ class LogWriter:
             done: concurrent.futures.Future[None] = item[2]
             if not done.done():
                 done.set_result(None)
+
+    def call(self, fn: Any) -> None:
+        """Run ``fn()`` on the writer's thread, in order with the rest."""
+        self.put(("call", None, fn))
+
+    async def drained(self) -> None:
+        """Wait until everything queued so far is written."""
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self.put(("barrier", None, done))
+        await asyncio.wrap_future(done)
 
     def close(self) -> None:
         self._closed = True

@@ -1,4 +1,4 @@
-"""The conductor's output cache, in storage: ``cache/<key[:2]>/<key>.json`` per entry and
+"""The conductor's output cache, in storage: ``cache/entries/<key>.json`` per entry and
 ``cache/blobs/<digest>`` for large or binary values, so entries survive restarts and are
 shared by every process using the same storage.
 
@@ -13,8 +13,11 @@ them (the codec; blobs by digest), so a value the codec cannot store is not cach
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import pydantic_core
@@ -36,14 +39,38 @@ class CacheStore:
     """Cache entries under ``cache/`` of a flow storage."""
 
     def __init__(self, storage: FlowStorage) -> None:
+        from fsspec.implementations.local import LocalFileSystem
+
         self.storage = storage
         self.fs = storage.fs
         self.folder = storage._join("cache")
+        self.local = isinstance(self.fs, LocalFileSystem)
+        self._made: set[str] = set()
+
+    def _write(self, path: str, data: bytes) -> None:
+        """Replace ``path`` atomically (on local disk: a temporary file renamed over it, no
+        fsync: an entry lost to a power cut is a miss, not an error)."""
+        if not self.local:
+            atomic_write_bytes(path, data, fs=self.fs, fsync=False)
+            return
+        folder = os.path.dirname(path)
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
+        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def _entry(self, key: str) -> str:
         if not _REF.fullmatch(key):
             raise StorageError(f"cache key {key!r} is not a digest")
-        return f"{self.folder}/{key[:2]}/{key}.json"
+        return f"{self.folder}/entries/{key}.json"
 
     def get(self, key: str, ttl: float | None) -> StoredNode | None:
         """The entry for ``key`` if there is one younger than ``ttl`` seconds (None: any)."""
@@ -72,13 +99,10 @@ class CacheStore:
         stored: StoredOutputs,
     ) -> None:
         """Store a node's outputs under ``key`` (blobs first, then the entry, atomically)."""
-        if stored.blobs:
-            folder = f"{self.folder}/blobs"
-            self.fs.makedirs(folder, exist_ok=True)
-            for d, parts in stored.blobs:
-                path = f"{folder}/{d}"
-                if not self.fs.exists(path):
-                    atomic_write_bytes(path, b"".join(parts), fs=self.fs, fsync=False)
+        for d, parts in stored.blobs:
+            path = f"{self.folder}/blobs/{d}"
+            if not self.fs.exists(path):
+                self._write(path, b"".join(parts))
         head = pydantic_core.to_json(
             {
                 "key": key,
@@ -88,15 +112,14 @@ class CacheStore:
                 "createdAt": time.time(),
             }
         )
-        data = head[:-1] + b',"outputs":' + stored.json + b"}"
-        atomic_write_bytes(self._entry(key), data, fs=self.fs, fsync=False)
+        self._write(self._entry(key), head[:-1] + b',"outputs":' + stored.json + b"}")
 
     def entries(self) -> list[dict[str, Any]]:
         """Every entry's key, node type, version, run, creation time and size, newest first."""
         found: list[dict[str, Any]] = []
         if not self.fs.exists(self.folder):
             return found
-        for path in self.fs.glob(f"{self.folder}/??/*.json"):
+        for path in self.fs.glob(f"{self.folder}/entries/*.json"):
             try:
                 with self.fs.open(path, "rb") as fh:
                     raw = fh.read()
@@ -124,6 +147,7 @@ class CacheStore:
         doomed = [e for e in self.entries() if node_type is None or e["nodeType"] == node_type]
         if node_type is None:
             self.fs.rm(self.folder, recursive=True)
+            self._made.clear()
             return len(doomed)
         for entry in doomed:
             self.fs.rm(self._entry(str(entry["key"])))
