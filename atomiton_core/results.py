@@ -26,6 +26,8 @@ class NodeStatus(StrEnum):
     COMPLETED = "completed"
     #: Completed with outputs from the conductor's cache, without running.
     CACHED = "cached"
+    #: Completed with the outputs the flow pins for it, without running.
+    PINNED = "pinned"
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"

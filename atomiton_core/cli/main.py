@@ -12,6 +12,7 @@ import signal as os_signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,7 +23,7 @@ from rich.table import Table
 from atomiton_core import signals, wire
 from atomiton_core.conductor.conductor import Conductor, create_conductor
 from atomiton_core.errors import AtomitonError, FlowLoadError, FlowValidationError
-from atomiton_core.flow.yaml_io import dumps_flow, load_flow
+from atomiton_core.flow.yaml_io import dumps_flow, load_flow, save_flow
 from atomiton_core.results import ExecutionResult
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -36,6 +37,7 @@ _STATUS_STYLE = {
     "cancelled": "magenta",
     "interrupted": "bold magenta",
     "cached": "blue",
+    "pinned": "blue",
     "resumed": "green",
 }
 _STATUS_MARK = {
@@ -47,6 +49,7 @@ _STATUS_MARK = {
     "pending": " ",
     "interrupted": "✗",
     "cached": "≡",
+    "pinned": "≡",
     "resumed": "↺",
 }
 
@@ -224,6 +227,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("flow")
+@click.argument("pin_nodes", nargs=-1, metavar="[NODE]...")
 @click.option(
     "--input",
     "-i",
@@ -262,6 +266,13 @@ def main() -> None:
     default=None,
     help="Resume a stored run: nodes it completed, unchanged since, are not run again.",
 )
+@click.option(
+    "--pin-from",
+    metavar="RUN_ID",
+    default=None,
+    help="Pin the outputs the NODEs had in a stored run into the flow (its file, or the "
+    "stored flow), then run it: pinned nodes do not run.",
+)
 @click.option("--no-cache", is_flag=True, help="Run cached nodes; use and store no cache entry.")
 @click.option(
     "--refresh-cache", is_flag=True, help="Run cached nodes and store fresh cache entries."
@@ -276,15 +287,23 @@ def run(
     process_workers: int | None,
     memory_ceiling: float | None,
     resume: str | None,
+    pin_nodes: tuple[str, ...],
+    pin_from: str | None,
     no_cache: bool,
     refresh_cache: bool,
     storage: str | None,
 ) -> None:
-    """Run FLOW: a flow file, a URL, or the id of a stored flow."""
+    """Run FLOW: a flow file, a URL, or the id of a stored flow.
+
+    With ``--pin-from RUN_ID NODE...``, the outputs those nodes had in that run are first
+    pinned into the flow (``pins`` in its file, comments kept; or the stored flow).
+    """
     if no_cache and refresh_cache:
         _fail("--no-cache and --refresh-cache contradict each other: give one", EXIT_INVALID)
     cache = "off" if no_cache else "refresh" if refresh_cache else None
     conductor = _conductor(storage, executor, process_workers, memory_ceiling)
+    if pin_nodes or pin_from:
+        _pin(conductor, flow, pin_from, pin_nodes)
     values = _parse_inputs(inputs)
     try:
         plan = conductor.prepare(flow)
@@ -307,6 +326,55 @@ def run(
     else:
         _print_summary(result, Console(highlight=False))
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def _pin(conductor: Conductor, flow: str, run_id: str | None, nodes: tuple[str, ...]) -> None:
+    """Write the outputs ``nodes`` had in stored run ``run_id`` into the flow as pins."""
+    if run_id is None:
+        _fail(f"nodes {' '.join(nodes)} are given to pin: give --pin-from RUN_ID", EXIT_INVALID)
+    if not nodes:
+        _fail("--pin-from needs the ids of the nodes to pin after the flow", EXIT_INVALID)
+    store = conductor.storage
+    assert store is not None
+    path = Path(flow)
+    try:
+        if path.is_file():
+            target = load_flow(str(path))
+        elif store.exists(flow):
+            target = store.load(flow)
+        else:
+            _fail(f"{flow!r} is neither a flow file nor a stored flow: no pins written", 1)
+        past = store.record(str(run_id)).to_result()
+    except AtomitonError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    pins = dict(target.pins)
+    for node_id in nodes:
+        res = past.nodes.get(node_id)
+        if res is None or str(res.status) not in ("completed", "cached", "pinned"):
+            state = "is not in it" if res is None else f"was {res.status} there"
+            _fail(f"cannot pin node {node_id!r} from run {run_id}: it {state}", EXIT_FAILED)
+            raise  # unreachable
+        outputs = res.outputs if isinstance(res.outputs, dict) else {}
+        try:
+            json.dumps(outputs, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            _fail(
+                f"cannot pin node {node_id!r}: its outputs are not plain data a flow file "
+                f"holds ({exc})",
+                EXIT_FAILED,
+            )
+        pins[node_id] = outputs
+    target.pins = pins
+    try:
+        if path.is_file():
+            save_flow(target, str(path))
+        else:
+            store.save(target)
+    except AtomitonError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    _err_console().print(
+        f"pinned {', '.join(nodes)} from run {run_id} into {flow}", markup=False, highlight=False
+    )
 
 
 @main.command()

@@ -46,6 +46,7 @@ class PlannedNode:
         "node_type",
         "params",
         "params_digest",
+        "pinned",
         "preds",
         "required",
         "runs_children",
@@ -75,6 +76,8 @@ class PlannedNode:
         self.settings = settings
         #: A digest of the node's parameters as the flow gives them (for run-log keys).
         self.params_digest: str | None = None
+        #: The outputs the flow pins for this node: it does not run, these flow on.
+        self.pinned: dict[str, Any] | None = None
         #: A container, or a stored flow run as a node: never reused whole on a resume.
         self.runs_children = node_type.container or node_type.id == "flow"
         #: (source index or FROM_CONTAINER, source port, target port, port takes several edges)
@@ -265,6 +268,10 @@ def plan_flow(flow: Flow, catalogue: Catalogue, storage: FlowStorage | None = No
     runtime = flow.settings.runtime
     concurrency = runtime.concurrency if runtime.parallel else 1
     root = _plan_graph(flow.nodes, flow.edges, report, None, concurrency)
+    if flow.pins:
+        for pn in root.nodes:
+            if pn.id in flow.pins:
+                pn.pinned = dict(flow.pins[pn.id])
     timeout_s = runtime.timeout / 1000 if runtime.timeout is not None else None
     secret = tuple(_secret_values(root))
     return FlowPlan(flow, report, root, flow.variable_defaults(), timeout_s, secret)

@@ -57,7 +57,7 @@ __all__ = ["GraphRun"]
 _COMPLETED = NodeStatus.COMPLETED
 _CACHED = NodeStatus.CACHED
 #: A node that produced outputs: it ran, or its outputs came from the cache.
-DONE = frozenset({NodeStatus.COMPLETED, NodeStatus.CACHED})
+DONE = frozenset({NodeStatus.COMPLETED, NodeStatus.CACHED, NodeStatus.PINNED})
 _RUNNING = NodeStatus.RUNNING
 _EMPTY: dict[str, Any] = {}
 _now = time.time
@@ -382,6 +382,11 @@ class GraphRun(GraphProgress):
                     return None
         if not pn.settings.enabled:
             self._skip(i, "disabled")
+            return None
+        if pn.pinned is not None:
+            res.started_at = _now()
+            res.duration_ms = 0.0
+            self._completed(i, dict(pn.pinned), None, NodeStatus.PINNED)
             return None
         if self.keyed:
             self.keys[i] = key = self._key(pn)

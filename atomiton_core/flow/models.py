@@ -92,6 +92,9 @@ class Flow(_Model):
     settings: Settings = Field(default_factory=Settings)
     nodes: list[NodeSpec] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
+    #: Pinned outputs: node id (a top-level node) -> its outputs by port. A pinned node does
+    #: not run; these outputs flow on, and it is reported ``pinned``.
+    pins: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     #: The round-trip YAML document this flow was loaded from (comments, order, styles).
     _document: Any = PrivateAttr(default=None)

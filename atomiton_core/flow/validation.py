@@ -70,13 +70,43 @@ class _Validator:
         self.storage = storage
         self.report = ValidationReport(flow_id=flow.id)
         self._acyclic: set[str] = set()
+        #: The top-level nodes' types (None: unknown), for the pins.
+        self.top_types: dict[str, NodeTypeLike | None] = {}
 
     def add(self, code: str, message: str, location: str, **kw: Any) -> None:
         self.report.problems.append(Problem(code=code, message=message, location=location, **kw))
 
     def run(self) -> ValidationReport:
         self.graph(self.flow.nodes, self.flow.edges, "", None)
+        self.pins()
         return self.report
+
+    def pins(self) -> None:
+        """Each pin names a top-level node, and gives outputs its type has."""
+        types = self.top_types
+        for node_id, outputs in self.flow.pins.items():
+            where = f"pins.{node_id}"
+            if node_id not in types:
+                self.add(
+                    "PIN_NODE_NOT_FOUND",
+                    f"outputs are pinned for node {node_id!r}, which the flow does not have",
+                    where,
+                    hint="remove the pin, or pin a node of the flow's top level",
+                )
+                continue
+            nt = types[node_id]
+            if nt is None or getattr(nt, "dynamic_outputs", False):
+                continue
+            unknown = sorted(set(outputs) - set(nt.outputs))
+            if unknown:
+                self.add(
+                    "PIN_PORT_NOT_FOUND",
+                    f"the pin of node {node_id!r} gives output port(s) {unknown} that "
+                    f"{nt.id} does not have; its outputs are: {', '.join(nt.outputs) or 'none'}",
+                    f"{where}.{unknown[0]}",
+                    node_id=node_id,
+                    hint="pin the node's own output ports (`atomiton run --pin-from` does)",
+                )
 
     # -- one level: nodes, then edges, then cycles --------------------------------------
     def graph(
@@ -103,6 +133,8 @@ class _Validator:
             specs[spec.id] = spec
             positions[spec.id] = i
             types[spec.id] = self.node(spec, here)
+        if not prefix:
+            self.top_types = types
         incoming = self.edges(edges, prefix, specs, types, container)
         for node_id in specs:
             nt = types[node_id]
