@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from atomiton_core.cli.main import main
 from atomiton_core.cli.plugin import plugin
-from atomiton_core.cli.runs import cache, runs
+from atomiton_core.cli.runs import cache, replay, runs
 from atomiton_core.cli.serve import serve
 
 main.add_command(serve)
 main.add_command(plugin)
 main.add_command(runs)
 main.add_command(cache)
+main.add_command(replay)
 
 __all__ = ["main"]

@@ -20,6 +20,7 @@ from atomiton_core.cli.main import (
     _fail,
     storage_option,
 )
+from atomiton_core.conductor.conductor import create_conductor
 from atomiton_core.errors import AtomitonError
 from atomiton_core.storage.cache import CacheStore
 from atomiton_core.storage.flows import FlowStorage, create_storage
@@ -272,3 +273,38 @@ def cache_clear(node_type: str | None, storage: str | None) -> None:
     """Delete cache entries (all, or one node type's)."""
     deleted = CacheStore(_storage(storage)).clear(node_type)
     click.echo(f"deleted {deleted} cache entr{'y' if deleted == 1 else 'ies'}")
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--flow", "flow", default=None, metavar="FILE", help="The flow as it is now.")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@storage_option
+def replay(run_id: str, flow: str | None, as_json: bool, storage: str | None) -> None:
+    """Replay a recorded run: nodes that are not pure are answered from the recording, the
+    rest run; every node whose outputs now differ is named (exit 1 if any)."""
+    try:
+        conductor = create_conductor(storage)
+        report = conductor.replay(run_id, flow)
+    except AtomitonError as exc:
+        _fail(str(exc), EXIT_FAILED)
+        raise  # unreachable
+    conductor.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "recordedId": report.recorded_id,
+                    "executionId": report.result.execution_id,
+                    "ok": report.ok,
+                    "answered": report.answered,
+                    "differences": [
+                        {"path": d.path, "ports": d.ports, "why": d.why} for d in report.differences
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(report.summary())
+    sys.exit(0 if report.ok else EXIT_FAILED)

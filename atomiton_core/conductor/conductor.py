@@ -9,10 +9,11 @@ import uuid
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from atomiton_core import signals
+from atomiton_core import codec, signals
 from atomiton_core.catalogue import Catalogue
 from atomiton_core.conductor.executors import Executor, LocalExecutor, create_executor
 from atomiton_core.conductor.plan import FlowPlan, plan_flow
+from atomiton_core.conductor.replay import Recording, ReplayReport
 from atomiton_core.conductor.run import Run
 from atomiton_core.conductor.runlog import RECORD_MODES, LogWriter
 from atomiton_core.errors import (
@@ -268,6 +269,7 @@ class Conductor:
         execution_id: str | None = None,
         resume: str | PriorRun | None = None,
         cache: str | None = None,
+        _replay: Recording | None = None,
     ) -> Execution:
         """Start an execution on the running loop and return its handle at once.
 
@@ -289,7 +291,7 @@ class Conductor:
         if inputs:
             variables.update(inputs)
         prior = self.load_prior(resume) if isinstance(resume, str) else resume
-        run = Run(self, plan, eid, variables, inputs, prior, cache)
+        run = Run(self, plan, eid, variables, inputs, prior, cache, _replay)
         task = asyncio.get_running_loop().create_task(self._main(run), name=f"atomiton:{eid}")
         execution = Execution(run, task)
         self._executions[eid] = execution
@@ -404,6 +406,34 @@ class Conductor:
         return asyncio.run(
             self.execute(flow, inputs, execution_id=execution_id, resume=resume, cache=cache)
         )
+
+    async def areplay(self, run_id: str, flow: FlowLike | None = None) -> ReplayReport:
+        """Replay a recorded run (see atomiton_core.conductor.replay): the nodes that are not
+        pure answered from the recording, the rest run; every difference named. ``flow``:
+        the flow as it is now (default: the stored flow the run was of)."""
+        if self.storage is None:
+            raise ConfigurationError("a replay needs the storage the run was recorded in")
+        record = await asyncio.to_thread(self.storage.record, run_id)
+        if record.mode != "full":
+            raise ConfigurationError(
+                f"run {run_id!r} was recorded without its log (record={record.mode!r}): "
+                "it cannot be replayed",
+                hint='record runs with record="full" (the default)',
+            )
+        target = flow if flow is not None else record.flow_id
+        plan = await asyncio.to_thread(self.prepare, target)
+        recording = await asyncio.to_thread(Recording, self.storage, run_id)
+        tree = record.data.get("inputs")
+        inputs = codec.decode(codec.Encoded(tree, [])) if isinstance(tree, dict) else {}
+        execution = self.start(plan, inputs, cache="off", _replay=recording)
+        result = await execution.result()
+        report = ReplayReport(run_id, result, answered=sorted(execution._run.answered))
+        report.differences = recording.compare(result, execution._run.answered)
+        return report
+
+    def replay(self, run_id: str, flow: FlowLike | None = None) -> ReplayReport:
+        """Synchronous :meth:`areplay`."""
+        return asyncio.run(self.areplay(run_id, flow))
 
     def cancel(self, execution_id: str) -> bool:
         """Cancel a running execution; False if no such execution is running."""

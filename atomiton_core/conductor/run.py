@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from atomiton_core.conductor.conductor import Conductor
     from atomiton_core.conductor.plan import PlannedNode
+    from atomiton_core.conductor.replay import Recording
     from atomiton_core.storage.runs import PriorRun
 
 __all__ = ["Run"]
@@ -60,6 +61,7 @@ class Run:
         inputs: Mapping[str, Any] | None = None,
         prior: PriorRun | None = None,
         cache_mode: str | None = None,
+        replay: Recording | None = None,
     ) -> None:
         self.conductor = conductor
         self.plan = plan
@@ -71,6 +73,10 @@ class Run:
         #: The stored run this one resumes: its reusable node outputs by path.
         self.prior = prior
         self.resumed_from = prior.execution_id if prior is not None else None
+        #: A replay: the recording that answers for the nodes that are not pure.
+        self.replay = replay
+        #: The paths of the nodes the recording answered for.
+        self.answered: set[str] = set()
         #: The run's log and record (None: not recorded); ``trace``: the log when it keeps
         #: events and outputs (``record="full"``), which the scheduler feeds.
         self.log: RunLog | None = None

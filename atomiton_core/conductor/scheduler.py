@@ -40,13 +40,19 @@ from atomiton_core.conductor.events import emit_node
 from atomiton_core.conductor.plan import FROM_CONTAINER, GraphPlan, PlannedNode, wrong_input
 from atomiton_core.conductor.progress import GraphProgress
 from atomiton_core.conductor.runlog import store_outputs, value_digest
-from atomiton_core.errors import AtomitonError, CircularDependency, ExecutionCancelled
+from atomiton_core.errors import (
+    AtomitonError,
+    CircularDependency,
+    ExecutionCancelled,
+    ExecutionError,
+)
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.results import NodeResult, NodeStatus
 from atomiton_core.secrets import Secrets
 from atomiton_core.storage.runs import digest
 
 if TYPE_CHECKING:
+    from atomiton_core.conductor.replay import Recording
     from atomiton_core.conductor.run import Run
     from atomiton_core.flow.protocols import FlowSource
     from atomiton_core.security import Security
@@ -388,6 +394,10 @@ class GraphRun(GraphProgress):
             res.duration_ms = 0.0
             self._completed(i, dict(pn.pinned), None, NodeStatus.PINNED)
             return None
+        replay = self.run_.replay
+        if replay is not None and not pn.node_type.pure and not pn.runs_children:
+            self._answer(i, pn, replay)
+            return None
         if self.keyed:
             self.keys[i] = key = self._key(pn)
             run = self.run_
@@ -454,6 +464,26 @@ class GraphRun(GraphProgress):
         if port not in known:
             known[port] = value_digest(self.inputs[port], f"inputs.{port}")
         return known[port]
+
+    def _answer(self, i: int, pn: PlannedNode, replay: Recording) -> None:
+        """A replay: the node is not pure, so the recording answers for it, never the world."""
+        res = self.results[i]
+        self.run_.answered.add(res.path)
+        recorded = replay.outputs.get(res.path)
+        if recorded is not None and self._reuse(i, recorded):
+            return
+        res.status = _RUNNING
+        failure = replay.failures.get(res.path)
+        if failure is not None:
+            message = f"as recorded: {failure.get('message', 'it failed')}"
+        elif res.path in replay.statuses:
+            message = f"it was {replay.statuses[res.path]} in the recording"
+        else:
+            message = (
+                "it is not in the recording, and a replay does not run a node that is not "
+                "pure (it could write files, send requests or start programs)"
+            )
+        self._failed(i, ExecutionError(message, node_id=pn.id, node_type=pn.type_id))
 
     def _not_cached(self, pn: PlannedNode) -> None:
         """Say once per run and node why a cached node runs: what it is given has no digest."""

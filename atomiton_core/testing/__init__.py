@@ -4,6 +4,8 @@
 - :func:`check_node`: the node contract, property-based (:class:`ContractViolation`);
 - :class:`NodeContractTests`: the same rules as a test class to inherit in one line;
 - :func:`params_for`, :func:`inputs_for`, :func:`flows`: hypothesis strategies;
+- :func:`assert_replays`: a recorded run replayed as a regression test (fixture
+  ``atomiton_replay``);
 - a pytest plugin (fixtures ``atomiton_conductor``, ``atomiton_storage``; marker
   ``atomiton_plugins``), registered through the ``pytest11`` entry point.
 
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from atomiton_core.testing.abstract import NodeContractTests
     from atomiton_core.testing.contract import RULES, ContractViolation, check_node
+    from atomiton_core.testing.replays import assert_replays
     from atomiton_core.testing.runner import NodeRunner, arun_node, run_node
     from atomiton_core.testing.strategies import (
         StrategyError,
@@ -35,6 +38,7 @@ __all__ = [
     "NodeRunner",
     "StrategyError",
     "arun_node",
+    "assert_replays",
     "check_node",
     "flows",
     "inputs_for",
@@ -56,6 +60,7 @@ _WHERE = {
     "inputs_for": "strategies",
     "json_values": "strategies",
     "params_for": "strategies",
+    "assert_replays": "replays",
 }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -59,3 +59,12 @@ def atomiton_conductor(
         conductor = create_conductor(atomiton_storage, plugins=marker.args, autoload=False)
     yield conductor
     conductor.close()
+
+
+@pytest.fixture
+def atomiton_replay() -> Any:
+    """``atomiton_replay(storage, run_id, flow=None, plugins=())``: replay a recorded run and
+    fail naming each node whose outputs differ (see ``atomiton_core.testing.assert_replays``)."""
+    from atomiton_core.testing.replays import assert_replays
+
+    return assert_replays
