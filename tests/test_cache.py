@@ -258,3 +258,53 @@ def test_an_entry_one_process_wrote_is_hit_by_another(tmp_path: Path) -> None:
     assert again["nodes"]["c"]["status"] == "completed" and side.read_text() == "ran\n" * 3
     shown = atomiton("runs", "show", runs[1]["executionId"])  # the record says so too
     assert shown.returncode == 0 and "cached" in shown.stdout
+
+
+class Text(Parameters):
+    text: str = ""
+
+
+@node("ca.echo", params=Text, outputs={"output": str}, blocking=False)
+def echo(ctx: NodeContext, params: Text, input: Any = None) -> dict[str, Any]:
+    RAN[ctx.path] += 1
+    return {"output": str(ctx.render(params.text, input=input))}
+
+
+def test_the_key_covers_the_parameters_as_they_render(tmp_path: Path) -> None:
+    """A template reading the time never hits; one reading the node's input hits for the
+    same input; one reading a secret misses when the secret changes."""
+
+    class More:
+        @hookimpl
+        def atomiton_node_types(self) -> list[Any]:
+            return [echo]
+
+    vault = tmp_path / "vault.json"
+    vault.write_text('{"TOKEN": "first-token"}')
+    flow = _flow(
+        [
+            {"id": "src", "type": "ca.add", "parameters": {"add": 1}},
+            {"id": "clock", "type": "ca.echo", "parameters": {"text": "{{ now }}", "cache": True}},
+            {
+                "id": "uses",
+                "type": "ca.echo",
+                "parameters": {"text": "{{ input }}!", "cache": True},
+            },
+            {
+                "id": "secret",
+                "type": "ca.echo",
+                "parameters": {"text": "{{ secrets.TOKEN | length }}", "cache": True},
+            },
+        ],
+        [("src", "uses")],
+    )
+    with create_conductor(
+        tmp_path / "s", plugins=[Plugin(), More()], secrets=[f"file:{vault}"]
+    ) as c:
+        runs = [c.run(flow) for _ in range(2)]
+        vault.write_text('{"TOKEN": "a-much-longer-second-token"}')
+        third = c.run(flow)
+    assert all(r.ok for r in [*runs, third])
+    assert RAN["clock"] == 3  # `now` differs every run
+    assert RAN["uses"] == 1 and str(runs[1].nodes["uses"].status) == "cached"
+    assert RAN["secret"] == 2 and third.nodes["secret"].outputs == {"output": "26"}

@@ -53,6 +53,7 @@ class PlannedNode:
         "settings",
         "spec",
         "successors",
+        "templated",
         "timeout_s",
         "type_id",
         "typed_inputs",
@@ -78,6 +79,8 @@ class PlannedNode:
         self.params_digest: str | None = None
         #: The outputs the flow pins for this node: it does not run, these flow on.
         self.pinned: dict[str, Any] | None = None
+        #: Its parameters hold templates (a cached node's key then covers what they render).
+        self.templated = settings.cache and _has_template(spec.parameters)
         #: A container, or a stored flow run as a node: never reused whole on a resume.
         self.runs_children = node_type.container or node_type.id == "flow"
         #: (source index or FROM_CONTAINER, source port, target port, port takes several edges)
@@ -121,6 +124,16 @@ class PlannedNode:
 
 
 _PLAIN = (bool, int, float, str, bytes, list, dict)
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, dict):
+        return any(_has_template(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_template(v) for v in value)
+    return False
 
 
 def _plain_kinds(tp: Any) -> tuple[type, ...] | None:

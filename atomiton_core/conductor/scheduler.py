@@ -46,6 +46,7 @@ from atomiton_core.errors import (
     ExecutionCancelled,
     ExecutionError,
 )
+from atomiton_core.nodes import expressions
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.results import NodeResult, NodeStatus
 from atomiton_core.secrets import Secrets
@@ -150,6 +151,8 @@ class GraphRun(GraphProgress):
         self.results: list[NodeResult] = []
         #: Keys (and inputs' digests) of the nodes started, until they complete.
         self.keys: dict[int, tuple[str, str] | None] = {}
+        #: Cache keys of the cached nodes started, until they complete.
+        self.cache_keys: dict[int, str] = {}
         if self.keyed:
             self.port_digests = [None] * len(nodes)
             if scope_digest is None:
@@ -410,12 +413,15 @@ class GraphRun(GraphProgress):
                     return None
             settings = pn.settings
             if settings.cache and run.cache is not None and not pn.runs_children:
-                if key is None:
+                cache_key = self._cache_key(pn, key, kwargs)
+                if cache_key is None:
                     self._not_cached(pn)
-                elif run.cache_mode == "use":
-                    hit = run.cache.get(key[0], settings.cache_ttl)
-                    if hit is not None and self._reuse(i, hit, cached=True):
-                        return None
+                else:
+                    self.cache_keys[i] = cache_key
+                    if run.cache_mode == "use":
+                        hit = run.cache.get(cache_key, settings.cache_ttl)
+                        if hit is not None and self._reuse(i, hit, cached=True):
+                            return None
         res.status = _RUNNING
         res.started_at = _now()
         res.attempts = 1
@@ -485,6 +491,25 @@ class GraphRun(GraphProgress):
             )
         self._failed(i, ExecutionError(message, node_id=pn.id, node_type=pn.type_id))
 
+    def _cache_key(
+        self, pn: PlannedNode, key: tuple[str, str] | None, kwargs: dict[str, Any]
+    ) -> str | None:
+        """The node's key in the cache: its run-log key and, when its parameters hold
+        templates, the parameters as they render now (a template may read the time, a secret
+        or its inputs); None when it has no key."""
+        if key is None:
+            return None
+        if not pn.templated:
+            return key[0]
+        names = {**self.variables, "vars": self.variables, "secrets": self.run_.secrets}
+        names.update(kwargs)
+        try:
+            rendered = expressions.render(pn.spec.parameters, names)
+            text = to_json(rendered, fallback=str)
+        except Exception:
+            return None
+        return digest(f"{key[0]}+{digest(text)}")
+
     def _not_cached(self, pn: PlannedNode) -> None:
         """Say once per run and node why a cached node runs: what it is given has no digest."""
         run = self.run_
@@ -493,8 +518,9 @@ class GraphRun(GraphProgress):
         run.uncached.add(pn.id)
         given = [tport for _s, _p, tport, _m in pn.inputs]
         _log.warning(
-            "node %r is not cached: what it is given (its inputs %s, or the variables) holds a "
-            "value no codec can store, so it has no key; it runs",
+            "node %r is not cached: it has no key, as what it is given (its inputs %s, or the "
+            "variables) holds a value no codec can store, or its parameters' templates do not "
+            "render before it runs; it runs",
             pn.id,
             given or "none",
         )
@@ -701,15 +727,14 @@ class GraphRun(GraphProgress):
                     key[1] if key is not None else None,
                     stored,
                 )
+            cache_key = self.cache_keys.pop(i, None)
             if (
-                key is not None
+                cache_key is not None
                 and status is _COMPLETED
-                and pn.settings.cache
                 and stored.why is None
                 and self.run_.cache is not None
-                and not pn.runs_children
             ):
-                self.run_.cache_put(key[0], pn, stored)
+                self.run_.cache_put(cache_key, pn, stored)
         self._advance(i)
         if signals.node_completed.receivers:
             emit_node(
