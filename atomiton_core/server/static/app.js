@@ -188,11 +188,14 @@ function onEvent(ev) {
       case "node.retrying":
         setRow(row, "retrying", null, `retrying in ${fmtMs(ev.delayMs)}: ${(ev.error || {}).message || ""}`, true);
         break;
-      case "node.completed":
+      case "node.completed": {
+        // completed, cached (from the output cache) or pinned (by the flow); resumed: reused
+        const status = ev.resumedFrom ? "resumed" : ev.status || "completed";
         row.endedAt = t;
-        setRow(row, "completed", 1, short(ev.outputs) || "");
+        setRow(row, status, 1, short(ev.outputs) || "");
         row.tr.querySelector(".time").textContent = fmtMs(ev.durationMs);
         break;
+      }
       case "node.failed":
         row.endedAt = t;
         setRow(row, "failed", null, (ev.error || {}).message || "failed", true);
@@ -221,9 +224,11 @@ function finish(result, progress) {
   $("#execute").disabled = !state.flow;
   for (const [path, node] of Object.entries(result.nodes || {})) {
     const row = ensureRow(path);
-    if (row.status !== node.status) {
+    const status = node.resumedFrom ? "resumed" : node.status;
+    if (row.status !== status) {
       const err = node.error ? node.error.message : null;
-      setRow(row, node.status, node.status === "completed" ? 1 : null, err, node.status === "failed");
+      const done = ["completed", "cached", "pinned", "resumed"].includes(status);
+      setRow(row, status, done ? 1 : null, err, node.status === "failed");
     }
     if (node.durationMs != null) row.tr.querySelector(".time").textContent = fmtMs(node.durationMs);
   }
