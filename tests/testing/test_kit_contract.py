@@ -71,6 +71,12 @@ def bad_impure(ctx: NodeContext, params: BaseModel) -> dict[str, Any]:
     return {"out": random.random()}
 
 
+@node("bad.cacheable", outputs={"out": float}, blocking=False, pure=True, cacheable=True)
+def bad_cacheable(ctx: NodeContext, params: BaseModel) -> dict[str, Any]:
+    """Declared cacheable, but not deterministic: a cache would serve stale outputs."""
+    return {"out": random.random()}
+
+
 @node("bad.stubborn", outputs={"out": Any})
 async def bad_stubborn(ctx: NodeContext, params: BaseModel) -> dict[str, Any]:
     try:
@@ -136,6 +142,13 @@ def test_mutation_breaks_inputs_not_mutated() -> None:
 
 def test_randomness_breaks_pure_deterministic() -> None:
     assert "two runs differ" in _violation(bad_impure, "pure-deterministic").problem
+
+
+def test_a_wrongly_cacheable_node_is_found_by_its_authors_tests() -> None:
+    """The kit runs cached nodes for real (its conductor has no cache), so a cacheable type
+    that is not deterministic breaks pure-deterministic."""
+    assert bad_cacheable.default_settings == {"cache": True}
+    assert "two runs differ" in _violation(bad_cacheable, "pure-deterministic").problem
 
 
 @pytest.mark.slow
