@@ -8,9 +8,6 @@ path a user takes (``create_conductor(folder)`` defaults, ``execute(flow)``, loc
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import shutil
 import statistics
 import tempfile
@@ -19,7 +16,7 @@ from typing import Any
 
 from atomiton_core import create_conductor
 from benchmarks import plugin
-from benchmarks.isolation import RESULTS, make_chain_or_fanout
+from benchmarks.isolation import make_chain_or_fanout, run_main
 
 
 async def _timed(conductor: Any, flow: Any, **kw: Any) -> tuple[float, Any]:
@@ -82,17 +79,7 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--tag", default="cache")
-    args = parser.parse_args()
-    res = asyncio.run(measure(args.n, args.repeats))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.tag}.json").write_text(json.dumps(res, indent=2) + "\n")
-    text = markdown(res)
-    (RESULTS / f"{args.tag}.md").write_text(text)
-    print(text)
+    run_main(__doc__, 1000, 5, "cache", measure, markdown)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,13 @@ median µs per node and the ratio on / off of the same repeat.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import statistics
 import time
 from typing import Any
 
 from atomiton_core import create_conductor
 from benchmarks import plugin
-from benchmarks.isolation import RESULTS, make_chain_or_fanout
+from benchmarks.isolation import make_chain_or_fanout, run_main
 
 
 async def _timed(conductor: Any, what: Any) -> float:
@@ -83,17 +80,7 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--tag", default="cpu_time")
-    args = parser.parse_args()
-    res = asyncio.run(measure(args.n, args.repeats))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{args.tag}.json").write_text(json.dumps(res, indent=2) + "\n")
-    text = markdown(res)
-    (RESULTS / f"{args.tag}.md").write_text(text)
-    print(text)
+    run_main(__doc__, 10_000, 7, "cpu_time", measure, markdown)
 
 
 if __name__ == "__main__":

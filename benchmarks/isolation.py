@@ -16,6 +16,7 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +104,20 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--tag", default="isolation")
+def run_main(
+    doc: str | None,
+    n: int,
+    repeats: int,
+    tag: str,
+    measure: Callable[[int, int], Coroutine[Any, Any, dict[str, Any]]],
+    markdown: Callable[[dict[str, Any]], str],
+) -> None:
+    """A benchmark module's command line: ``--n``, ``--repeats``, ``--tag``; the results go
+    to ``results/<tag>.json`` and ``.md``, and the table is printed."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=n)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--tag", default=tag)
     args = parser.parse_args()
     res = asyncio.run(measure(args.n, args.repeats))
     RESULTS.mkdir(exist_ok=True)
@@ -115,6 +125,10 @@ def main() -> None:
     text = markdown(res)
     (RESULTS / f"{args.tag}.md").write_text(text)
     print(text)
+
+
+def main() -> None:
+    run_main(__doc__, 200, 7, "isolation", measure, markdown)
 
 
 if __name__ == "__main__":

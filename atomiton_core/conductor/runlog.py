@@ -225,7 +225,7 @@ class LogWriter:
             log.guard(lambda t, lines=lines: t.append(b"\n".join(lines) + b"\n"))
 
     def _do(self, item: tuple[Any, ...]) -> None:
-        kind, log = item[0], item[1]
+        kind = item[0]
         if kind == "call":  # another writer's work (the cache's): its errors are its own
             try:
                 item[2]()
@@ -235,15 +235,7 @@ class LogWriter:
         if kind == "barrier":  # everything queued before it is written
             item[2].set_result(None)
             return
-        if kind == "blob":
-            log.guard(lambda t: t.blob(item[2], item[3]))
-        elif kind == "record":
-            log.guard(lambda t: t.record(item[2]))
-        elif kind == "end":
-            log.target.close()
-            done: concurrent.futures.Future[None] = item[2]
-            if not done.done():
-                done.set_result(None)
+        _write_item(item)
 
     def call(self, fn: Any) -> None:
         """Run ``fn()`` on the writer's thread, in order with the rest."""
@@ -258,6 +250,20 @@ class LogWriter:
     def close(self) -> None:
         self._closed = True
         self._wake.set()
+
+
+def _write_item(item: tuple[Any, ...]) -> None:
+    """Write a blob or a record of a run, or end its log (the future says it is written)."""
+    kind, log = item[0], item[1]
+    if kind == "blob":
+        log.guard(lambda t: t.blob(item[2], item[3]))
+    elif kind == "record":
+        log.guard(lambda t: t.record(item[2]))
+    elif kind == "end":
+        log.target.close()
+        done: concurrent.futures.Future[None] = item[2]
+        if not done.done():
+            done.set_result(None)
 
 
 class _LoopWriter:
@@ -281,14 +287,7 @@ class _LoopWriter:
                 self.timer = self.loop.call_later(BATCH_S, self.flush)
             return
         self.flush()
-        if kind == "blob":
-            log.guard(lambda t: t.blob(item[2], item[3]))
-        elif kind == "record":
-            log.guard(lambda t: t.record(item[2]))
-        elif kind == "end":
-            log.target.close()
-            done: concurrent.futures.Future[None] = item[2]
-            done.set_result(None)
+        _write_item(item)
 
     def flush(self) -> None:
         if self.timer is not None:
