@@ -33,7 +33,10 @@ def _is_loopback(host: str) -> bool:
 def _bind(host: str, port: int) -> socket.socket:
     """Listen first, so the URL printed has the real port (``--port 0``: a free one)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY on accepted connections only for a socket
+    # whose protocol says TCP, and without it every keep-alive answer waited ~40 ms (Nagle's
+    # algorithm meeting delayed ACKs)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

@@ -96,3 +96,16 @@ def test_a_restarted_server_still_lists_and_reads_past_runs(tmp_path: Path) -> N
         assert bad.status_code == 404, bad.text
         client.delete_run(failed.execution_id)
         assert [r["executionId"] for r in client.runs()] == [fixed.execution_id]
+
+
+def test_keep_alive_requests_are_answered_without_a_nagle_delay(tmp_path: Path) -> None:
+    """Twenty health probes on one connection: each used to wait ~40 ms for a delayed ACK."""
+    with serve(tmp_path / "store") as (url, _token), httpx.Client(base_url=url) as http:
+        http.get("/api/health")  # the connection is open
+        took = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            assert http.get("/api/health").status_code == 200
+            took.append(time.perf_counter() - t0)
+    took.sort()
+    assert took[len(took) // 2] < 0.02, [f"{t * 1000:.1f} ms" for t in took]
