@@ -413,6 +413,12 @@ class Conductor:
         the flow as it is now (default: the stored flow the run was of)."""
         if self.storage is None:
             raise ConfigurationError("a replay needs the storage the run was recorded in")
+        if not self.retain_outputs:
+            raise ConfigurationError(
+                "a replay compares every node's outputs: this conductor does not keep them "
+                "(retain_outputs=False)",
+                hint="replay with a conductor created with retain_outputs=True (the default)",
+            )
         record = await asyncio.to_thread(self.storage.record, run_id)
         if record.mode != "full":
             raise ConfigurationError(
