@@ -106,3 +106,12 @@ def test_the_cache_benchmark_runs() -> None:
     assert [r["shape"] for r in res["rows"]] == ["chain", "fanout"]
     assert all(r["cached_ms"] > 0 for r in res["rows"])
     assert "| chain |" in cache.markdown(res)
+
+
+@pytest.mark.slow
+def test_the_server_benchmark_runs() -> None:
+    from benchmarks import server
+
+    res = asyncio.run(server.measure(n=1, repeats=1))
+    assert res["bare"] > 0 and res["ours"] > 0 and res["p99_ms"] > 0
+    assert "| bare starlette" in server.markdown(res)
