@@ -55,6 +55,8 @@ def _bare() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 @contextmanager
@@ -87,6 +89,8 @@ def _ours(folder: str) -> Iterator[tuple[str, str]]:
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _rate(seconds: float, call: Callable[[], None]) -> float:
@@ -122,8 +126,9 @@ def _latencies(seconds: float, make: Callable[[], Callable[[], None]], clients: 
     return sorted(took)
 
 
-def _execute(url: str, token: str) -> Callable[[], None]:
+def _execute(url: str, token: str, clients: list[httpx.Client]) -> Callable[[], None]:
     http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
+    clients.append(http)  # closed by the caller
 
     def call() -> None:
         eid = http.post("/api/executions", json={"flowId": "one"}).json()["executionId"]
@@ -136,12 +141,14 @@ def _execute(url: str, token: str) -> Callable[[], None]:
 async def measure(n: int = 3, repeats: int = 3) -> dict[str, Any]:
     seconds = float(n)
     rows = []
+    clients: list[httpx.Client] = []
     with tempfile.TemporaryDirectory() as folder, _bare() as bare, _ours(folder) as (url, token):
         bare_http = httpx.Client(base_url=bare)
+        clients.append(bare_http)
         for _ in range(repeats):
             bare_rate = _rate(seconds, lambda: bare_http.post("/hello").json() and None)
-            ours_rate = _rate(seconds, _execute(url, token))
-            lat = _latencies(seconds, lambda: _execute(url, token), 10)
+            ours_rate = _rate(seconds, _execute(url, token, clients))
+            lat = _latencies(seconds, lambda: _execute(url, token, clients), 10)
             rows.append(
                 {
                     "bare": bare_rate,
@@ -150,6 +157,8 @@ async def measure(n: int = 3, repeats: int = 3) -> dict[str, Any]:
                     "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
                 }
             )
+        for http in clients:
+            http.close()
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     return {"n": n, "repeats": repeats, **med, "ratio": med["ours"] / med["bare"], "rows": rows}
 
