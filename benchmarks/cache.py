@@ -11,21 +11,11 @@ from __future__ import annotations
 import shutil
 import statistics
 import tempfile
-import time
 from typing import Any
 
 from atomiton_core import create_conductor
 from benchmarks import plugin
-from benchmarks.isolation import make_chain_or_fanout, run_main
-
-
-async def _timed(conductor: Any, flow: Any, **kw: Any) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    result = await conductor.execute(flow, **kw)
-    took = time.perf_counter() - t0
-    if not result.ok:
-        raise RuntimeError(f"benchmark flow failed: {result.error}")
-    return took, result
+from benchmarks.isolation import make_chain_or_fanout, run_main, timed_result
 
 
 async def measure(n: int = 1000, repeats: int = 5) -> dict[str, Any]:
@@ -39,9 +29,9 @@ async def measure(n: int = 1000, repeats: int = 5) -> dict[str, Any]:
             folder = tempfile.mkdtemp(prefix="atomiton-bench-cache-")
             try:
                 with create_conductor(folder, plugins=[plugin]) as c:
-                    first, r1 = await _timed(c, flow)
-                    second, r2 = await _timed(c, flow)
-                    off, _ = await _timed(c, flow, cache="off")
+                    first, r1 = await timed_result(c, flow)
+                    second, r2 = await timed_result(c, flow)
+                    off, _ = await timed_result(c, flow, cache="off")
                 statuses = {str(res.status) for res in r2.nodes.values()}
                 assert statuses == {"cached"}, statuses
                 assert r1.outputs == r2.outputs

@@ -13,21 +13,11 @@ median µs per node and the ratio on / off of the same repeat.
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Any
 
 from atomiton_core import create_conductor
 from benchmarks import plugin
-from benchmarks.isolation import make_chain_or_fanout, run_main
-
-
-async def _timed(conductor: Any, what: Any) -> float:
-    t0 = time.perf_counter()
-    result = await conductor.execute(what)
-    took = time.perf_counter() - t0
-    if not result.ok:
-        raise RuntimeError(f"benchmark flow failed: {result.error}")
-    return took
+from benchmarks.isolation import make_chain_or_fanout, run_main, timed
 
 
 async def measure(n: int = 10_000, repeats: int = 7) -> dict[str, Any]:
@@ -41,13 +31,13 @@ async def measure(n: int = 10_000, repeats: int = 7) -> dict[str, Any]:
                 for path in ("flow", "plan"):
                     what = {c: (flow if path == "flow" else c.prepare(flow)) for c in (on, off)}
                     for c in (on, off):
-                        await _timed(c, what[c])  # warm
+                        await timed(c, what[c])  # warm
                     rows = []
                     for r in range(repeats):
                         pair = [(on, "on"), (off, "off")]
                         if r % 2:
                             pair.reverse()
-                        rows.append({name: await _timed(c, what[c]) for c, name in pair})
+                        rows.append({name: await timed(c, what[c]) for c, name in pair})
                     ratios = [t["on"] / t["off"] for t in rows]
                     out["rows"].append(
                         {

@@ -47,13 +47,18 @@ def make_chain_or_fanout(
     return Flow(id=f"{shape}-{n}", name=shape, nodes=nodes, edges=edges)
 
 
-async def _timed(conductor: Any, flow: Flow) -> float:
+async def timed_result(conductor: Any, what: Any, **kw: Any) -> tuple[float, Any]:
+    """Seconds ``execute(what)`` took, and its result (a failed run is an error)."""
     t0 = time.perf_counter()
-    result = await conductor.execute(flow)
+    result = await conductor.execute(what, **kw)
     took = time.perf_counter() - t0
     if not result.ok:
         raise RuntimeError(f"benchmark flow failed: {result.error}")
-    return took
+    return took, result
+
+
+async def timed(conductor: Any, what: Any, **kw: Any) -> float:
+    return (await timed_result(conductor, what, **kw))[0]
 
 
 async def measure(n: int = 200, repeats: int = 7) -> dict[str, Any]:
@@ -65,14 +70,14 @@ async def measure(n: int = 200, repeats: int = 7) -> dict[str, Any]:
         assert first.ok, first.error
         for shape in ("chain", "fanout"):
             iso, thr = make_flow(shape, n, True), make_flow(shape, n, False)
-            await _timed(c, iso)  # every worker warm
-            await _timed(c, thr)
+            await timed(c, iso)  # every worker warm
+            await timed(c, thr)
             rows = []
             for r in range(repeats):
                 pair = [(iso, "iso"), (thr, "thread")]
                 if r % 2:
                     pair.reverse()
-                times = {name: await _timed(c, flow) for flow, name in pair}
+                times = {name: await timed(c, flow) for flow, name in pair}
                 rows.append(times)
             us = {k: statistics.median(t[k] for t in rows) / n * 1e6 for k in ("iso", "thread")}
             ratios = [t["iso"] / t["thread"] for t in rows]

@@ -15,23 +15,13 @@ from __future__ import annotations
 import shutil
 import statistics
 import tempfile
-import time
 from typing import Any
 
 from atomiton_core import create_conductor
 from benchmarks import plugin
-from benchmarks.isolation import make_chain_or_fanout, run_main
+from benchmarks.isolation import make_chain_or_fanout, run_main, timed
 
 MODES = ("full", "summary", "off")
-
-
-async def _timed(conductor: Any, flow: Any) -> float:
-    t0 = time.perf_counter()
-    result = await conductor.execute(flow)
-    took = time.perf_counter() - t0
-    if not result.ok:
-        raise RuntimeError(f"benchmark flow failed: {result.error}")
-    return took
 
 
 async def measure(n: int = 10_000, repeats: int = 5) -> dict[str, Any]:
@@ -46,11 +36,11 @@ async def measure(n: int = 10_000, repeats: int = 5) -> dict[str, Any]:
             for shape in ("chain", "fanout"):
                 flow = make_chain_or_fanout(shape, n, f"bench.{kind}")
                 for c in conductors.values():
-                    await _timed(c, flow)  # warm
+                    await timed(c, flow)  # warm
                 rows = []
                 for r in range(repeats):
                     order = list(MODES) if r % 2 == 0 else list(reversed(MODES))
-                    rows.append({m: await _timed(conductors[m], flow) for m in order})
+                    rows.append({m: await timed(conductors[m], flow) for m in order})
                 ratios = [t["full"] / t["off"] for t in rows]
                 out["rows"].append(
                     {

@@ -498,17 +498,7 @@ class RunLog:
         if not self.full:
             return
         event: dict[str, Any] = {"type": kind, "t": _now(), "path": res.path}
-        event["nodeId"] = res.node_id
-        event["nodeType"] = res.node_type
-        if res.attempts:
-            event["attempts"] = res.attempts
-        if res.duration_ms is not None:
-            event["durationMs"] = res.duration_ms
-        if res.reason is not None:
-            event["reason"] = res.reason
-        if res.error is not None:
-            event["error"] = _error(res.error)
-        self._emit(event)
+        self._emit(_outcome(event, res))
 
     async def finish(self, result: ExecutionResult) -> None:
         """Log the end, write the final record, and wait until both are written."""
@@ -564,30 +554,33 @@ class RunLog:
 
     def _node(self, res: NodeResult) -> bytes:
         line = self.lines.get(res.path)
-        if line is not None and res.status in ("completed", "cached"):
-            head = {"status": str(res.status), "startedAt": res.started_at}
+        if line is not None:  # completed, cached or pinned: its node.completed line
+            head: dict[str, Any] = {"startedAt": res.started_at}
+            if res.status == "completed":  # the line says any other status itself
+                head["status"] = "completed"
             return _dumps(head)[:-1] + b"," + line[1:]
-        entry: dict[str, Any] = {
-            "nodeId": res.node_id,
-            "nodeType": res.node_type,
-            "status": str(res.status),
-            "attempts": res.attempts,
-        }
-        if res.started_at is not None:
-            entry["startedAt"] = res.started_at
-        if res.duration_ms is not None:
-            entry["durationMs"] = res.duration_ms
-        if res.cpu_ms is not None:
-            entry["cpuMs"] = res.cpu_ms
-        if res.peak_memory is not None:
-            entry["peakMemory"] = res.peak_memory
-        if res.reason is not None:
-            entry["reason"] = res.reason
-        if res.error is not None:
-            entry["error"] = _error(res.error)
-        if res.resumed_from is not None:
-            entry["resumedFrom"] = res.resumed_from
-        return _dumps(entry)
+        entry: dict[str, Any] = {"status": str(res.status), "startedAt": res.started_at}
+        return _dumps(_outcome(entry, res))
+
+
+def _outcome(entry: dict[str, Any], res: NodeResult) -> dict[str, Any]:
+    """``entry`` with what a node that did not complete has to say: who it is, its attempts,
+    timings, the reason it was skipped, its error."""
+    entry["nodeId"] = res.node_id
+    entry["nodeType"] = res.node_type
+    entry["attempts"] = res.attempts
+    for name, value in (
+        ("durationMs", res.duration_ms),
+        ("cpuMs", res.cpu_ms),
+        ("peakMemory", res.peak_memory),
+        ("reason", res.reason),
+        ("resumedFrom", res.resumed_from),
+    ):
+        if value is not None:
+            entry[name] = value
+    if res.error is not None:
+        entry["error"] = _error(res.error)
+    return entry
 
 
 def _slim(head: dict[str, Any]) -> dict[str, Any]:

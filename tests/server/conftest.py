@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
 import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -228,3 +234,46 @@ def local_conductor() -> Iterator[Conductor]:
     conductor = make_conductor(record_runs=False)
     yield conductor
     conductor.close()
+
+
+ATOMITON = [sys.executable, "-m", "atomiton_core.cli"]
+
+
+@contextlib.contextmanager
+def _serve_cli(storage: Path, *extra: str) -> Iterator[tuple[str, str]]:
+    """``atomiton serve`` in its own process on a free loopback port: its URL and token, read
+    from what it prints; stopped on the way out."""
+    command = [*ATOMITON, "serve", "--port", "0", "--storage", str(storage), *extra]
+    proc = subprocess.Popen(
+        [*command, "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "ATOMITON_TOKEN": ""},
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+    url = token = None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (url is None or token is None):
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if m := re.search(r"Atomiton server on (http://127\.0\.0\.1:\d+)/", line):
+            url = m.group(1)
+        if m := re.match(r"token: (\S+)", line):
+            token = m.group(1)
+    try:
+        assert url and token, "".join(seen)
+        yield url, token
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+
+
+@pytest.fixture
+def serve_cli() -> Callable[..., contextlib.AbstractContextManager[tuple[str, str]]]:
+    """``with serve_cli(storage, *options) as (url, token)``: a real ``atomiton serve``."""
+    return _serve_cli

@@ -9,15 +9,13 @@ import base64
 import contextlib
 import json
 import os
-import re
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -86,46 +84,9 @@ ABUSE: list[tuple[str, str, bytes, str, set[int]]] = [
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "atomiton_core.cli",
-            "serve",
-            "--port",
-            "0",
-            "--storage",
-            str(tmp_path),
-            "--safe",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "ATOMITON_TOKEN": ""},
-    )
-    assert proc.stdout is not None
-    seen: list[str] = []
-    url = token = None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (url is None or token is None):
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if m := re.search(r"Atomiton server on (http://127\.0\.0\.1:\d+)/", line):
-            url = m.group(1)
-        if m := re.match(r"token: (\S+)", line):
-            token = m.group(1)
-    assert url and token, "".join(seen)
-    try:
-        yield url, token
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()
+def server(tmp_path: Path, serve_cli: Any) -> Iterator[tuple[str, str]]:
+    with serve_cli(tmp_path, "--safe") as url_and_token:
+        yield url_and_token
 
 
 def test_health_is_answered_quickly_while_the_server_is_abused(server: tuple[str, str]) -> None:

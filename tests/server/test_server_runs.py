@@ -3,21 +3,15 @@ resumed and deleted through the API and the client (a real ``atomiton serve`` pr
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from atomiton_core import ExecutionResult
 from atomiton_core.server.client import RemoteConductor
 
-ATOMITON = [sys.executable, "-m", "atomiton_core.cli"]
 FLOW = """
 id: twice
 name: Twice
@@ -30,45 +24,14 @@ edges:
 """
 
 
-@contextlib.contextmanager
-def serve(storage: Path) -> Iterator[tuple[str, str]]:
-    proc = subprocess.Popen(
-        [*ATOMITON, "serve", "--port", "0", "--storage", str(storage), "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "ATOMITON_TOKEN": ""},
-    )
-    assert proc.stdout is not None
-    seen: list[str] = []
-    url = token = None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (url is None or token is None):
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if m := re.search(r"Atomiton server on (http://127\.0\.0\.1:\d+)/", line):
-            url = m.group(1)
-        if m := re.match(r"token: (\S+)", line):
-            token = m.group(1)
-    try:
-        assert url and token, "".join(seen)
-        yield url, token
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        proc.stdout.close()
-
-
-def test_a_restarted_server_still_lists_and_reads_past_runs(tmp_path: Path) -> None:
+def test_a_restarted_server_still_lists_and_reads_past_runs(tmp_path: Path, serve_cli: Any) -> None:
     store = tmp_path / "store"
     (store / "flows").mkdir(parents=True)
     (store / "flows" / "twice.flow.yaml").write_text(FLOW)
-    with serve(store) as (url, token), RemoteConductor(url, token) as client:
+    with serve_cli(store) as (url, token), RemoteConductor(url, token) as client:
         failed = client.run("twice")  # divides by zero
         assert failed.status == "failed"
-    with serve(store) as (url, token), RemoteConductor(url, token) as client:
+    with serve_cli(store) as (url, token), RemoteConductor(url, token) as client:
         fixed = client.run("twice", {"d": 2}, resume=failed.execution_id)
         assert fixed.ok, fixed.error
         assert fixed.outputs == {"split": {"output": [3.0]}}
@@ -98,9 +61,11 @@ def test_a_restarted_server_still_lists_and_reads_past_runs(tmp_path: Path) -> N
         assert [r["executionId"] for r in client.runs()] == [fixed.execution_id]
 
 
-def test_keep_alive_requests_are_answered_without_a_nagle_delay(tmp_path: Path) -> None:
+def test_keep_alive_requests_are_answered_without_a_nagle_delay(
+    tmp_path: Path, serve_cli: Any
+) -> None:
     """Twenty health probes on one connection: each used to wait ~40 ms for a delayed ACK."""
-    with serve(tmp_path / "store") as (url, _token), httpx.Client(base_url=url) as http:
+    with serve_cli(tmp_path / "store") as (url, _token), httpx.Client(base_url=url) as http:
         http.get("/api/health")  # the connection is open
         took = []
         for _ in range(20):
