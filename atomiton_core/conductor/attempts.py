@@ -94,30 +94,44 @@ def run_inline(
         res.duration_ms = (_perf() - t0) * 1000
 
 
+_NOT_STARTED = object()
+
+
 @types.coroutine
 def cpu_timed(
-    step: Awaitable[Any], graph: GraphRun, index: int, clock: Callable[[], float]
+    step: Awaitable[Any],
+    graph: GraphRun,
+    index: int,
+    clock: Callable[[], float],
+    first: Any = _NOT_STARTED,
+    used: float = 0.0,
 ) -> Generator[Any, Any, Any]:
     """Await an async node's coroutine, measuring the CPU time of each of its steps (what
     runs between two of its suspensions, on the loop's thread) into its result's ``cpu_ms``.
+    ``first``: what the coroutine's first step, already run by the caller in ``used``
+    seconds of CPU, yielded.
 
     A node that runs children (a container, a ``flow`` node) has their figures instead, added
     up by the scheduler as each child graph ends: its own steps would count the inline
     children that ran inside them.
     """
     inner = step.__await__()
-    used = 0.0
     sent: Any = None
     thrown: BaseException | None = None
     try:
+        if first is not _NOT_STARTED:
+            try:
+                sent = yield first
+            except BaseException as early:  # cancellation and the rest go to the node
+                thrown = early
         while True:
             t = clock()
             try:
                 if thrown is None:
                     yielded = inner.send(sent)
                 else:
-                    exc, thrown = thrown, None
-                    yielded = inner.throw(exc)
+                    error, thrown = thrown, None
+                    yielded = inner.throw(error)
             except StopIteration as stop:
                 return stop.value
             finally:

@@ -506,7 +506,7 @@ def create_conductor(
     (the default: a hit is reused, with the status ``cached``), "refresh" (run them and store
     fresh entries) or "off".
     ``cpu_time=False`` measures no CPU time for inline and async nodes (it costs about
-    1 µs per node; nodes in threads and worker processes are measured anyway).
+    2 µs per node; nodes in threads and worker processes are measured anyway).
     """
     security_settings, free_config = Security.split(config or {}, security)
     catalogue = Catalogue.load(
