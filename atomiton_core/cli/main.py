@@ -2,29 +2,28 @@
 
 Exit codes of ``run`` and ``validate``: 0 completed / valid, 1 failed or cancelled,
 2 the flow is invalid or unreadable.
+
+Defining the commands imports click alone: the engine, rich and asyncio are imported inside
+the commands that use them, so ``atomiton --help`` (and a mistyped command) answers at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal as os_signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
-from atomiton_core import signals, wire
-from atomiton_core.conductor.conductor import Conductor, create_conductor
-from atomiton_core.errors import AtomitonError, FlowLoadError, FlowValidationError
-from atomiton_core.flow.yaml_io import dumps_flow, load_flow, save_flow
-from atomiton_core.results import ExecutionResult
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from atomiton_core import signals
+    from atomiton_core.conductor.conductor import Conductor
+    from atomiton_core.results import ExecutionResult
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -62,8 +61,14 @@ storage_option = click.option(
 )
 
 
+def _console(**kw: Any) -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, **kw)
+
+
 def _err_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return _console(stderr=True)
 
 
 def _fail(message: str, code: int) -> None:
@@ -90,6 +95,9 @@ def _conductor(
     process_workers: int | None = None,
     memory_ceiling: float | None = None,
 ) -> Conductor:
+    from atomiton_core.conductor.conductor import create_conductor
+    from atomiton_core.errors import AtomitonError
+
     try:
         return create_conductor(
             storage,
@@ -134,6 +142,8 @@ class _LiveView:
         self.progress = max(self.progress, event.progress)
 
     def __rich__(self) -> Table:
+        from rich.table import Table
+
         table = Table(title=f"progress {self.progress:.0%}", title_justify="left", expand=False)
         table.add_column("node")
         table.add_column("type", style="dim")
@@ -149,6 +159,10 @@ class _LiveView:
 @contextmanager
 def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
     """Show node events: a live table on a terminal, one line per event otherwise."""
+    from rich.live import Live
+
+    from atomiton_core import signals
+
     console = _err_console()
     if quiet:
         yield
@@ -196,6 +210,9 @@ async def _execute_with_signals(
     resume: str | None = None,
     cache: str | None = None,
 ) -> ExecutionResult:
+    import asyncio
+    import signal as os_signal
+
     execution = conductor.start(flow, inputs, resume=resume, cache=cache)
     loop = asyncio.get_running_loop()
     try:
@@ -208,6 +225,8 @@ async def _execute_with_signals(
 
 
 def _print_summary(result: ExecutionResult, console: Console) -> None:
+    from atomiton_core import wire
+
     colour = _STATUS_STYLE.get(str(result.status), "")
     console.print(
         f"[{colour}]{result.status}[/] in {result.duration_ms or 0:.1f} ms "
@@ -298,6 +317,11 @@ def run(
     With ``--pin-from RUN_ID NODE...``, the outputs those nodes had in that run are first
     pinned into the flow (``pins`` in its file, comments kept; or the stored flow).
     """
+    import asyncio
+
+    from atomiton_core import wire
+    from atomiton_core.errors import AtomitonError, FlowLoadError, FlowValidationError
+
     if no_cache and refresh_cache:
         _fail("--no-cache and --refresh-cache contradict each other: give one", EXIT_INVALID)
     cache = "off" if no_cache else "refresh" if refresh_cache else None
@@ -324,12 +348,17 @@ def run(
     if as_json:
         click.echo(wire.dumps(result, indent=2))
     else:
-        _print_summary(result, Console(highlight=False))
+        _print_summary(result, _console())
     sys.exit(EXIT_OK if result.ok else EXIT_FAILED)
 
 
 def _pin(conductor: Conductor, flow: str, run_id: str | None, nodes: tuple[str, ...]) -> None:
     """Write the outputs ``nodes`` had in stored run ``run_id`` into the flow as pins."""
+    from pathlib import Path
+
+    from atomiton_core.errors import AtomitonError
+    from atomiton_core.flow.yaml_io import load_flow, save_flow
+
     if run_id is None:
         _fail(f"nodes {' '.join(nodes)} are given to pin: give --pin-from RUN_ID", EXIT_INVALID)
     if not nodes:
@@ -383,6 +412,9 @@ def _pin(conductor: Conductor, flow: str, run_id: str | None, nodes: tuple[str, 
 @storage_option
 def validate(flow: str, as_json: bool, storage: str | None) -> None:
     """Check FLOW and report every problem at once."""
+    from atomiton_core import wire
+    from atomiton_core.errors import AtomitonError, FlowLoadError
+
     conductor = _conductor(storage)
     try:
         report = conductor.validate(flow)
@@ -393,7 +425,7 @@ def validate(flow: str, as_json: bool, storage: str | None) -> None:
     if as_json:
         click.echo(wire.dumps(report, indent=2))
     else:
-        Console(highlight=False).print(str(report), markup=False, soft_wrap=True)
+        _console().print(str(report), markup=False, soft_wrap=True)
     sys.exit(EXIT_OK if report.ok else EXIT_INVALID)
 
 
@@ -401,6 +433,11 @@ def validate(flow: str, as_json: bool, storage: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print node types (with schemas) as JSON.")
 def nodes(as_json: bool) -> None:
     """List the installed node types and the distribution each came from."""
+    from rich.table import Table
+
+    from atomiton_core import wire
+    from atomiton_core.conductor.conductor import create_conductor
+
     conductor = create_conductor("memory://atomiton-cli-nodes", record_runs=False)
     catalogue = conductor.catalogue
     if as_json:
@@ -420,7 +457,7 @@ def nodes(as_json: bool) -> None:
     for type_id in sorted(catalogue):
         nt = catalogue[type_id]
         table.add_row(nt.id, nt.name, nt.category, nt.distribution or "")
-    console = Console(highlight=False)
+    console = _console()
     console.print(table)
     for problem in catalogue.problems:
         console.print(f"[yellow]warning:[/] {problem.message}", soft_wrap=True)
@@ -436,6 +473,10 @@ def flows() -> None:
 @storage_option
 def flows_list(as_json: bool, storage: str | None) -> None:
     """List stored flows."""
+    from rich.table import Table
+
+    from atomiton_core import wire
+
     store = _conductor(storage).storage
     assert store is not None
     found = store.list()
@@ -447,7 +488,7 @@ def flows_list(as_json: bool, storage: str | None) -> None:
         table.add_column(column)
     for summary in found:
         table.add_row(summary.id, summary.name or "", summary.description or "")
-    Console(highlight=False).print(table)
+    _console().print(table)
 
 
 @flows.command("show")
@@ -455,6 +496,9 @@ def flows_list(as_json: bool, storage: str | None) -> None:
 @storage_option
 def flows_show(flow_id: str, storage: str | None) -> None:
     """Print a stored flow as YAML."""
+    from atomiton_core.errors import AtomitonError
+    from atomiton_core.flow.yaml_io import dumps_flow
+
     store = _conductor(storage).storage
     assert store is not None
     try:
@@ -468,6 +512,9 @@ def flows_show(flow_id: str, storage: str | None) -> None:
 @storage_option
 def flows_save(path: str, storage: str | None) -> None:
     """Store the flow file PATH under its id (comments and layout kept)."""
+    from atomiton_core.errors import AtomitonError, FlowLoadError
+    from atomiton_core.flow.yaml_io import load_flow
+
     store = _conductor(storage).storage
     assert store is not None
     try:
@@ -483,6 +530,8 @@ def flows_save(path: str, storage: str | None) -> None:
 @storage_option
 def flows_delete(flow_id: str, storage: str | None) -> None:
     """Delete a stored flow."""
+    from atomiton_core.errors import AtomitonError
+
     store = _conductor(storage).storage
     assert store is not None
     try:

@@ -1,18 +1,18 @@
 """``atomiton runs`` and ``atomiton cache``: the history of executions and the output cache kept
-in storage (see atomiton_core.storage.runs and atomiton_core.storage.cache)."""
+in storage (see atomiton_core.storage.runs and atomiton_core.storage.cache).
+
+As in :mod:`atomiton_core.cli.main`, the storage, the engine and rich are imported by the
+commands, not when they are defined.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from atomiton_core.cli.main import (
     _STATUS_STYLE,
@@ -20,17 +20,21 @@ from atomiton_core.cli.main import (
     _fail,
     storage_option,
 )
-from atomiton_core.conductor.conductor import create_conductor
-from atomiton_core.errors import AtomitonError
-from atomiton_core.storage.cache import CacheStore
-from atomiton_core.storage.flows import FlowStorage, create_storage
-from atomiton_core.storage.runs import RunRecord, read_events
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from atomiton_core.storage.flows import FlowStorage
+    from atomiton_core.storage.runs import RunRecord
 
 #: How often ``runs logs --follow`` looks for new lines.
 FOLLOW_POLL_S = 0.2
 
 
 def _storage(url: str | None) -> FlowStorage:
+    from atomiton_core.errors import AtomitonError
+    from atomiton_core.storage.flows import create_storage
+
     try:
         return create_storage(url)
     except AtomitonError as exc:
@@ -39,6 +43,8 @@ def _storage(url: str | None) -> FlowStorage:
 
 
 def _record(store: FlowStorage, execution_id: str) -> RunRecord:
+    from atomiton_core.errors import AtomitonError
+
     try:
         return store.record(execution_id)
     except AtomitonError as exc:
@@ -47,6 +53,8 @@ def _record(store: FlowStorage, execution_id: str) -> RunRecord:
 
 
 def _when(epoch: Any) -> str:
+    from datetime import datetime
+
     if not isinstance(epoch, int | float):
         return ""
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
@@ -60,12 +68,21 @@ def _ms(value: Any) -> str:
 
 def _console() -> Console:
     """Tables at the terminal's width; piped, wide enough that ids and statuses never fold."""
+    from rich.console import Console
+
     return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _escape(text: str) -> str:
+    """``text`` shown as it is in rich markup: its square brackets are not tags."""
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _status(status: str) -> str:
     style = _STATUS_STYLE.get(status, "")
-    return f"[{style}]{escape(status)}[/]" if style else escape(status)
+    return f"[{style}]{_escape(status)}[/]" if style else _escape(status)
 
 
 @click.group()
@@ -83,12 +100,14 @@ def runs_list(
     flow_id: str | None, status: str | None, limit: int | None, as_json: bool, storage: str | None
 ) -> None:
     """List stored runs, newest first."""
+    from rich.table import Table
+
     store = _storage(storage)
     found = store.runs(flow_id=flow_id, status=status)[:limit]
     if as_json:
         click.echo(json.dumps([r.summary() for r in found], indent=2))
         return
-    table = Table(title=f"{len(found)} runs in {escape(store.url)}", title_justify="left")
+    table = Table(title=f"{len(found)} runs in {_escape(store.url)}", title_justify="left")
     table.add_column("execution", no_wrap=True)
     for column in ("flow", "status", "started", "duration", "nodes", "error"):
         table.add_column(column, overflow="fold")
@@ -96,12 +115,12 @@ def runs_list(
         s = record.summary()
         table.add_row(
             s["executionId"],
-            escape(s["flowId"]),
+            _escape(s["flowId"]),
             _status(s["status"]),
             _when(record.started_at),
             _ms(s["durationMs"]),
             str(s["nodes"]),
-            escape(s["error"] or ""),
+            _escape(s["error"] or ""),
         )
     _console().print(table)
 
@@ -112,6 +131,8 @@ def runs_list(
 @storage_option
 def runs_show(execution_id: str, as_json: bool, storage: str | None) -> None:
     """Show one run: its status and a table of its nodes."""
+    from rich.table import Table
+
     store = _storage(storage)
     record = _record(store, execution_id)
     if as_json:
@@ -120,19 +141,19 @@ def runs_show(execution_id: str, as_json: bool, storage: str | None) -> None:
     data = record.data
     console = _console()
     console.print(
-        f"run {escape(execution_id)} of flow {escape(record.flow_id)}: "
+        f"run {_escape(execution_id)} of flow {_escape(record.flow_id)}: "
         f"{_status(record.status)}, started {_when(record.started_at)}, "
         f"{_ms(data.get('durationMs')) or 'still going'}"
     )
     if data.get("resumedFrom"):
-        console.print(f"resumed from {escape(str(data['resumedFrom']))}")
+        console.print(f"resumed from {_escape(str(data['resumedFrom']))}")
     error = data.get("error")
     if isinstance(error, dict):
         console.print(
-            f"[red]{escape(str(error.get('code')))}: {escape(str(error.get('message')))}[/]"
+            f"[red]{_escape(str(error.get('code')))}: {_escape(str(error.get('message')))}[/]"
         )
         if error.get("hint"):
-            console.print(f"hint: {escape(str(error['hint']))}")
+            console.print(f"hint: {_escape(str(error['hint']))}")
     table = Table(title_justify="left")
     for column in ("node", "type", "status", "attempts", "duration", "detail"):
         table.add_column(column, overflow="fold")
@@ -146,12 +167,12 @@ def runs_show(execution_id: str, as_json: bool, storage: str | None) -> None:
         elif entry.get("reason"):
             detail = str(entry["reason"])
         table.add_row(
-            escape(path),
-            escape(str(entry.get("nodeType", ""))),
+            _escape(path),
+            _escape(str(entry.get("nodeType", ""))),
             _status(status),
             str(entry.get("attempts", "")),
             _ms(entry.get("durationMs")),
-            escape(detail),
+            _escape(detail),
         )
     console.print(table)
 
@@ -184,6 +205,8 @@ def _describe(event: dict[str, Any]) -> str:
 @storage_option
 def runs_logs(execution_id: str, follow: bool, as_json: bool, storage: str | None) -> None:
     """Print a run's log: its events in order."""
+    from atomiton_core.storage.runs import read_events
+
     store = _storage(storage)
     record = _record(store, execution_id)
     if record.mode != "full":
@@ -217,6 +240,8 @@ def runs_logs(execution_id: str, follow: bool, as_json: bool, storage: str | Non
 @storage_option
 def runs_delete(execution_ids: tuple[str, ...], storage: str | None) -> None:
     """Delete runs (their record, log and stored outputs)."""
+    from atomiton_core.errors import AtomitonError
+
     store = _storage(storage)
     for eid in execution_ids:
         try:
@@ -246,6 +271,10 @@ def cache() -> None:
 @storage_option
 def cache_list(as_json: bool, storage: str | None) -> None:
     """List cache entries, newest first."""
+    from rich.table import Table
+
+    from atomiton_core.storage.cache import CacheStore
+
     entries = CacheStore(_storage(storage)).entries()
     if as_json:
         click.echo(json.dumps(entries, indent=2))
@@ -257,8 +286,8 @@ def cache_list(as_json: bool, storage: str | None) -> None:
     for e in entries:
         table.add_row(
             str(e["key"]),
-            escape(str(e["nodeType"])),
-            escape(str(e["typeVersion"])),
+            _escape(str(e["nodeType"])),
+            _escape(str(e["typeVersion"])),
             str(e["executionId"]),
             _when(e["createdAt"]),
             str(e["bytes"]),
@@ -271,6 +300,8 @@ def cache_list(as_json: bool, storage: str | None) -> None:
 @storage_option
 def cache_clear(node_type: str | None, storage: str | None) -> None:
     """Delete cache entries (all, or one node type's)."""
+    from atomiton_core.storage.cache import CacheStore
+
     deleted = CacheStore(_storage(storage)).clear(node_type)
     click.echo(f"deleted {deleted} cache entr{'y' if deleted == 1 else 'ies'}")
 
@@ -283,6 +314,9 @@ def cache_clear(node_type: str | None, storage: str | None) -> None:
 def replay(run_id: str, flow: str | None, as_json: bool, storage: str | None) -> None:
     """Replay a recorded run: nodes that are not pure are answered from the recording, the
     rest run; every node whose outputs now differ is named (exit 1 if any)."""
+    from atomiton_core.conductor.conductor import create_conductor
+    from atomiton_core.errors import AtomitonError
+
     try:
         conductor = create_conductor(storage)
         report = conductor.replay(run_id, flow)

@@ -1,20 +1,17 @@
 """``atomiton serve``: the HTTP + WebSocket API and the live page, under uvicorn.
 
-Starlette and uvicorn are imported only when the command runs, so ``atomiton --help`` stays
-fast and works without the ``server`` extra.
+Starlette and uvicorn, like the engine, are imported only when the command runs, so
+``atomiton --help`` stays fast and works without the ``server`` extra.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import secrets
-import socket
+from typing import TYPE_CHECKING
 
 import click
 
-from atomiton_core.conductor.conductor import create_conductor
-from atomiton_core.errors import AtomitonError
-from atomiton_core.security import Security
+if TYPE_CHECKING:
+    import socket
 
 #: Node types ``--safe`` disables outright: user code reaches everything the server can.
 SAFE_DISABLED = ("code",)
@@ -22,6 +19,8 @@ INSTALL_HINT = "the server needs the 'server' extra: pip install 'atomiton-core[
 
 
 def _is_loopback(host: str) -> bool:
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
@@ -32,6 +31,8 @@ def _is_loopback(host: str) -> bool:
 
 def _bind(host: str, port: int) -> socket.socket:
     """Listen first, so the URL printed has the real port (``--port 0``: a free one)."""
+    import socket
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP named: asyncio sets TCP_NODELAY on accepted connections only for a socket
     # whose protocol says TCP, and without it every keep-alive answer waited ~40 ms (Nagle's
@@ -153,6 +154,12 @@ def serve(
         from atomiton_core.server.app import create_app, uvicorn_ws_protocol
     except ImportError as exc:
         raise click.ClickException(f"{INSTALL_HINT} ({exc})") from None
+    import secrets
+
+    from atomiton_core.conductor.conductor import create_conductor
+    from atomiton_core.errors import AtomitonError
+    from atomiton_core.security import Security
+
     disabled_types = sorted({*disabled, *(SAFE_DISABLED if safe else ())})
     if not safe and (allow_roots or allow_programs or allow_hosts):
         raise click.UsageError("--allow-root, --allow-program and --allow-host go with --safe")
