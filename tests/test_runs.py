@@ -3,6 +3,7 @@ interrupted runs), and resuming a run from where it stopped (real files, real pr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -64,10 +65,20 @@ def big_bytes(ctx: NodeContext, params: Parameters) -> dict[str, Any]:
     return {"output": bytes(range(256)) * 400}  # 100 KB: a blob
 
 
+#: What rt.gate nodes wait for (set by the test that runs them, on its loop).
+GATE: dict[str, asyncio.Event] = {}
+
+
+@node("rt.gate", outputs={"output": int})
+async def gated(ctx: NodeContext, params: Parameters) -> dict[str, Any]:
+    await GATE["open"].wait()
+    return {"output": 1}
+
+
 class Plugin:
     @hookimpl
     def atomiton_node_types(self) -> list[Any]:
-        return [step, opaque, big_bytes]
+        return [step, opaque, big_bytes, gated]
 
 
 @pytest.fixture(autouse=True)
@@ -124,9 +135,42 @@ def test_every_execution_leaves_a_log_and_a_record(conductor: Conductor) -> None
     events = read_events(conductor.storage, result.execution_id)  # type: ignore[arg-type]
     kinds = [e["type"] for e in events]
     assert kinds[0] == "execution.started" and kinds[-1] == "execution.completed"
-    assert kinds.count("node.started") == kinds.count("node.completed") == 3
+    # each node started and ended between two writes of the log: its completed line, which
+    # has its start time too, is all it needs
+    assert kinds.count("node.completed") == 3 and "node.started" not in kinds
+    for event in events[1:-1]:
+        assert event["startedAt"] <= event["t"]
     # the same value gives the same digest: n1 and n2's inputs differ, their keys too
     assert record["nodes"]["n1"]["key"] != n2["key"]
+
+
+def test_a_node_still_running_when_the_log_is_written_has_its_started_line(
+    conductor: Conductor,
+) -> None:
+    async def main() -> tuple[list[str], Any]:
+        GATE["open"] = asyncio.Event()
+        flow = _flow([{"id": "quick", "type": "rt.step"}, {"id": "wait", "type": "rt.gate"}], [])
+        execution = conductor.start(flow)
+        folder = conductor.storage.run_folder(execution.execution_id)  # type: ignore[union-attr]
+        log = Path(folder) / "events.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the log is the run's own output: follow it
+            text = log.read_text() if log.exists() else ""
+            if '"type":"node.started"' in text:
+                break
+            await asyncio.sleep(0.005)
+        seen = [f"{e['type']}:{e.get('path', '')}" for e in map(json.loads, text.splitlines())]
+        GATE["open"].set()
+        return seen, await execution.result()
+
+    seen, result = asyncio.run(main())
+    assert result.ok
+    assert "node.started:wait" in seen and "node.started:quick" not in seen
+    events = read_events(conductor.storage, result.execution_id)  # type: ignore[arg-type]
+    assert [e["type"] for e in events if e.get("path") == "wait"] == [
+        "node.started",
+        "node.completed",
+    ]
 
 
 def test_large_and_binary_outputs_are_blobs_referenced_from_the_record(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from atomiton_core import codec, signals
 from atomiton_core.catalogue import Catalogue
 from atomiton_core.conductor.executors import Executor, LocalExecutor, create_executor
-from atomiton_core.conductor.plan import FlowPlan, plan_flow
+from atomiton_core.conductor.plan import FlowPlan, PlanCache, plan_flow
 from atomiton_core.conductor.replay import Recording, ReplayReport
 from atomiton_core.conductor.run import Run
 from atomiton_core.conductor.runlog import RECORD_MODES, LogWriter
@@ -193,6 +193,8 @@ class Conductor:
         #: in threads and worker processes are always measured.
         self.cpu_time = cpu_time
         self._executions: dict[str, Execution] = {}
+        #: Plans of flows run lately, by content (see ``prepare``).
+        self.plans = PlanCache()
         #: The lifecycle hooks some plugin implements; the others are never called.
         self.hooks = catalogue.lifecycle_hooks()
         if "atomiton_before_node" in self.hooks:
@@ -246,10 +248,20 @@ class Conductor:
         return validate(self.load(flow), self.catalogue, storage=self.storage)
 
     def prepare(self, flow: FlowLike) -> FlowPlan:
-        """Validate and plan once; pass the plan to ``execute`` to run it many times."""
+        """Validate and plan once; pass the plan to ``execute`` to run it many times.
+
+        A flow planned lately, unchanged since (same content), is not planned again: its
+        plan is kept by the conductor (``conductor.plans``), so ``execute(flow)`` on the same
+        flow pays only a digest of its content (about 1.5 µs a node)."""
         if isinstance(flow, FlowPlan):
             return flow
-        return plan_flow(self.load(flow), self.catalogue, storage=self.storage)
+        loaded = self.load(flow)
+        key, plan = self.plans.get(loaded)
+        if plan is None:
+            plan = plan_flow(loaded, self.catalogue, storage=self.storage)
+            plan._content_hash = key
+            self.plans.put(key, plan)
+        return plan
 
     def prepare_stored(self, flow_id: str) -> FlowPlan:
         """Plan a flow from this conductor's storage (what ``flow`` nodes run)."""

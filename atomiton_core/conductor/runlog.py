@@ -270,13 +270,19 @@ class _LoopWriter:
     """The writer of a run on local disk: lines are kept and written in one go every
     :data:`BATCH_S` from the loop itself (a write to the page cache takes microseconds, and a
     second thread would cost more in handing the GIL back and forth than the writes do);
-    blobs and records are written at once, after the lines queued before them."""
+    blobs and records are written at once, after the lines queued before them.
+
+    A ``node.started`` line is made only when the batch is written, and only for a node
+    still running then: most nodes start and end between two writes, and their
+    ``node.completed`` line (which has their start time too) says all there is."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.lines: list[bytes] = []
         self.log: RunLog | None = None
         self.timer: asyncio.TimerHandle | None = None
+        #: Nodes started since the last write, by path: (node, result, attempt, time).
+        self.started: dict[str, tuple[PlannedNode, NodeResult, int, float]] = {}
 
     def put(self, item: tuple[Any, ...]) -> None:
         kind, log = item[0], item[1]
@@ -289,13 +295,43 @@ class _LoopWriter:
         self.flush()
         _write_item(item)
 
+    def start(self, log: RunLog, pn: PlannedNode, res: NodeResult) -> None:
+        self.started[res.path] = (pn, res, res.attempts, _now())
+        self.log = log
+        if self.timer is None:
+            self.timer = self.loop.call_later(BATCH_S, self.flush)
+
     def flush(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
         lines, self.lines = self.lines, []
+        if self.started:
+            lines = [_started_line(*entry) for entry in self.started.values()] + lines
+            self.started.clear()
         if lines and self.log is not None:
             self.log.guard(lambda t: t.append(b"\n".join(lines) + b"\n"))
+
+
+def _started_line(pn: PlannedNode, res: NodeResult, attempt: int, t: float) -> bytes:
+    return _dumps(
+        {
+            "type": "node.started",
+            "t": t,
+            "path": res.path,
+            "nodeId": pn.id,
+            "nodeType": pn.type_id,
+            "attempt": attempt,
+        }
+    )
+
+
+def _hex(value: str | None) -> str:
+    return "null" if value is None else f'"{value}"'
+
+
+def _num(value: float | None) -> str:
+    return "null" if value is None else repr(value)
 
 
 def _line(event: dict[str, Any], outputs: bytes | None = None) -> bytes:
@@ -329,6 +365,8 @@ class RunLog:
         self.blobs: set[str] = set()
         self.started_at = _now()
         self._header: dict[str, Any] | None = None
+        #: Per node: its id, type and type version as JSON (the same in each of its lines).
+        self._static: dict[PlannedNode, tuple[str, str, str]] = {}
         self._beat: asyncio.TimerHandle | None = None
 
     # -- the writer's side -------------------------------------------------------------
@@ -397,16 +435,11 @@ class RunLog:
 
     def node_started(self, pn: PlannedNode, res: NodeResult) -> None:
         if self.full:
-            self._emit(
-                {
-                    "type": "node.started",
-                    "t": _now(),
-                    "path": res.path,
-                    "nodeId": pn.id,
-                    "nodeType": pn.type_id,
-                    "attempt": res.attempts,
-                }
-            )
+            writer = self.writer
+            if isinstance(writer, _LoopWriter):
+                writer.start(self, pn, res)
+            else:
+                writer.put(("line", self, _started_line(pn, res, res.attempts, _now())))
 
     def node_retrying(self, pn: PlannedNode, res: NodeResult, delay_ms: float) -> None:
         if self.full:
@@ -450,35 +483,54 @@ class RunLog:
                 self.writer.put(("blob", self, d, parts))
         if stored.unstored is not None:
             self._warn_once(res.path, *stored.unstored)
-        event: dict[str, Any] = {
-            "type": "node.completed",
-            "t": _now(),
-            "path": res.path,
-            "nodeId": pn.id,
-            "nodeType": pn.type_id,
-            "typeVersion": pn.node_type.version,
-            "attempts": res.attempts,
-            "durationMs": res.duration_ms,
-            "key": key if stored.why is None else None,
-            "inputsDigest": inputs_digest,
-            "outputsDigests": stored.digests,
-        }
+        path = res.path
+        writer = self.writer
+        if isinstance(writer, _LoopWriter) and writer.started:
+            writer.started.pop(path, None)  # its completed line says it all
+        nt = pn.node_type
+        static = self._static.get(pn)
+        if static is None:  # what every line of this node says alike, encoded once
+            static = self._static[pn] = (
+                _dumps(pn.id).decode(),
+                _dumps(pn.type_id).decode(),
+                _dumps(nt.version).decode(),
+            )
+        node_id, node_type, version = static
+        extra = ""
         if res.status != "completed":
-            event["status"] = str(res.status)
+            extra += f',"status":"{res.status}"'
         if res.cpu_ms is not None:
-            event["cpuMs"] = res.cpu_ms
+            extra += f',"cpuMs":{res.cpu_ms!r}'
         if res.peak_memory is not None:
-            event["peakMemory"] = res.peak_memory
+            extra += f',"peakMemory":{res.peak_memory!r}'
         if stored.why is not None:
-            event["notResumable"] = stored.why
+            extra += ',"notResumable":' + _dumps(stored.why).decode()
         if res.resumed_from is not None:
-            event["resumedFrom"] = res.resumed_from
-        line = _line(event, stored.json)
+            extra += ',"resumedFrom":' + _dumps(res.resumed_from).decode()
+        digests = stored.digests
+        if len(digests) == 1 and stored.why is None:
+            ((port, port_digest),) = digests.items()
+            out_digests = f"{{{_dumps(port).decode()}:{_hex(port_digest)}}}"
+        else:
+            out_digests = _dumps(digests).decode()
+        # digests and keys are hex, numbers repr()'d: JSON as they are
+        line = (
+            (
+                f'{{"type":"node.completed","t":{_now()!r},"startedAt":{_num(res.started_at)},'
+                f'"path":{_dumps(path).decode() if path != pn.id else node_id},'
+                f'"nodeId":{node_id},"nodeType":{node_type},"typeVersion":{version},'
+                f'"attempts":{res.attempts},"durationMs":{_num(res.duration_ms)},'
+                f'"key":{_hex(key if stored.why is None else None)},"inputsDigest":'
+                f'{_hex(inputs_digest)},"outputsDigests":{out_digests}{extra},"outputs":'
+            ).encode()
+            + stored.json
+            + b"}"
+        )
         self.writer.put(("line", self, line))
         if self.keep_nodes:  # the final record's entry for it is this line
-            self.lines[res.path] = line
-        if "/" not in res.path:  # a top-level node: its outputs may be the flow's
-            self.top_outputs[res.path] = stored.json
+            self.lines[path] = line
+        if "/" not in path:  # a top-level node: its outputs may be the flow's
+            self.top_outputs[path] = stored.json
 
     def _warn_once(self, path: str, port: str, message: str) -> None:
         """Say once per node and port that an output could not be stored."""
@@ -497,6 +549,9 @@ class RunLog:
         """A node failed, was skipped or cancelled."""
         if not self.full:
             return
+        writer = self.writer
+        if isinstance(writer, _LoopWriter) and writer.started:
+            writer.started.pop(res.path, None)  # its line says it all
         event: dict[str, Any] = {"type": kind, "t": _now(), "path": res.path}
         self._emit(_outcome(event, res))
 
@@ -555,10 +610,9 @@ class RunLog:
     def _node(self, res: NodeResult) -> bytes:
         line = self.lines.get(res.path)
         if line is not None:  # completed, cached or pinned: its node.completed line
-            head: dict[str, Any] = {"startedAt": res.started_at}
             if res.status == "completed":  # the line says any other status itself
-                head["status"] = "completed"
-            return _dumps(head)[:-1] + b"," + line[1:]
+                return b'{"status":"completed",' + line[1:]
+            return line
         entry: dict[str, Any] = {"status": str(res.status), "startedAt": res.started_at}
         return _dumps(_outcome(entry, res))
 

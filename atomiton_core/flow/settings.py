@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-__all__ = ["LIMITS", "RESERVED_PARAMETERS", "ExecutionSettings", "Isolation"]
+__all__ = ["DEFAULT_SETTINGS", "LIMITS", "RESERVED_PARAMETERS", "ExecutionSettings", "Isolation"]
 
 #: Where a node's body runs: ``none`` (the conductor's loop or a thread, as its type says),
 #: ``process`` (a worker process of the conductor's pool, killed on timeout or cancel).
@@ -93,10 +93,11 @@ class ExecutionSettings(BaseModel):
         if defaults:
             picked = {**defaults, **picked}
         if not picked:
-            return _DEFAULT_SETTINGS
+            return DEFAULT_SETTINGS
         return cls.model_validate(picked)
 
 
 #: The limits, by field name and by their name in flow files.
 LIMITS = {"cpu_limit": "cpuLimit", "memory_limit": "memoryLimit", "process_limit": "processLimit"}
-_DEFAULT_SETTINGS = ExecutionSettings()
+#: The settings of a node that sets none (shared: settings are frozen).
+DEFAULT_SETTINGS = ExecutionSettings()

@@ -7,6 +7,7 @@ and problems name the node or edge id as well, so an editor can highlight the cu
 from __future__ import annotations
 
 import difflib
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from atomiton_core.errors import AtomitonError, Problem, ValidationReport
 from atomiton_core.flow.models import Edge, Flow, NodeSpec
 from atomiton_core.flow.protocols import CatalogueLike, FlowSource, NodeTypeLike
-from atomiton_core.flow.settings import RESERVED_PARAMETERS, ExecutionSettings
+from atomiton_core.flow.settings import DEFAULT_SETTINGS, RESERVED_PARAMETERS, ExecutionSettings
 
 #: The node type that runs another stored flow; its ``flowId`` parameter names it.
 FLOW_REFERENCE_TYPE = "flow"
@@ -57,6 +58,24 @@ def _unknown_parameter_names(model: type[BaseModel], params: Mapping[str, Any]) 
         if isinstance(info.validation_alias, str):
             known.add(info.validation_alias)
     return [k for k in params if k not in known]
+
+
+_EMPTY: weakref.WeakKeyDictionary[type[BaseModel], BaseModel] = weakref.WeakKeyDictionary()
+
+
+def _empty_params(model: type[BaseModel]) -> BaseModel | None:
+    """The one instance of a parameter model with no fields, given nothing: every node of
+    such a type shares it (it holds nothing a node could change); None if the model takes
+    extra attributes or refuses to be empty."""
+    found = _EMPTY.get(model)
+    if found is None:
+        if model.model_config.get("extra") == "allow":
+            return None
+        try:
+            found = _EMPTY[model] = model.model_validate({})
+        except ValidationError:
+            return None
+    return found
 
 
 def _known_parameter_names(model: type[BaseModel]) -> list[str]:
@@ -252,6 +271,8 @@ class _Validator:
         self, spec: NodeSpec, here: str, nt: NodeTypeLike | None
     ) -> ExecutionSettings | None:
         defaults = nt.default_settings if nt is not None else None
+        if not spec.parameters and not defaults:
+            return DEFAULT_SETTINGS
         try:
             settings = ExecutionSettings.from_parameters(spec.parameters, defaults)
         except ValidationError as exc:
@@ -277,6 +298,10 @@ class _Validator:
         return settings
 
     def params(self, spec: NodeSpec, nt: NodeTypeLike, here: str) -> BaseModel | None:
+        if not spec.parameters and not nt.params.model_fields:
+            shared = _empty_params(nt.params)
+            if shared is not None:
+                return shared
         given = {k: v for k, v in spec.parameters.items() if k not in RESERVED_PARAMETERS}
         ok = True
         unknown = _unknown_parameter_names(nt.params, given)
@@ -331,65 +356,84 @@ class _Validator:
         seen_ids: set[str] = set()
         own_id = container[0].id if container else None
         for j, edge in enumerate(edges):
-            here = _loc(prefix, f"edges[{j}]")
-            label = edge.id or f"{edge.source}->{edge.target}"
+            source, target = edge.source, edge.target
             if edge.id is not None:
                 if edge.id in seen_ids:
                     self.add(
                         "DUPLICATE_ID",
                         f"edge id {edge.id!r} is used more than once",
-                        f"{here}.id",
+                        f"{_loc(prefix, f'edges[{j}]')}.id",
                         edge_id=edge.id,
                     )
                 seen_ids.add(edge.id)
-            ok = True
-            for end, node_id in (("source", edge.source), ("target", edge.target)):
-                if node_id not in specs and node_id != own_id:
-                    close = difflib.get_close_matches(node_id, list(specs), n=1)
-                    self.add(
-                        "NODE_NOT_FOUND",
-                        f"edge {end} {node_id!r} is not a node of this "
-                        + ("container" if container else "flow"),
-                        f"{here}.{end}",
-                        edge_id=label,
-                        hint=f"did you mean {close[0]!r}?" if close else None,
-                    )
-                    ok = False
-            if not ok:
+            if (source not in specs and source != own_id) or (
+                target not in specs and target != own_id
+            ):
+                self.missing_end(edge, _loc(prefix, f"edges[{j}]"), specs, container)
                 continue
-            if edge.source == own_id and container is not None:
-                self.container_source(edge, here, label, container)
+            if source == own_id and container is not None:
+                self.container_source(edge, prefix, j, container)
             else:
-                self.output_port(edge, here, label, specs[edge.source], types[edge.source])
-            if edge.target == own_id:
+                nt = types[source]
+                if nt is not None and edge.source_handle not in nt.outputs:
+                    self.output_port(edge, prefix, j, specs[source], nt)
+            if target == own_id:
                 continue
-            nt = types[edge.target]
-            ports = incoming.setdefault(edge.target, {})
-            ports[edge.target_handle] = ports.get(edge.target_handle, 0) + 1
+            nt = types[target]
+            ports = incoming.get(target)
+            if ports is None:
+                ports = incoming[target] = {}
+            handle = edge.target_handle
+            count = ports[handle] = ports.get(handle, 0) + 1
             if nt is None:
                 continue
-            port = nt.inputs.get(edge.target_handle)
-            if port is None and not nt.dynamic_inputs:
-                self.add(
-                    "PORT_NOT_FOUND",
-                    f"node {edge.target!r} ({nt.id}) has no input port {edge.target_handle!r}",
-                    f"{here}.targetHandle",
-                    edge_id=label,
-                    hint=_ports_hint(nt.inputs),
-                )
-            elif port is not None and not port.multiple and ports[edge.target_handle] == 2:
+            port = nt.inputs.get(handle)
+            if port is None:
+                if not nt.dynamic_inputs:
+                    self.add(
+                        "PORT_NOT_FOUND",
+                        f"node {target!r} ({nt.id}) has no input port {handle!r}",
+                        f"{_loc(prefix, f'edges[{j}]')}.targetHandle",
+                        edge_id=_label(edge),
+                        hint=_ports_hint(nt.inputs),
+                    )
+            elif count == 2 and not port.multiple:
                 self.add(
                     "DUPLICATE_INPUT",
-                    f"input port {edge.target_handle!r} of node {edge.target!r} has more than "
+                    f"input port {handle!r} of node {target!r} has more than "
                     "one incoming edge and accepts one",
-                    f"{here}.targetHandle",
-                    edge_id=label,
+                    f"{_loc(prefix, f'edges[{j}]')}.targetHandle",
+                    edge_id=_label(edge),
                     hint="merge the values first (a 'merge' node) or use another port",
                 )
         return incoming
 
+    def missing_end(
+        self,
+        edge: Edge,
+        here: str,
+        specs: dict[str, NodeSpec],
+        container: tuple[NodeSpec, NodeTypeLike | None] | None,
+    ) -> None:
+        own_id = container[0].id if container else None
+        for end, node_id in (("source", edge.source), ("target", edge.target)):
+            if node_id not in specs and node_id != own_id:
+                close = difflib.get_close_matches(node_id, list(specs), n=1)
+                self.add(
+                    "NODE_NOT_FOUND",
+                    f"edge {end} {node_id!r} is not a node of this "
+                    + ("container" if container else "flow"),
+                    f"{here}.{end}",
+                    edge_id=_label(edge),
+                    hint=f"did you mean {close[0]!r}?" if close else None,
+                )
+
     def container_source(
-        self, edge: Edge, here: str, label: str, container: tuple[NodeSpec, NodeTypeLike | None]
+        self,
+        edge: Edge,
+        prefix: str,
+        j: int,
+        container: tuple[NodeSpec, NodeTypeLike | None],
     ) -> None:
         spec, nt = container
         if nt is None:
@@ -402,16 +446,16 @@ class _Validator:
                 "PORT_NOT_FOUND",
                 f"container {spec.id!r} ({nt.id}) offers its children no port "
                 f"{edge.source_handle!r}",
-                f"{here}.sourceHandle",
-                edge_id=label,
+                f"{_loc(prefix, f'edges[{j}]')}.sourceHandle",
+                edge_id=_label(edge),
                 hint="it offers: " + ", ".join(sorted(offered)),
             )
 
     def output_port(
-        self, edge: Edge, here: str, label: str, spec: NodeSpec, nt: NodeTypeLike | None
+        self, edge: Edge, prefix: str, j: int, spec: NodeSpec, nt: NodeTypeLike
     ) -> None:
-        if nt is None or edge.source_handle in nt.outputs:
-            return
+        """The edge's source port is not among its node's declared outputs."""
+        here, label = _loc(prefix, f"edges[{j}]"), _label(edge)
         if nt.dynamic_outputs:
             if not nt.container:
                 return  # outputs known only when it runs (e.g. a stored sub-flow's sinks)
@@ -444,6 +488,8 @@ class _Validator:
         )
 
     def cycles(self, edges: list[Edge], prefix: str, specs: dict[str, NodeSpec]) -> None:
+        if _acyclic(edges, specs):
+            return
         succ: dict[str, list[str]] = {n: [] for n in specs}
         for e in edges:
             if e.source in specs and e.target in specs:
@@ -457,6 +503,10 @@ class _Validator:
                 node_id=cycle[0],
                 hint="remove one of these edges; use a 'loop' node to repeat work",
             )
+
+
+def _label(edge: Edge) -> str:
+    return edge.id or f"{edge.source}->{edge.target}"
 
 
 def _short(value: Any, limit: int = 60) -> str:
@@ -484,6 +534,31 @@ def _referenced_flows(nodes: list[NodeSpec]) -> list[str]:
                 found.append(target)
         stack.extend(spec.nodes or [])
     return found
+
+
+def _acyclic(edges: list[Edge], specs: Mapping[str, NodeSpec]) -> bool:
+    """Whether the edges among ``specs`` form no cycle (Kahn's count of what sorts: the
+    common case, cheaper than the search for the cycles themselves)."""
+    pos = {node_id: k for k, node_id in enumerate(specs)}
+    n = len(pos)
+    succ: list[list[int]] = [[] for _ in range(n)]
+    indegree = [0] * n
+    get = pos.get
+    for e in edges:
+        s, t = get(e.source), get(e.target)
+        if s is not None and t is not None:
+            succ[s].append(t)
+            indegree[t] += 1
+    ready = [k for k in range(n) if not indegree[k]]
+    done = 0
+    while ready:
+        k = ready.pop()
+        done += 1
+        for t in succ[k]:
+            indegree[t] -= 1
+            if not indegree[t]:
+                ready.append(t)
+    return done == n
 
 
 def find_cycles(succ: Mapping[str, list[str]]) -> list[list[str]]:

@@ -147,6 +147,10 @@ class NodeType:
     own_limits: Annotated[frozenset[str], PlainSerializer(sorted)] = frozenset()
     #: The distribution that contributed this node type (filled in by the catalogue).
     distribution: str | None = field(default=None, compare=False)
+    #: The required input ports' names, worked out once (planning asks for every node).
+    _required: Annotated[tuple[str, ...] | None, Field(exclude=True)] = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -156,7 +160,10 @@ class NodeType:
 
     @property
     def required_inputs(self) -> list[str]:
-        return [p.name for p in self.inputs.values() if p.required]
+        required = self._required
+        if required is None:
+            required = self._required = tuple(p.name for p in self.inputs.values() if p.required)
+        return list(required)
 
     def params_schema(self) -> dict[str, Any]:
         """The JSON schema of the parameter model, for editors drawing a form."""

@@ -156,7 +156,7 @@ def store_outputs(
                 d = digest(text)
         elif type(value) in _PLAIN:  # its own tree: no walk, no blob
             text = _dumps(value)
-            d = digest(text)
+            d = _SMALL.get(text) or _small_digest(text)
         else:
             try:
                 enc = codec.encode(value, where=f"outputs.{port}", node_id=node_id)
@@ -176,6 +176,18 @@ def store_outputs(
         digests[port] = d
         ports.append(_dumps(port) + b":" + text)
     return StoredOutputs(b"{" + b",".join(ports) + b"}", digests, blobs, why, unstored)
+
+
+#: Digests of the JSON of small plain values (``true``, ``0``, ``null``...), which many nodes
+#: output: a lookup is a tenth of a digest.
+_SMALL: dict[bytes, str] = {}
+
+
+def _small_digest(text: bytes) -> str:
+    d = digest(text)
+    if len(_SMALL) < 4096:
+        _SMALL[text] = d
+    return d
 
 
 def value_digest(value: Any, where: str) -> str | None:
@@ -443,6 +455,8 @@ class RunRecord:
                 for name in ("inputsDigest", "outputsDigests", "outputs", "resumedFrom"):
                     if name in event:
                         entry[name] = event[name]
+                if "startedAt" in event:  # a node that started and ended between two writes
+                    entry.setdefault("startedAt", event["startedAt"])
         data["nodes"] = nodes
         if not interrupted:
             return
