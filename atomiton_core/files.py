@@ -148,8 +148,17 @@ def _refuse_wrappers(text: str, what: str, node_id: str | None, roots: Sequence[
         )
 
 
-def atomic_write_bytes(url: str, data: bytes, *, fs: Any = None, fsync: bool = True) -> None:
+def atomic_write_bytes(
+    url: str,
+    data: bytes | Sequence[bytes | memoryview],
+    *,
+    fs: Any = None,
+    fsync: bool = True,
+) -> None:
     """Replace ``url`` with ``data`` so readers see the old file or the new one, never half.
+
+    ``data`` may be a sequence of parts, written one after another (a large file made of
+    pieces is then never joined in memory).
 
     On local disk the temporary file is fsynced and renamed over the target (atomic on POSIX);
     on other filesystems the move is as atomic as the backend makes it. ``fsync=False``
@@ -175,7 +184,7 @@ def atomic_write_bytes(url: str, data: bytes, *, fs: Any = None, fsync: bool = T
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                _write_parts(fh, data)
                 fh.flush()
                 if mode is not None:
                     os.fchmod(fh.fileno(), mode)
@@ -190,12 +199,20 @@ def atomic_write_bytes(url: str, data: bytes, *, fs: Any = None, fsync: bool = T
         return
     try:
         with fs.open(tmp, "wb") as fh:
-            fh.write(data)
+            _write_parts(fh, data)
         fs.mv(tmp, path)
     except BaseException:
         if fs.exists(tmp):
             fs.rm(tmp)
         raise
+
+
+def _write_parts(fh: Any, data: bytes | Sequence[bytes | memoryview]) -> None:
+    if isinstance(data, bytes | bytearray | memoryview):
+        fh.write(data)
+    else:
+        for part in data:
+            fh.write(part)
 
 
 #: A temporary file of an atomic write this old was left by a write that died.

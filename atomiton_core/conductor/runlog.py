@@ -147,8 +147,8 @@ class _Target:
             return
         self.fs.pipe_file(f"{folder}/{name}", data if isinstance(data, bytes) else b"".join(data))
 
-    def record(self, record: dict[str, Any] | bytes) -> None:
-        data = record if isinstance(record, bytes) else _dumps(record)
+    def record(self, record: dict[str, Any] | bytes | list[bytes | memoryview]) -> None:
+        data = _dumps(record) if isinstance(record, dict) else record
         atomic_write_bytes(f"{self.folder}/run.json", data, fs=self.fs, fsync=False)
 
     def close(self) -> None:
@@ -582,17 +582,20 @@ class RunLog:
             durationMs=result.duration_ms,
             error=_error(result.error),
         )
-        nodes = b",".join(
-            _dumps(path) + b":" + self._node(res) for path, res in result.nodes.items()
-        )
-        outputs = self._sink_outputs(result)
-        self.writer.put(
-            (
-                "record",
-                self,
-                _dumps(record)[:-1] + b',"outputs":' + outputs + b',"nodes":{' + nodes + b"}}",
-            )
-        )
+        # in parts, written one after another: a record of 100,000 nodes is never joined
+        parts: list[bytes | memoryview] = [
+            _dumps(record)[:-1],
+            b',"outputs":',
+            self._sink_outputs(result),
+            b',"nodes":{',
+        ]
+        node = self._node
+        sep = b""
+        for path, res in result.nodes.items():
+            parts += (sep, _dumps(path), b":", *node(res))
+            sep = b","
+        parts.append(b"}}")
+        self.writer.put(("record", self, parts))
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.writer.put(("end", self, done))
         return done
@@ -607,14 +610,15 @@ class RunLog:
         except ValueNotEncodable as exc:
             return _dumps({"$": "unencodable", "message": exc.message})
 
-    def _node(self, res: NodeResult) -> bytes:
+    def _node(self, res: NodeResult) -> tuple[bytes | memoryview, ...]:
+        """The record's entry for a node, in parts (its log line is not copied)."""
         line = self.lines.get(res.path)
         if line is not None:  # completed, cached or pinned: its node.completed line
             if res.status == "completed":  # the line says any other status itself
-                return b'{"status":"completed",' + line[1:]
-            return line
+                return (b'{"status":"completed",', memoryview(line)[1:])
+            return (line,)
         entry: dict[str, Any] = {"status": str(res.status), "startedAt": res.started_at}
-        return _dumps(_outcome(entry, res))
+        return (_dumps(_outcome(entry, res)),)
 
 
 def _outcome(entry: dict[str, Any], res: NodeResult) -> dict[str, Any]:

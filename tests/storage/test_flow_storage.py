@@ -166,3 +166,17 @@ def test_saves_keep_the_file_mode_and_clear_stale_temporary_files(tmp_path: Path
     storage.save(loads_flow(FLOW.format(id="m")))
     assert not stale.exists(), "a temporary file a killed save left is cleared"
     assert fresh.exists(), "one that may belong to a save going on is left alone"
+
+
+def test_an_atomic_write_takes_parts_and_writes_them_in_order(tmp_path: Path) -> None:
+    from atomiton_core.files import atomic_write_bytes
+
+    target = tmp_path / "out.json"
+    target.write_bytes(b"old")
+    line = b'{"a":1,"b":2}'
+    atomic_write_bytes(str(target), [b"[", memoryview(line)[1:-1], b",", line, b"]"])
+    assert target.read_bytes() == b'["a":1,"b":2,{"a":1,"b":2}]'
+    atomic_write_bytes(f"memory://{tmp_path.name}/x", [b"ab", b"cd"])
+    import fsspec
+
+    assert fsspec.filesystem("memory").cat_file(f"/{tmp_path.name}/x") == b"abcd"
