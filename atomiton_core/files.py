@@ -211,8 +211,7 @@ def _write_parts(fh: Any, data: bytes | Sequence[bytes | memoryview]) -> None:
     if isinstance(data, bytes | bytearray | memoryview):
         fh.write(data)
     else:
-        for part in data:
-            fh.write(part)
+        fh.writelines(data)
 
 
 #: A temporary file of an atomic write this old was left by a write that died.

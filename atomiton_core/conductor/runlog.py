@@ -326,14 +326,6 @@ def _started_line(pn: PlannedNode, res: NodeResult, attempt: int, t: float) -> b
     )
 
 
-def _hex(value: str | None) -> str:
-    return "null" if value is None else f'"{value}"'
-
-
-def _num(value: float | None) -> str:
-    return "null" if value is None else repr(value)
-
-
 def _line(event: dict[str, Any], outputs: bytes | None = None) -> bytes:
     text = _dumps(event)
     if outputs is not None:
@@ -365,8 +357,8 @@ class RunLog:
         self.blobs: set[str] = set()
         self.started_at = _now()
         self._header: dict[str, Any] | None = None
-        #: Per node: its id, type and type version as JSON (the same in each of its lines).
-        self._static: dict[PlannedNode, tuple[str, str, str]] = {}
+        #: Per node: its path, id, type and type version as JSON (alike in all its lines).
+        self._static: dict[PlannedNode, tuple[bytes, bytes]] = {}
         self._beat: asyncio.TimerHandle | None = None
 
     # -- the writer's side -------------------------------------------------------------
@@ -487,45 +479,49 @@ class RunLog:
         writer = self.writer
         if isinstance(writer, _LoopWriter) and writer.started:
             writer.started.pop(path, None)  # its completed line says it all
-        nt = pn.node_type
         static = self._static.get(pn)
         if static is None:  # what every line of this node says alike, encoded once
             static = self._static[pn] = (
-                _dumps(pn.id).decode(),
-                _dumps(pn.type_id).decode(),
-                _dumps(nt.version).decode(),
+                b',"path":' + _dumps(pn.id),
+                b',"nodeId":'
+                + _dumps(pn.id)
+                + b',"nodeType":'
+                + _dumps(pn.type_id)
+                + b',"typeVersion":'
+                + _dumps(pn.node_type.version),
             )
-        node_id, node_type, version = static
-        extra = ""
+        own_path, who = static
+        usable = stored.why is None
+        parts = [
+            b'{"type":"node.completed","t":',
+            _dumps(_now()),  # pydantic-core's floats: shortest and exact, 4x repr()'s speed
+            b',"startedAt":',
+            _dumps(res.started_at),
+            own_path if path == pn.id else b',"path":' + _dumps(path),
+            who,
+            b',"attempts":',
+            _dumps(res.attempts),
+            b',"durationMs":',
+            _dumps(res.duration_ms),
+            b',"key":',
+            _dumps(key if usable else None),
+            b',"inputsDigest":',
+            _dumps(inputs_digest),
+            b',"outputsDigests":',
+            _dumps(stored.digests),
+        ]
         if res.status != "completed":
-            extra += f',"status":"{res.status}"'
+            parts += (b',"status":', _dumps(str(res.status)))
         if res.cpu_ms is not None:
-            extra += f',"cpuMs":{res.cpu_ms!r}'
+            parts += (b',"cpuMs":', _dumps(res.cpu_ms))
         if res.peak_memory is not None:
-            extra += f',"peakMemory":{res.peak_memory!r}'
-        if stored.why is not None:
-            extra += ',"notResumable":' + _dumps(stored.why).decode()
+            parts += (b',"peakMemory":', _dumps(res.peak_memory))
+        if not usable:
+            parts += (b',"notResumable":', _dumps(stored.why))
         if res.resumed_from is not None:
-            extra += ',"resumedFrom":' + _dumps(res.resumed_from).decode()
-        digests = stored.digests
-        if len(digests) == 1 and stored.why is None:
-            ((port, port_digest),) = digests.items()
-            out_digests = f"{{{_dumps(port).decode()}:{_hex(port_digest)}}}"
-        else:
-            out_digests = _dumps(digests).decode()
-        # digests and keys are hex, numbers repr()'d: JSON as they are
-        line = (
-            (
-                f'{{"type":"node.completed","t":{_now()!r},"startedAt":{_num(res.started_at)},'
-                f'"path":{_dumps(path).decode() if path != pn.id else node_id},'
-                f'"nodeId":{node_id},"nodeType":{node_type},"typeVersion":{version},'
-                f'"attempts":{res.attempts},"durationMs":{_num(res.duration_ms)},'
-                f'"key":{_hex(key if stored.why is None else None)},"inputsDigest":'
-                f'{_hex(inputs_digest)},"outputsDigests":{out_digests}{extra},"outputs":'
-            ).encode()
-            + stored.json
-            + b"}"
-        )
+            parts += (b',"resumedFrom":', _dumps(res.resumed_from))
+        parts += (b',"outputs":', stored.json, b"}")
+        line = b"".join(parts)
         self.writer.put(("line", self, line))
         if self.keep_nodes:  # the final record's entry for it is this line
             self.lines[path] = line

@@ -662,7 +662,10 @@ class GraphRun(GraphProgress):
         following = None
         if task is not None and err is None and not self.stopping and not self.eager_step:
             following = self._continue_with(task)
-        self.drain()
+        if self.ready:
+            self.drain()
+        else:
+            self._maybe_done()
         return following
 
     def _continue_with(self, task: asyncio.Task[None]) -> tuple[int, dict[str, Any]] | None:
