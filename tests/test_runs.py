@@ -173,6 +173,26 @@ def test_a_node_still_running_when_the_log_is_written_has_its_started_line(
     ]
 
 
+def test_a_large_record_is_listed_from_its_summary(conductor: Conductor) -> None:
+    storage = conductor.storage
+    assert storage is not None
+    small = conductor.run(_chain(3))
+    big = conductor.run(_chain(300))  # a record of about 150 KB
+    folder = Path(storage.run_folder(big.execution_id))
+    assert (folder / "summary.json").exists()
+    assert not (Path(storage.run_folder(small.execution_id)) / "summary.json").exists()
+    whole = (folder / "run.json").read_bytes()
+    (folder / "run.json").write_bytes(b"not read by a listing")
+    listed = {r.execution_id: r.summary() for r in storage.runs()}
+    assert listed[big.execution_id]["nodes"] == 300
+    assert listed[big.execution_id]["status"] == "completed"
+    assert listed[small.execution_id]["nodes"] == 3
+    (folder / "run.json").write_bytes(whole)
+    (record,) = [r for r in storage.runs() if r.execution_id == big.execution_id]
+    assert len(record.nodes) == 300  # asked for: the whole record is read
+    assert record.to_result().outputs == big.outputs
+
+
 def test_large_and_binary_outputs_are_blobs_referenced_from_the_record(
     conductor: Conductor,
 ) -> None:

@@ -10,8 +10,12 @@ folder ``runs/<execution id>/`` in storage:
 - ``events.jsonl``: the *run log*, one JSON object per line, appended as the execution goes:
   ``execution.started``, ``node.started`` / ``retrying`` / ``progress`` (at most
   :data:`PROGRESS_EVERY_S` apart per node) / ``completed`` / ``failed`` / ``skipped`` /
-  ``cancelled``, and the execution's end; on storage that cannot append (object stores) each
-  batch is a numbered file ``events/<n>.jsonl`` instead;
+  ``cancelled``, and the execution's end (a node that starts and ends between two writes
+  of the log has its ``node.completed`` line only, which gives its start time too); on
+  storage that cannot append (object stores) each batch is a numbered file
+  ``events/<n>.jsonl`` instead;
+- ``summary.json``: for a record over :data:`SUMMARY_FROM` bytes, written after it ends, the
+  record less its nodes and outputs, so that listing runs does not read every node;
 - ``blobs/<digest>``: node output values too large or too binary to sit in a line
   (over :data:`INLINE_LIMIT` bytes of JSON, or holding bytes), referenced as
   ``{"$ref": "<digest>"}``.
@@ -51,6 +55,8 @@ from atomiton_core.files import atomic_write_bytes
 from atomiton_core.storage.runs import (
     FORMAT,
     INLINE_LIMIT,
+    SUMMARY_FILE,
+    SUMMARY_FROM,
     StoredOutputs,
     store_outputs,
     value_digest,
@@ -147,9 +153,11 @@ class _Target:
             return
         self.fs.pipe_file(f"{folder}/{name}", data if isinstance(data, bytes) else b"".join(data))
 
-    def record(self, record: dict[str, Any] | bytes | list[bytes | memoryview]) -> None:
+    def record(
+        self, record: dict[str, Any] | bytes | list[bytes | memoryview], name: str = "run.json"
+    ) -> None:
         data = _dumps(record) if isinstance(record, dict) else record
-        atomic_write_bytes(f"{self.folder}/run.json", data, fs=self.fs, fsync=False)
+        atomic_write_bytes(f"{self.folder}/{name}", data, fs=self.fs, fsync=False)
 
     def close(self) -> None:
         if self.fh is not None:
@@ -259,6 +267,8 @@ def _write_item(item: tuple[Any, ...]) -> None:
         log.guard(lambda t: t.blob(item[2], item[3]))
     elif kind == "record":
         log.guard(lambda t: t.record(item[2]))
+    elif kind == "summary":
+        log.guard(lambda t: t.record(item[2], SUMMARY_FILE))
     elif kind == "end":
         log.target.close()
         done: concurrent.futures.Future[None] = item[2]
@@ -592,6 +602,9 @@ class RunLog:
             sep = b","
         parts.append(b"}}")
         self.writer.put(("record", self, parts))
+        if sum(len(p) for p in parts) > SUMMARY_FROM:  # listing it should not read it all
+            record["nodeCount"] = len(result.nodes)
+            self.writer.put(("summary", self, _dumps(record)))
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self.writer.put(("end", self, done))
         return done

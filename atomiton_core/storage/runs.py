@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT",
     "INLINE_LIMIT",
+    "SUMMARY_FILE",
+    "SUMMARY_FROM",
     "PriorRun",
     "RunRecord",
     "StoredNode",
@@ -48,6 +50,10 @@ __all__ = [
     "writer_alive",
 ]
 
+#: A finished record larger than this gets ``summary.json`` beside it: the record without its
+#: nodes and outputs (plus ``nodeCount``), what listing runs reads.
+SUMMARY_FROM = 64 * 1024
+SUMMARY_FILE = "summary.json"
 #: Bytes of JSON a value may take inline in a log line or entry; larger ones go to a blob.
 INLINE_LIMIT = 16 * 1024
 #: Values that are their own codec tree (no walk needed).
@@ -369,6 +375,8 @@ class RunRecord:
     storage: FlowStorage
     execution_id: str
     data: dict[str, Any]
+    #: Read from ``summary.json``: no nodes or outputs until they are asked for.
+    brief: bool = False
 
     @property
     def status(self) -> str:
@@ -389,12 +397,30 @@ class RunRecord:
 
     @property
     def nodes(self) -> dict[str, dict[str, Any]]:
+        self._whole()
         nodes = self.data.get("nodes")
         return nodes if isinstance(nodes, dict) else {}
 
+    def _whole(self) -> None:
+        """A brief record (listed from its summary) reads its whole record when needed."""
+        if self.brief:
+            self.data = RunRecord.load(self.storage, self.execution_id).data
+            self.brief = False
+
     @classmethod
-    def load(cls, storage: FlowStorage, execution_id: str) -> RunRecord:
+    def load(cls, storage: FlowStorage, execution_id: str, *, brief: bool = False) -> RunRecord:
+        """A stored run's record; ``brief``: from its summary when it has one (a large
+        record, finished), without its nodes and outputs until they are asked for."""
         folder = storage.run_folder(execution_id)
+        if brief:
+            short = _read_bytes(storage, f"{folder}/{SUMMARY_FILE}")
+            if short is not None:
+                try:
+                    data = json.loads(short)
+                except ValueError:
+                    data = None  # the record itself says
+                if isinstance(data, dict) and data.get("status") in _FINAL:
+                    return cls(storage, execution_id, data, brief=True)
         raw = _read_bytes(storage, f"{folder}/run.json")
         if raw is None:
             legacy = _read_bytes(storage, storage.legacy_run_location(execution_id))
@@ -483,7 +509,7 @@ class RunRecord:
             "status": self.status,
             "startedAt": wire.iso(self.started_at),
             "durationMs": data.get("durationMs"),
-            "nodes": len(self.nodes),
+            "nodes": data["nodeCount"] if self.brief else len(self.nodes),
             "error": error.get("message") if isinstance(error, dict) else None,
             "resumedFrom": data.get("resumedFrom"),
         }
@@ -491,6 +517,7 @@ class RunRecord:
     def to_result(self) -> ExecutionResult:
         """The run as an ExecutionResult (an interrupted one as ``failed``, its error saying
         so; outputs decoded, blobs read)."""
+        self._whole()
         data = self.data
         folder = self.storage.run_folder(self.execution_id)
         status = self.status
@@ -576,11 +603,12 @@ def _from_legacy(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_records(storage: FlowStorage) -> list[RunRecord]:
-    """Every stored run's record, newest first (by start time)."""
+    """Every stored run's record, newest first (by start time); large finished ones brief
+    (read from their summaries)."""
     records = []
     for eid in storage.list_runs():
         try:
-            records.append(RunRecord.load(storage, eid))
+            records.append(RunRecord.load(storage, eid, brief=True))
         except (RunNotFound, StorageError, ValueError):
             continue
     records.sort(key=lambda r: r.started_at or 0.0, reverse=True)
