@@ -17,6 +17,7 @@ their contexts ask it for progress, child runs and sub-flows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
@@ -37,7 +38,13 @@ from atomiton_core.conductor.attempts import (
     run_inline,
 )
 from atomiton_core.conductor.events import emit_node
-from atomiton_core.conductor.plan import FROM_CONTAINER, GraphPlan, PlannedNode, wrong_input
+from atomiton_core.conductor.plan import (
+    FROM_CONTAINER,
+    GraphPlan,
+    PlannedNode,
+    paused_gc,
+    wrong_input,
+)
 from atomiton_core.conductor.progress import GraphProgress
 from atomiton_core.conductor.runlog import store_outputs, value_digest
 from atomiton_core.errors import (
@@ -162,11 +169,13 @@ class GraphRun(GraphProgress):
                     else value_digest(dict(variables), "variables")
                 )
         append = self.results.append
-        for pn in nodes:
-            path = prefix + pn.id if prefix else pn.id
-            res = NodeResult(pn.id, pn.type_id, path)
-            append(res)
-            table[path] = res
+        # a result per node, made at once: no collection walks the heap meanwhile
+        with paused_gc() if len(nodes) > 1000 else contextlib.nullcontext():
+            for pn in nodes:
+                path = prefix + pn.id if prefix else pn.id
+                res = NodeResult(pn.id, pn.type_id, path)
+                append(res)
+                table[path] = res
 
     # -- the node host (what contexts ask for) -------------------------------------------
     @property
