@@ -115,3 +115,16 @@ def test_the_server_benchmark_runs() -> None:
     res = asyncio.run(server.measure(n=1, repeats=1))
     assert res["bare"] > 0 and res["ours"] > 0 and res["p99_ms"] > 0
     assert "| bare starlette" in server.markdown(res)
+
+
+def test_the_user_path_benchmark_runs() -> None:
+    from benchmarks import userpath
+
+    res = asyncio.run(userpath.measure([200], 1, ["chain", "fanout"]))
+    for row in res["rows"]:
+        for kind in userpath.KINDS:
+            assert row[kind]["us"] > 0
+        assert row["planning_us"] > 0 and row["tracked_per_node"]["plan"] >= 1
+    assert "| chain | 200 |" in userpath.markdown(res)
+    for kind in ("floor", "user-off"):
+        assert userpath.job_memory(kind, "chain", 300)["peak_mib"] >= 0
