@@ -110,7 +110,11 @@ def test_health_is_answered_quickly_while_the_server_is_abused(server: tuple[str
     answers = []
     try:
         with httpx.Client(timeout=30) as client:
-            for _ in range(3):
+            rounds = 0
+            # at least three rounds, and on until the prober has answers to judge by (a fast
+            # server gets through the abuse before five probes)
+            while rounds < 3 or (len(latencies) < 5 and rounds < 200):
+                rounds += 1
                 for method, path, body, media, expected in ABUSE:
                     t0 = time.perf_counter()
                     response = client.request(
