@@ -130,3 +130,38 @@ def test_the_cache_is_bounded(conductor: Conductor, monkeypatch: pytest.MonkeyPa
     conductor.prepare(_flow([1, 2, 3]))
     conductor.prepare(_flow([1, 2, 3, 4, 5]))  # larger than the whole cache: not kept
     assert len(conductor.plans) <= 2
+
+
+class Holds(Parameters):
+    value: Any = None
+
+
+@node("pc.holds", params=Holds, outputs={"output": Any}, blocking=False)
+def holds(ctx: NodeContext, params: Holds) -> dict[str, Any]:
+    return {"output": params.value}
+
+
+def test_a_flow_holding_a_python_object_runs_and_is_planned_every_time(
+    tmp_path: Path, planned: list[str]
+) -> None:
+    class Opaque:
+        def __repr__(self) -> str:
+            return "Opaque()"  # two of them look alike: no digest may tell them apart
+
+    with create_conductor(tmp_path / "s", plugins=[Plugin(), HoldsPlugin()], autoload=False) as c:
+        first, second = Opaque(), Opaque()
+        for value in (first, second):
+            flow = Flow.from_data(
+                {"id": "h", "name": "h", "nodes": [{"id": "n", "type": "pc.holds"}], "edges": []}
+            )
+            flow.nodes[0].parameters["value"] = value
+            result = c.run(flow)
+            assert result.ok, result.error
+            assert result.outputs["n"]["output"] is value
+    assert planned == ["h", "h"]
+
+
+class HoldsPlugin:
+    @hookimpl
+    def atomiton_node_types(self) -> list[Any]:
+        return [holds]

@@ -259,8 +259,9 @@ class Conductor:
         key, plan = self.plans.get(loaded)
         if plan is None:
             plan = plan_flow(loaded, self.catalogue, storage=self.storage)
-            plan._content_hash = key
-            self.plans.put(key, plan)
+            if key is not None:
+                plan._content_hash = key
+                self.plans.put(key, plan)
         return plan
 
     def prepare_stored(self, flow_id: str) -> FlowPlan:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 
 from atomiton_core.errors import AtomitonError, InvalidInput, ValidationReport
 from atomiton_core.flow.models import Edge, Flow, NodeSpec
@@ -244,7 +245,10 @@ class FlowPlan:
         """A digest of the flow's content (what a run record names the flow's state by, and
         the conductor's plan cache keys plans by)."""
         if self._content_hash is None:
-            self._content_hash = flow_digest(self.flow)
+            try:
+                self._content_hash = flow_digest(self.flow)
+            except PydanticSerializationError:  # a value only Python holds (a flow built in code)
+                self._content_hash = digest(self.flow.model_dump_json(by_alias=True, fallback=repr))
         return self._content_hash
 
 
@@ -292,9 +296,14 @@ class PlanCache:
     def __len__(self) -> int:
         return len(self._plans)
 
-    def get(self, flow: Flow) -> tuple[str, FlowPlan | None]:
-        """The flow's digest, and its plan when one is kept."""
-        key = flow_digest(flow)
+    def get(self, flow: Flow) -> tuple[str | None, FlowPlan | None]:
+        """The flow's digest, and its plan when one is kept; no digest for a flow holding a
+        value JSON cannot show (such a flow is planned every time: two different values
+        could not be told apart)."""
+        try:
+            key = flow_digest(flow)
+        except PydanticSerializationError:
+            return None, None
         with self._lock:
             entry = self._plans.get(key)
             if entry is None:
