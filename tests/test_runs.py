@@ -29,6 +29,7 @@ from atomiton_core import (
     hookimpl,
     loads_flow,
     node,
+    signals,
 )
 from atomiton_core.errors import AtomitonError
 from atomiton_core.storage.runs import RunRecord, read_events
@@ -127,7 +128,11 @@ def test_every_execution_leaves_a_log_and_a_record(conductor: Conductor) -> None
     assert record["status"] == "completed" and record["record"] == "full"
     assert record["flowId"] == "rt" and len(record["flowHash"]) == 32
     assert record["writer"]["pid"] == os.getpid()
-    assert set(record["nodes"]) == {"n0", "n1", "n2"}
+    # the file names every node in order; each one's entry is its line of the log, which
+    # the reader takes from there
+    assert record["nodeLog"] == ["n0", "n1", "n2"] and record["nodes"] == {}
+    record = RunRecord.load(conductor.storage, result.execution_id).data  # type: ignore[arg-type]
+    assert list(record["nodes"]) == ["n0", "n1", "n2"] and "nodeLog" not in record
     n2 = record["nodes"]["n2"]
     assert n2["status"] == "completed" and n2["attempts"] == 1
     assert n2["outputs"] == {"output": 3}
@@ -173,11 +178,70 @@ def test_a_node_still_running_when_the_log_is_written_has_its_started_line(
     ]
 
 
-def test_a_large_record_is_listed_from_its_summary(conductor: Conductor) -> None:
+def test_a_cancelled_run_reads_back_node_by_node(conductor: Conductor) -> None:
+    """Nodes that ended have their entry in the log, the others in run.json: read back, the
+    record has every node of the run, in its order, with its status."""
+
+    async def main() -> Any:
+        GATE["open"] = asyncio.Event()
+        flow = _flow(
+            [
+                {"id": "quick", "type": "rt.step"},
+                {"id": "wait", "type": "rt.gate"},
+                {"id": "after", "type": "rt.step"},
+            ],
+            [("wait", "after")],
+        )
+        started = asyncio.Event()
+        with signals.node_started.connected_to(
+            lambda _sender, event: started.set() if event.node_id == "wait" else None
+        ):
+            execution = conductor.start(flow)
+            await started.wait()
+        execution.cancel()
+        return await execution.result()
+
+    result = asyncio.run(main())
+    assert str(result.status) == "cancelled"
+    folder = Path(conductor.storage.run_folder(result.execution_id))  # type: ignore[union-attr]
+    raw = json.loads((folder / "run.json").read_text())
+    assert raw["nodeLog"] == ["quick", "wait", "after"]
+    assert list(raw["nodes"]) == ["after"]  # it never started: no line of the log says it
+    back = conductor.storage.record(result.execution_id).to_result()  # type: ignore[union-attr]
+    assert list(back.nodes) == list(result.nodes)
+    assert {p: str(r.status) for p, r in back.nodes.items()} == {
+        p: str(r.status) for p, r in result.nodes.items()
+    }
+
+
+def test_a_listing_reads_neither_the_nodes_nor_the_log(conductor: Conductor) -> None:
     storage = conductor.storage
     assert storage is not None
     small = conductor.run(_chain(3))
-    big = conductor.run(_chain(300))  # a record of about 150 KB
+    big = conductor.run(_chain(300))
+    folder = Path(storage.run_folder(big.execution_id))
+    log = (folder / "events.jsonl").read_bytes()
+    (folder / "events.jsonl").write_bytes(b"not read by a listing")
+    listed = {r.execution_id: r.summary() for r in storage.runs()}
+    assert listed[big.execution_id]["nodes"] == 300
+    assert listed[big.execution_id]["status"] == "completed"
+    assert listed[small.execution_id]["nodes"] == 3
+    (folder / "events.jsonl").write_bytes(log)
+    (record,) = [r for r in storage.runs() if r.execution_id == big.execution_id]
+    assert len(record.nodes) == 300  # asked for: read from the log
+    assert record.nodes["n299"]["outputs"] == {"output": 300}
+    assert record.to_result().outputs == big.outputs
+
+
+def test_a_large_record_is_listed_from_its_summary(
+    conductor: Conductor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = conductor.storage
+    assert storage is not None
+    # a record over SUMMARY_FROM (64 KB: about 8,000 nodes' names) gets a summary
+    monkeypatch.setattr("atomiton_core.conductor.runlog.SUMMARY_FROM", 1000)
+    small = conductor.run(_chain(3))
+    big = conductor.run(_chain(300))
     folder = Path(storage.run_folder(big.execution_id))
     assert (folder / "summary.json").exists()
     assert not (Path(storage.run_folder(small.execution_id)) / "summary.json").exists()
@@ -186,7 +250,6 @@ def test_a_large_record_is_listed_from_its_summary(conductor: Conductor) -> None
     listed = {r.execution_id: r.summary() for r in storage.runs()}
     assert listed[big.execution_id]["nodes"] == 300
     assert listed[big.execution_id]["status"] == "completed"
-    assert listed[small.execution_id]["nodes"] == 3
     (folder / "run.json").write_bytes(whole)
     (record,) = [r for r in storage.runs() if r.execution_id == big.execution_id]
     assert len(record.nodes) == 300  # asked for: the whole record is read
@@ -198,7 +261,9 @@ def test_large_and_binary_outputs_are_blobs_referenced_from_the_record(
 ) -> None:
     result = conductor.run(_flow([{"id": "b", "type": "rt.bytes"}], []))
     folder = Path(conductor.storage.run_folder(result.execution_id))  # type: ignore[union-attr]
-    stored = json.loads((folder / "run.json").read_text())["nodes"]["b"]["outputs"]["output"]
+    events = read_events(conductor.storage, result.execution_id)  # type: ignore[arg-type]
+    (line,) = [e for e in events if e["type"] == "node.completed"]
+    stored = line["outputs"]["output"]
     assert set(stored) == {"$ref"}
     assert (folder / "blobs" / stored["$ref"]).stat().st_size > 100_000
     back = conductor.storage.record(result.execution_id).to_result()  # type: ignore[union-attr]
@@ -287,6 +352,23 @@ def test_a_record_of_the_earlier_format_still_reads(conductor: Conductor) -> Non
     record = storage.record("old1")
     assert record.status == "completed" and record.mode == "summary"
     assert "old1" in [r.execution_id for r in storage.runs()]
+
+
+def test_a_record_with_its_nodes_inside_still_reads(conductor: Conductor) -> None:
+    """Format 2 wrote every node's entry into run.json; such records read as they did."""
+    storage = conductor.storage
+    assert storage is not None
+    result = conductor.run(_chain(3))
+    folder = Path(storage.run_folder(result.execution_id))
+    nodes = storage.record(result.execution_id).data["nodes"]
+    record = json.loads((folder / "run.json").read_text())
+    del record["nodeLog"]
+    record.update(format=2, nodes=nodes)
+    (folder / "run.json").write_text(json.dumps(record))
+    (folder / "events.jsonl").write_text("")  # not read for a finished record of format 2
+    back = storage.record(result.execution_id).to_result()
+    assert list(back.nodes) == ["n0", "n1", "n2"]
+    assert back.nodes["n2"].outputs == {"output": 3}
 
 
 # -- resume ----------------------------------------------------------------------------------
@@ -422,6 +504,18 @@ def test_property_fix_the_failures_and_resume_gives_the_clean_run(
     BROKEN.update(broken)
     with create_conductor(store / "s", plugins=[Plugin()], autoload=False) as c:
         first = c.run(flow)
+        # the record read back (its nodes' entries from the log) is the run, node by node
+        assert c.storage is not None
+        back = c.storage.record(first.execution_id).to_result()
+        assert list(back.nodes) == list(first.nodes)
+        for path, res in first.nodes.items():
+            again = back.nodes[path]
+            assert (again.status, again.attempts, again.outputs) == (
+                res.status,
+                res.attempts,
+                res.outputs,
+            ), path
+            assert (again.error and again.error.code) == (res.error and res.error.code), path
         completed = {p for p, r in first.nodes.items() if r.status == "completed"}
         before = Counter(RAN)
         BROKEN.clear()

@@ -5,8 +5,11 @@ folder ``runs/<execution id>/`` in storage:
 
 - ``run.json``: the *run record*, written atomically when the execution starts (status
   ``running``, the flow's id, content hash and version, the inputs, the process writing it)
-  and again when it ends (status, timings, the error, and every node: status, attempts,
-  timings, error, the digests of its inputs and outputs, its outputs);
+  and again when it ends (status, timings, the error, the flow's outputs, and every node's
+  path in order, ``nodeLog``; a node's entry, its status, attempts, timings, error, the
+  digests of its inputs and outputs and its outputs, is its last line of the log, where the
+  reader takes it from, so each node is encoded and written once; nodes that never started
+  have their entry in ``nodes``);
 - ``events.jsonl``: the *run log*, one JSON object per line, appended as the execution goes:
   ``execution.started``, ``node.started`` / ``retrying`` / ``progress`` (at most
   :data:`PROGRESS_EVERY_S` apart per node) / ``completed`` / ``failed`` / ``skipped`` /
@@ -355,10 +358,15 @@ class RunLog:
             _LoopWriter(run.loop) if self.target.local else writer
         )
         self.failed_write = False
-        #: Per completed node path: its ``node.completed`` line (the final record's entry).
+        #: Per completed node path: its ``node.completed`` line (the final record's entry),
+        #: kept only when the record is not full (a full record's nodes are in its log).
         self.lines: dict[str, bytes] = {}
         #: Completed nodes leave the result (``retain_results="errors"``): keep nothing of them.
         self.keep_nodes = run.retain_results == "all"
+        #: The final record names its nodes and reads them from the log (see :meth:`close`).
+        self.nodes_in_log = self.full and self.keep_nodes
+        #: Paths whose end (completed, failed, skipped, cancelled) has its line in the log.
+        self.logged: set[str] = set()
         self._progress_at: dict[str, float] = {}
         self._warned: set[tuple[str, str]] = set()
         #: Top-level nodes' outputs as stored (blobs by reference): the record's ``outputs``.
@@ -533,7 +541,9 @@ class RunLog:
         parts += (b',"outputs":', stored.json, b"}")
         line = b"".join(parts)
         self.writer.put(("line", self, line))
-        if self.keep_nodes:  # the final record's entry for it is this line
+        if self.nodes_in_log:
+            self.logged.add(path)
+        elif self.keep_nodes:  # the final record's entry for it is this line
             self.lines[path] = line
         if "/" not in path:  # a top-level node: its outputs may be the flow's
             self.top_outputs[path] = stored.json
@@ -559,7 +569,11 @@ class RunLog:
         if isinstance(writer, _LoopWriter) and writer.started:
             writer.started.pop(res.path, None)  # its line says it all
         event: dict[str, Any] = {"type": kind, "t": _now(), "path": res.path}
+        if res.started_at is not None:
+            event["startedAt"] = res.started_at
         self._emit(_outcome(event, res))
+        if self.nodes_in_log:
+            self.logged.add(res.path)
 
     async def finish(self, result: ExecutionResult) -> None:
         """Log the end, write the final record, and wait until both are written."""
@@ -593,13 +607,26 @@ class RunLog:
             _dumps(record)[:-1],
             b',"outputs":',
             self._sink_outputs(result),
-            b',"nodes":{',
         ]
-        node = self._node
-        sep = b""
-        for path, res in result.nodes.items():
-            parts += (sep, _dumps(path), b":", *node(res))
-            sep = b","
+        if self.nodes_in_log and not self.failed_write:
+            # every node in order; the entries of those whose end is a line of the log are
+            # that line, which the reader takes from there (not copied: a node's record costs
+            # its line alone); the others (never started) are written here
+            logged = self.logged
+            order = list(result.nodes)
+            rest = {p: r for p, r in result.nodes.items() if p not in logged}
+            parts += (b',"nodeLog":', _dumps(order), b',"nodes":{')
+            sep = b""
+            for path, res in rest.items():
+                parts += (sep, _dumps(path), b":", *self._node(res))
+                sep = b","
+        else:
+            parts.append(b',"nodes":{')
+            node = self._node
+            sep = b""
+            for path, res in result.nodes.items():
+                parts += (sep, _dumps(path), b":", *node(res))
+                sep = b","
         parts.append(b"}}")
         self.writer.put(("record", self, parts))
         if sum(len(p) for p in parts) > SUMMARY_FROM:  # listing it should not read it all

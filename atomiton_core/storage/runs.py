@@ -3,7 +3,9 @@
 A run lives in ``runs/<execution id>/`` (see :mod:`atomiton_core.conductor.runlog` for what
 is written and when). :class:`RunRecord` reads ``run.json``; a record still saying
 ``running`` whose writer is gone (its process on this host no longer exists) reads as
-``interrupted``, with its nodes rebuilt from the log. :func:`read_events` reads the log,
+``interrupted``, with its nodes rebuilt from the log; a finished record of format 3 names
+its nodes (``nodeLog``) and their entries are read from the log the same way.
+:func:`read_events` reads the log,
 ignoring a torn last line. :class:`PriorRun` is what ``execute(flow, resume=ID)`` reuses:
 per node path, the key and the stored outputs of its last completion.
 
@@ -61,7 +63,7 @@ _PLAIN = frozenset({int, bool, type(None)})
 _dumps = pydantic_core.to_json
 
 #: The record's format; readers refuse a newer one clearly.
-FORMAT = 2
+FORMAT = 3
 _BLOB_MAGIC = b"ATB1"
 
 
@@ -402,7 +404,8 @@ class RunRecord:
         return nodes if isinstance(nodes, dict) else {}
 
     def _whole(self) -> None:
-        """A brief record (listed from its summary) reads its whole record when needed."""
+        """A brief record (listed from its summary) reads its whole record when needed; a
+        record whose nodes are in its log (``nodeLog``) reads them from there."""
         if self.brief:
             self.data = RunRecord.load(self.storage, self.execution_id).data
             self.brief = False
@@ -449,6 +452,12 @@ class RunRecord:
                 beat = data.get("heartbeatAt", data.get("startedAt"))
                 alive = isinstance(beat, int | float) and time.time() - beat < STALE_S
             record._rebuild(interrupted=not alive)
+        elif "nodeLog" in data:  # finished, its nodes' entries in the log (format 3)
+            if brief:
+                record.brief = True
+                data.setdefault("nodeCount", len(data["nodeLog"]))
+            else:
+                record._rebuild(interrupted=False)
         return record
 
     def _rebuild(self, *, interrupted: bool) -> None:
@@ -474,15 +483,21 @@ class RunRecord:
                 entry["attempts"] = event.get("attempt", 1)
                 entry.setdefault("startedAt", t)
             elif kind in _NODE_END:
+                started = entry.get("startedAt")
+                entry.update(event)  # all it says: timings, error, key, digests, outputs...
+                del entry["type"], entry["path"]
                 entry["status"] = event.get("status") or _NODE_END[str(kind)]
-                for name in ("attempts", "durationMs", "cpuMs", "error", "reason", "key"):
-                    if name in event:
-                        entry[name] = event[name]
-                for name in ("inputsDigest", "outputsDigests", "outputs", "resumedFrom"):
-                    if name in event:
-                        entry[name] = event[name]
-                if "startedAt" in event:  # a node that started and ended between two writes
-                    entry.setdefault("startedAt", event["startedAt"])
+                if started is not None:  # its node.started line said when it first started
+                    entry["startedAt"] = started
+        order = data.pop("nodeLog", None)
+        if isinstance(order, list):  # finished, its ended nodes in the log (format 3)
+            written = data.get("nodes")
+            written = written if isinstance(written, dict) else {}
+            nodes = {
+                p: written[p] if p in written else nodes[p]
+                for p in order
+                if isinstance(p, str) and (p in written or p in nodes)
+            }
         data["nodes"] = nodes
         if not interrupted:
             return
