@@ -375,8 +375,9 @@ class RunLog:
         self.blobs: set[str] = set()
         self.started_at = _now()
         self._header: dict[str, Any] | None = None
-        #: Per node: its path, id, type and type version as JSON (alike in all its lines).
-        self._static: dict[PlannedNode, tuple[bytes, bytes]] = {}
+        #: Per child node (of a loop, a sub-flow): its id, type and type version as JSON,
+        #: alike in the lines of all its iterations.
+        self._static: dict[PlannedNode, bytes] = {}
         self._beat: asyncio.TimerHandle | None = None
 
     # -- the writer's side -------------------------------------------------------------
@@ -497,17 +498,13 @@ class RunLog:
         writer = self.writer
         if isinstance(writer, _LoopWriter) and writer.started:
             writer.started.pop(path, None)  # its completed line says it all
-        static = self._static.get(pn)
-        if static is None:  # what every line of this node says alike, encoded once
-            who = (
-                b',"nodeId":'
-                + _dumps(pn.id)
-                + b',"nodeType":'
-                + _dumps(pn.type_id)
-                + b',"typeVersion":'
-                + _dumps(pn.node_type.version)
-            )
-            static = self._static[pn] = (b',"path":' + _dumps(pn.id) + who, who)
+        if path == pn.id:  # a top-level node: it completes once
+            own = b',"path":' + _dumps(path) + _who(pn)
+        else:  # a child: what its lines say alike, encoded once for all its iterations
+            who = self._static.get(pn)
+            if who is None:
+                who = self._static[pn] = _who(pn)
+            own = b',"path":' + _dumps(path) + who
         # the numbers in one call: pydantic-core's floats, shortest and exact (4x repr()'s
         # speed), none of them with a comma in it
         t, started, attempts, duration = _dumps(
@@ -519,7 +516,7 @@ class RunLog:
             t,
             b',"startedAt":',
             started,
-            static[0] if path == pn.id else b',"path":' + _dumps(path) + static[1],
+            own,
             b',"attempts":',
             attempts,
             b',"durationMs":',
@@ -658,6 +655,17 @@ class RunLog:
             return (line,)
         entry: dict[str, Any] = {"status": str(res.status), "startedAt": res.started_at}
         return (_dumps(_outcome(entry, res)),)
+
+
+def _who(pn: PlannedNode) -> bytes:
+    return (
+        b',"nodeId":'
+        + _dumps(pn.id)
+        + b',"nodeType":'
+        + _dumps(pn.type_id)
+        + b',"typeVersion":'
+        + _dumps(pn.node_type.version)
+    )
 
 
 def _outcome(entry: dict[str, Any], res: NodeResult) -> dict[str, Any]:
