@@ -85,6 +85,9 @@ RECORD_MODES: tuple[str, ...] = ("full", "summary", "off")
 PROGRESS_EVERY_S = 0.25
 #: How long the writer waits for more lines before writing a batch.
 BATCH_S = 0.02
+#: The most lines a batch holds: more are written at once, so that a loop busy with a wide
+#: fan-out (its timers wait while 100,000 tasks run) does not hold all their lines.
+BATCH_LINES = 2048
 #: How often a running record is rewritten with a fresh ``heartbeatAt``.
 HEARTBEAT_S = 30.0
 #: How long the writer's thread waits for work before it ends (the next line starts one).
@@ -281,7 +284,7 @@ def _write_item(item: tuple[Any, ...]) -> None:
 
 class _LoopWriter:
     """The writer of a run on local disk: lines are kept and written in one go every
-    :data:`BATCH_S` from the loop itself (a write to the page cache takes microseconds, and a
+    :data:`BATCH_S` (or every :data:`BATCH_LINES` lines) from the loop itself (a write to the page cache takes microseconds, and a
     second thread would cost more in handing the GIL back and forth than the writes do);
     blobs and records are written at once, after the lines queued before them.
 
@@ -300,9 +303,12 @@ class _LoopWriter:
     def put(self, item: tuple[Any, ...]) -> None:
         kind, log = item[0], item[1]
         if kind == "line":
-            self.lines.append(item[2])
+            lines = self.lines
+            lines.append(item[2])
             self.log = log
-            if self.timer is None:
+            if len(lines) >= BATCH_LINES:
+                self.flush()
+            elif self.timer is None:
                 self.timer = self.loop.call_later(BATCH_S, self.flush)
             return
         self.flush()
