@@ -97,6 +97,7 @@ __all__ = [
     "Unauthorized",
     "ValidationReport",
     "ValueNotEncodable",
+    "VariableError",
     "WorkerCrashed",
     "error_class",
 ]
@@ -127,6 +128,7 @@ class ErrorCode(StrEnum):
     SKIPPED = "SKIPPED"
     INVALID_OUTPUT = "INVALID_OUTPUT"
     INVALID_INPUT = "INVALID_INPUT"
+    INVALID_VARIABLE = "INVALID_VARIABLE"
     CIRCULAR_DEPENDENCY = "CIRCULAR_DEPENDENCY"
     RESOURCE_LIMIT = "RESOURCE_LIMIT"
     WORKER_CRASHED = "WORKER_CRASHED"
@@ -450,6 +452,14 @@ class InvalidInput(ExecutionError):
     that type; ``context["port"]`` names the port."""
 
     code = ErrorCode.INVALID_INPUT
+
+
+class VariableError(AtomitonError):
+    """A run's input the flow does not declare, or whose value its variable's type cannot
+    take; ``context["variable"]`` names it."""
+
+    code = ErrorCode.INVALID_VARIABLE
+    http_status = 422
 
 
 class ResourceLimitExceeded(ExecutionError):

@@ -562,3 +562,40 @@ def test_cancel_reaches_a_chain_running_on_in_one_task(conductor: Conductor) -> 
     assert result.status is ExecutionStatus.CANCELLED
     assert result.nodes["n199"].status is NodeStatus.COMPLETED
     assert result.nodes["slow"].status is NodeStatus.CANCELLED
+
+
+def test_a_flow_may_be_given_as_data_text_a_path_or_a_model(
+    conductor: Conductor, tmp_path: Any
+) -> None:
+    """An app embedding the conductor often has the flow's data (from JSON, an editor)."""
+    import json
+
+    from atomiton_core import AtomitonError, ConfigurationError, loads_flow
+
+    data = {
+        "id": "given",
+        "name": "Given",
+        "variables": {"who": {"type": "string", "defaultValue": "world"}},
+        "nodes": [
+            {
+                "id": "hi",
+                "type": "edit-fields",
+                "parameters": {"values": {"m": "hi {{ who }}"}, "keepOnlySet": True},
+            }
+        ],
+    }
+    text = (
+        "id: given\nname: Given\nvariables: {who: {type: string, defaultValue: world}}\n"
+        "nodes:\n  - {id: hi, type: edit-fields, parameters: "
+        "{values: {m: 'hi {{ who }}'}, keepOnlySet: true}}\n"
+    )
+    path = tmp_path / "given.flow.yaml"
+    path.write_text(text)
+    for flow in (data, text, json.dumps(data), path, str(path), loads_flow(text)):
+        result = conductor.run(flow, {"who": "Ada"})  # type: ignore[arg-type]
+        assert result.ok, (flow, result.error)
+        assert result.outputs["hi"]["output"] == {"m": "hi Ada"}
+    with pytest.raises(ConfigurationError, match="a flow cannot be given as a value of type int"):
+        conductor.run(42)  # type: ignore[arg-type]
+    with pytest.raises(AtomitonError, match=r"nodes\[0\]\.type"):
+        conductor.run({"id": "x", "name": "X", "nodes": [{"id": "a"}]})

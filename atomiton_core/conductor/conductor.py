@@ -24,7 +24,8 @@ from atomiton_core.errors import (
 )
 from atomiton_core.flow.models import Flow
 from atomiton_core.flow.validation import validate
-from atomiton_core.flow.yaml_io import load_flow
+from atomiton_core.flow.variables import check_inputs
+from atomiton_core.flow.yaml_io import load_flow, loads_flow
 from atomiton_core.results import ExecutionResult, ExecutionStatus
 from atomiton_core.secrets import SecretProvider, create_providers
 from atomiton_core.security import Security
@@ -37,7 +38,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Conductor", "Execution", "create_conductor"]
 
-FlowLike = Flow | FlowPlan | str | os.PathLike[str]
+#: What the conductor takes for a flow: a Flow, a plan, a path or URL of a flow file, an id
+#: in its storage, YAML or JSON text (anything with a line break, or starting with ``{``),
+#: or the flow's data as a mapping (from JSON, from an editor).
+FlowLike = Flow | FlowPlan | Mapping[str, Any] | str | os.PathLike[str]
 _log = logging.getLogger("atomiton.plugins")
 _FINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
 
@@ -233,12 +237,23 @@ class Conductor:
 
     # -- flows ---------------------------------------------------------------------------
     def load(self, flow: FlowLike) -> Flow:
-        """A flow from a Flow, a file path / URL, or an id in this conductor's storage."""
+        """A flow from a Flow, its data (a mapping), YAML or JSON text, a file path / URL,
+        or an id in this conductor's storage."""
         if isinstance(flow, Flow):
             return flow
         if isinstance(flow, FlowPlan):
             return flow.flow
+        if isinstance(flow, Mapping):
+            return Flow.from_data(dict(flow))
+        if not isinstance(flow, str | os.PathLike):
+            raise ConfigurationError(
+                f"a flow cannot be given as a value of type {type(flow).__name__}",
+                hint="give a Flow, its data as a dict, YAML text, a file path or URL, or an id "
+                "in the conductor's storage",
+            )
         text = os.fspath(flow)
+        if isinstance(flow, str) and ("\n" in text or text.lstrip().startswith("{")):
+            return loads_flow(text)
         looks_like_path = text.endswith((".yaml", ".yml", ".json")) or "/" in text
         if self.storage is not None and not looks_like_path and self.storage.exists(text):
             return self.storage.load(text)
@@ -300,9 +315,10 @@ class Conductor:
         eid = execution_id or uuid.uuid4().hex
         if eid in self._executions:
             raise ExecutionConflict(f"execution id {eid!r} is already running")
+        checked = check_inputs(plan.flow, inputs)
         variables = dict(plan.variables)
-        if inputs:
-            variables.update(inputs)
+        variables.update(checked)
+        inputs = checked if inputs is not None else None
         prior = self.load_prior(resume) if isinstance(resume, str) else resume
         run = Run(self, plan, eid, variables, inputs, prior, cache, _replay)
         task = asyncio.get_running_loop().create_task(self._main(run), name=f"atomiton:{eid}")

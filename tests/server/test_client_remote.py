@@ -81,7 +81,7 @@ def test_remote_and_local_results_are_equal(
 
 def test_failed_runs_compare_equal_too(remote: RemoteConductor, local_conductor: Conductor) -> None:
     flow = loads_flow(
-        "id: broken\nname: Broken\nnodes:\n"
+        "id: broken\nname: Broken\nvariables: {unused: {type: number}}\nnodes:\n"
         "  - {id: make, type: edit-fields, parameters: {values: {n: 1}}}\n"
         "  - {id: bad, type: transform, parameters: {operation: map, expression: 'item.n / 0'}}\n"
         "edges:\n  - {source: make, target: bad, sourceHandle: output, targetHandle: input}\n"
