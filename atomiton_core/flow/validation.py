@@ -18,6 +18,7 @@ from atomiton_core.errors import AtomitonError, Problem, ValidationReport
 from atomiton_core.flow.models import Edge, Flow, NodeSpec
 from atomiton_core.flow.protocols import CatalogueLike, FlowSource, NodeTypeLike
 from atomiton_core.flow.settings import DEFAULT_SETTINGS, RESERVED_PARAMETERS, ExecutionSettings
+from atomiton_core.flow.variables import VARIABLE_TYPES, convert
 
 #: The node type that runs another stored flow; its ``flowId`` parameter names it.
 FLOW_REFERENCE_TYPE = "flow"
@@ -96,9 +97,35 @@ class _Validator:
         self.report.problems.append(Problem(code=code, message=message, location=location, **kw))
 
     def run(self) -> ValidationReport:
+        self.variables()
         self.graph(self.flow.nodes, self.flow.edges, "", None)
         self.pins()
         return self.report
+
+    def variables(self) -> None:
+        """Each variable has a known type, and a default of that type."""
+        for name, var in self.flow.variables.items():
+            where = f"variables.{name}"
+            if var.type not in VARIABLE_TYPES:
+                close = difflib.get_close_matches(var.type, VARIABLE_TYPES, n=1)
+                self.add(
+                    "UNKNOWN_VARIABLE_TYPE",
+                    f"variable {name!r} has type {var.type!r}, which is not a type",
+                    f"{where}.type",
+                    hint=(f"did you mean {close[0]!r}? " if close else "")
+                    + f"the types are: {', '.join(VARIABLE_TYPES)}",
+                )
+                continue
+            try:
+                convert(name, var.type, var.default_value)
+            except AtomitonError:
+                self.add(
+                    "INVALID_VARIABLE_DEFAULT",
+                    f"variable {name!r} is of type {var.type}, but its default is "
+                    f"{_short(var.default_value)}",
+                    f"{where}.defaultValue",
+                    hint=f"give a default of type {var.type}, or change its type",
+                )
 
     def pins(self) -> None:
         """Each pin names a top-level node, and gives outputs its type has."""

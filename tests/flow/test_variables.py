@@ -171,3 +171,17 @@ def test_the_cli_converts_inputs_for_the_flow(tmp_path: Path) -> None:
     done = _cli("run", str(flow), "--json", "--input", "n=4", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["outputs"]["show"]["output"]["twice"] == 8
+
+
+def test_validation_refuses_an_unknown_type_and_a_default_of_another_type(
+    conductor: Conductor,
+) -> None:
+    flow = loads_flow(
+        "id: v\nname: V\nnodes: []\nvariables:\n"
+        "  a: {type: numbr}\n  b: {type: number, defaultValue: abc}\n  c: {defaultValue: 3}\n"
+    )
+    problems = {p.location: p for p in conductor.validate(flow).errors}
+    assert set(problems) == {"variables.a.type", "variables.b.defaultValue"}
+    assert problems["variables.a.type"].code == "UNKNOWN_VARIABLE_TYPE"
+    assert "did you mean 'number'?" in (problems["variables.a.type"].hint or "")
+    assert "its default is 'abc'" in problems["variables.b.defaultValue"].message
