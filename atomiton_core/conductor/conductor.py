@@ -26,6 +26,7 @@ from atomiton_core.flow.models import Flow
 from atomiton_core.flow.validation import validate
 from atomiton_core.flow.variables import check_inputs
 from atomiton_core.flow.yaml_io import load_flow, loads_flow
+from atomiton_core.nodes import expressions
 from atomiton_core.results import ExecutionResult, ExecutionStatus
 from atomiton_core.secrets import SecretProvider, create_providers
 from atomiton_core.security import Security
@@ -260,7 +261,9 @@ class Conductor:
         return load_flow(text)
 
     def validate(self, flow: FlowLike) -> ValidationReport:
-        return validate(self.load(flow), self.catalogue, storage=self.storage)
+        return validate(
+            self.load(flow), self.catalogue, storage=self.storage, render=expressions.render
+        )
 
     def prepare(self, flow: FlowLike) -> FlowPlan:
         """Validate and plan once; pass the plan to ``execute`` to run it many times.

@@ -21,6 +21,7 @@ from atomiton_core.errors import AtomitonError, InvalidInput, ValidationReport
 from atomiton_core.flow.models import Edge, Flow, NodeSpec
 from atomiton_core.flow.settings import ExecutionSettings
 from atomiton_core.flow.validation import FLOW_REFERENCE_TYPE, ResolvedNode, validate
+from atomiton_core.nodes import expressions
 from atomiton_core.nodes.definition import NodeType
 from atomiton_core.secrets import secret_fields, secret_parameter_values
 from atomiton_core.storage.runs import digest
@@ -40,6 +41,7 @@ class PlannedNode:
         "child_outputs",
         "children",
         "declared_outputs",
+        "deferred",
         "direct",
         "fn",
         "id",
@@ -87,6 +89,9 @@ class PlannedNode:
         self.params_digest: str | None = None
         #: The outputs the flow pins for this node: it does not run, these flow on.
         self.pinned: dict[str, Any] | None = None
+        #: Parameters that are not text, given as templates: rendered as each run starts
+        #: (see ``GraphRun``), by the key the flow gives them under.
+        self.deferred: dict[str, str] | None = None
         #: Its parameters hold templates (a cached node's key then covers what they render).
         self.templated = settings.cache and _has_template(spec.parameters)
         #: A container, or a stored flow run as a node: never reused whole on a resume.
@@ -227,6 +232,8 @@ class GraphPlan:
     concurrency: int | None
     #: A node here, or among a container's children here, has the setting ``cache``.
     uses_cache: bool = False
+    #: The nodes here with parameters rendered as each run starts (``PlannedNode.deferred``).
+    deferred: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -362,6 +369,7 @@ def _plan_graph(
         if known is None:
             known = facts[id(node_type)] = _TypeFacts(node_type)
         pn = PlannedNode(len(planned), spec, node_type, resolved.params, resolved.settings, known)
+        pn.deferred = resolved.deferred
         if spec.nodes is not None or spec.edges is not None:
             pn.child_outputs = resolved.child_outputs
             child_concurrency = getattr(resolved.params, "concurrency", None)
@@ -421,7 +429,8 @@ def _plan_graph(
     uses_cache = any(
         pn.settings.cache or (pn.children is not None and pn.children.uses_cache) for pn in planned
     )
-    return GraphPlan(planned, roots, sinks, outputs_from, concurrency, uses_cache)
+    deferred = tuple(pn.index for pn in planned if pn.deferred)
+    return GraphPlan(planned, roots, sinks, outputs_from, concurrency, uses_cache, deferred)
 
 
 def plan_flow(flow: Flow, catalogue: Catalogue, storage: FlowStorage | None = None) -> FlowPlan:
@@ -435,7 +444,7 @@ def plan_flow(flow: Flow, catalogue: Catalogue, storage: FlowStorage | None = No
 
 
 def _plan_flow(flow: Flow, catalogue: Catalogue, storage: FlowStorage | None) -> FlowPlan:
-    report = validate(flow, catalogue, storage=storage)
+    report = validate(flow, catalogue, storage=storage, render=expressions.render)
     report.raise_for_problems(flow.source)
     runtime = flow.settings.runtime
     concurrency = runtime.concurrency if runtime.parallel else 1

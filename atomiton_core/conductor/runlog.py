@@ -284,8 +284,9 @@ def _write_item(item: tuple[Any, ...]) -> None:
 
 class _LoopWriter:
     """The writer of a run on local disk: lines are kept and written in one go every
-    :data:`BATCH_S` (or every :data:`BATCH_LINES` lines) from the loop itself (a write to the page cache takes microseconds, and a
-    second thread would cost more in handing the GIL back and forth than the writes do);
+    :data:`BATCH_S` (or every :data:`BATCH_LINES` lines) from the loop itself (a write to
+    the page cache takes microseconds, and a second thread would cost more in handing the
+    GIL back and forth than the writes do);
     blobs and records are written at once, after the lines queued before them.
 
     A ``node.started`` line is made only when the batch is written, and only for a node

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import dataclasses
 import logging
 import sys
 import threading
@@ -27,6 +29,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from pydantic_core import to_json
 
 from atomiton_core import signals
@@ -52,7 +55,9 @@ from atomiton_core.errors import (
     CircularDependency,
     ExecutionCancelled,
     ExecutionError,
+    ExpressionError,
 )
+from atomiton_core.flow.settings import RESERVED_PARAMETERS
 from atomiton_core.nodes import expressions
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.results import NodeResult, NodeStatus
@@ -176,6 +181,45 @@ class GraphRun(GraphProgress):
                 res = NodeResult(pn.id, pn.type_id, path)
                 append(res)
                 table[path] = res
+        #: Nodes whose parameters did not render for this run: they fail when they start.
+        self.unrendered: dict[int, AtomitonError] = {}
+        if plan.deferred:
+            self._render_parameters()
+
+    def _render_parameters(self) -> None:
+        """This run's own copies of the nodes whose parameters that are not text are given
+        as templates (``count: "{{ n }}"``): rendered over the variables, then checked by
+        the node type's parameter model; a node whose parameters do not render or check
+        fails when it starts, with an error naming the parameter."""
+        plan = self.plan
+        nodes = list(plan.nodes)
+        names = {**self.variables, "vars": self.variables, "secrets": self.run_.secrets}
+        for i in plan.deferred:
+            pn = nodes[i]
+            deferred = pn.deferred or {}
+            given = {k: v for k, v in pn.spec.parameters.items() if k not in RESERVED_PARAMETERS}
+            try:
+                for key, template in deferred.items():
+                    given[key] = expressions.render(template, names)
+                params = pn.node_type.params.model_validate(given)
+            except AtomitonError as exc:
+                self.unrendered[i] = exc
+                continue
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                key = str(err["loc"][0]) if err["loc"] else "?"
+                shown = ""
+                if key in deferred:
+                    shown = f"the template {deferred[key]!r}, which rendered "
+                self.unrendered[i] = ExpressionError(
+                    f"parameter {key!r} is {shown}{err.get('input')!r}: {err['msg']}",
+                    hint="give the variables it uses values of the type the parameter takes",
+                )
+                continue
+            mine = copy.copy(pn)
+            mine.params = params
+            nodes[i] = mine
+        self.plan = dataclasses.replace(plan, nodes=nodes)
 
     # -- the node host (what contexts ask for) -------------------------------------------
     @property
@@ -400,6 +444,10 @@ class GraphRun(GraphProgress):
                     return None
         if not pn.settings.enabled:
             self._skip(i, "disabled")
+            return None
+        if self.unrendered and i in self.unrendered:
+            res.status = _RUNNING
+            self._failed(i, self.unrendered[i])
             return None
         if pn.pinned is not None:
             res.started_at = _now()

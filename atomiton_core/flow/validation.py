@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,26 @@ class ResolvedNode:
     settings: ExecutionSettings
     #: For containers: the output ports its children define (edges to the container's id).
     child_outputs: tuple[str, ...] = ()
+    #: Parameters that are not text but given as templates (``count: "{{ n }}"``), by the
+    #: key the flow gives them under: rendered over the variables as each run starts.
+    deferred: dict[str, str] | None = None
+
+
+#: The engine's template renderer: ``render(template, names)``, raising AtomitonError.
+Render = Callable[[Any, Mapping[str, Any]], Any]
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+class _NoSecrets:
+    """The secrets a template names are not known while validating."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AtomitonError(f"secret {name!r} is known only when the run starts")
+
+    __getitem__ = __getattr__
 
 
 def _loc(prefix: str, rest: str) -> str:
@@ -84,8 +104,17 @@ def _known_parameter_names(model: type[BaseModel]) -> list[str]:
 
 
 class _Validator:
-    def __init__(self, flow: Flow, catalogue: CatalogueLike, storage: FlowSource | None) -> None:
+    def __init__(
+        self,
+        flow: Flow,
+        catalogue: CatalogueLike,
+        storage: FlowSource | None,
+        render: Render | None = None,
+    ) -> None:
         self.flow = flow
+        self.render = render
+        #: The current node's deferred parameters (see ``_templated``).
+        self._deferred: dict[str, str] | None = None
         self.catalogue = catalogue
         self.storage = storage
         self.report = ValidationReport(flow_id=flow.id)
@@ -210,7 +239,9 @@ class _Validator:
                 hint=self.catalogue.missing_hint(spec.type),
             )
         settings = self.settings(spec, here, nt)
+        self._deferred = None
         params = self.params(spec, nt, here) if nt is not None else None
+        deferred = self._deferred
         child_outputs: tuple[str, ...] = ()
         if spec.is_container:
             if nt is not None and not nt.container:
@@ -245,7 +276,9 @@ class _Validator:
             )
             settings = None
         if nt is not None and params is not None and settings is not None:
-            self.report.resolved[id(spec)] = ResolvedNode(nt, params, settings, child_outputs)
+            self.report.resolved[id(spec)] = ResolvedNode(
+                nt, params, settings, child_outputs, deferred
+            )
             if nt.id == FLOW_REFERENCE_TYPE:
                 self.reference(spec, str(getattr(params, "flow_id", "")), here)
         return nt
@@ -346,6 +379,9 @@ class _Validator:
         try:
             model = nt.params.model_validate(given)
         except ValidationError as exc:
+            handled, deferred = self._templated(spec, nt, here, given, exc)
+            if handled:
+                return deferred if ok else None
             names = _known_parameter_names(nt.params)
             for err in exc.errors():
                 where = f"{here}.parameters{_pydantic_loc(err['loc'])}"
@@ -370,6 +406,76 @@ class _Validator:
                 )
             return None
         return model if ok else None
+
+    def _templated(
+        self,
+        spec: NodeSpec,
+        nt: NodeTypeLike,
+        here: str,
+        given: dict[str, Any],
+        exc: ValidationError,
+    ) -> tuple[bool, BaseModel | None]:
+        """(True, the parameters) when what failed is only templates given for parameters
+        that are not text (``count: "{{ n }}"``): each is rendered over the variables'
+        defaults and checked (with a renderer), and rendered as each run starts. (True,
+        None): such a template cannot render or renders a wrong value, reported here.
+        (False, None): other problems, which the caller reports."""
+        failed = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+        templated = {k: given[k] for k in failed if k in given and _is_template(given[k])}
+        if not templated or len(failed) != len(templated):
+            return False, None
+        if self.render is None:  # checked when the run renders them
+            self._deferred = templated
+            return True, nt.params.model_construct(**given)
+        render = self.render
+        defaults = self.flow.variable_defaults()
+        names = {**defaults, "vars": defaults, "secrets": _NoSecrets()}
+        rendered: dict[str, Any] = {}
+        unknown: set[str] = set()  # rendered None or read a secret: known when it runs
+        for key, template in templated.items():
+            try:
+                value = render(template, names)
+            except AtomitonError as failure:
+                if "secret" in str(failure):
+                    unknown.add(key)
+                    continue
+                self.add(
+                    "INVALID_PARAMETER",
+                    f"parameter {key!r} is the template {template!r}, which cannot be "
+                    f"rendered from the flow's variables: {failure.message}",
+                    f"{here}.parameters.{key}",
+                    node_id=spec.id,
+                    hint="a parameter that is not text may use the flow's variables (rendered "
+                    "as the run starts), not the node's inputs",
+                )
+                return True, None
+            if value is None:
+                unknown.add(key)
+            else:
+                rendered[key] = value
+        try:
+            model = nt.params.model_validate(
+                {k: v for k, v in given.items() if k not in unknown} | rendered
+            )
+        except ValidationError as again:
+            for err in again.errors():
+                key = str(err["loc"][0]) if err["loc"] else ""
+                if key in unknown and err["type"] == "missing":
+                    continue
+                if key not in templated:
+                    return False, None
+                self.add(
+                    "INVALID_PARAMETER",
+                    f"parameter {key!r} is the template {templated[key]!r}, which renders "
+                    f"{_short(err.get('input'))} from the variables' defaults: {err['msg']}",
+                    f"{here}.parameters{_pydantic_loc(err['loc'])}",
+                    node_id=spec.id,
+                )
+                return True, None
+            # what is left: required parameters known only when the run starts
+            model = nt.params.model_construct(**given)
+        self._deferred = templated
+        return True, model
 
     def edges(
         self,
@@ -657,11 +763,18 @@ def _order_cycle(comp: list[str], succ: Mapping[str, list[str]]) -> list[str]:
 
 
 def validate(
-    flow: Flow, catalogue: CatalogueLike, *, storage: FlowSource | None = None
+    flow: Flow,
+    catalogue: CatalogueLike,
+    *,
+    storage: FlowSource | None = None,
+    render: Render | None = None,
 ) -> ValidationReport:
     """Check a flow against a catalogue and report every problem found.
 
     With ``storage``, flows referenced by ``flow`` nodes are checked to exist and not to
-    include themselves, directly or through others.
+    include themselves, directly or through others. With ``render`` (the engine's template
+    renderer, ``render(template, names)``), a template given for a parameter that is not
+    text is rendered over the variables' defaults and its value checked; without, it is
+    accepted as it is and checked when the run renders it.
     """
-    return _Validator(flow, catalogue, storage).run()
+    return _Validator(flow, catalogue, storage, render).run()

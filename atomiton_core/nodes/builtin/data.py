@@ -1,4 +1,5 @@
-"""Data nodes: ``edit-fields`` (set values from templates) and ``transform`` (list operations).
+"""Data nodes: ``const`` (a literal value), ``edit-fields`` (set values from templates) and
+``transform`` (list operations).
 
 Both evaluate user text only through the Jinja2 sandbox (``atomiton_core.nodes.expressions``).
 """
@@ -16,6 +17,28 @@ from atomiton_core.nodes.builtin._params import Parameters
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.nodes.definition import node
 from atomiton_core.nodes.expressions import compile_expression
+
+
+class ConstParams(Parameters):
+    value: Any = Field(
+        None,
+        description="The value it outputs, as written (any YAML/JSON value; not a template)",
+    )
+
+
+@node(
+    "const",
+    params=ConstParams,
+    outputs={"output": Any},
+    name="Constant",
+    category="data",
+    icon="quote",
+    blocking=False,
+    pure=True,
+    description="Output a literal value (a list, a mapping, a number, a text) to other nodes",
+)
+def const(ctx: NodeContext, params: ConstParams) -> dict[str, Any]:
+    return {"output": params.value}
 
 
 class EditFieldsParams(Parameters):
