@@ -43,6 +43,9 @@ def test_a_number_parameter_takes_a_variable(conductor: Conductor) -> None:
 def test_a_template_is_checked_at_validation_over_the_defaults(conductor: Conductor) -> None:
     (problem,) = conductor.validate(loads_flow(_flow("{{ nope }}"))).errors
     assert problem.location == "nodes[1].parameters.count" and problem.node_id == "first"
+    assert problem.code == "UNDEFINED_NAME"
+    (problem,) = conductor.validate(loads_flow(_flow("{{ input.n }}"))).errors
+    assert problem.location == "nodes[1].parameters.count"
     assert "cannot be rendered from the flow's variables" in problem.message
     assert "not the node's inputs" in (problem.hint or "")
     (problem,) = conductor.validate(loads_flow(_flow("{{ n * -1 }}"))).errors
@@ -71,3 +74,19 @@ def test_a_const_node_gives_its_value_as_written(conductor: Conductor) -> None:
         "  - {id: v, type: const, parameters: {value: {a: [1, 2], b: 'not {{ rendered }}'}}}\n"
     )
     assert conductor.run(flow).outputs["v"]["output"] == {"a": [1, 2], "b": "not {{ rendered }}"}
+
+
+def test_validation_names_an_undefined_name_in_any_template(conductor: Conductor) -> None:
+    """The run would fail on it: validation says so first, with the closest variable."""
+    flow = loads_flow(
+        "id: t\nname: T\nvariables: {who: {defaultValue: x}}\nnodes:\n"
+        "  - {id: a, type: edit-fields, parameters: {values: {m: 'hi {{ whom }}', "
+        "ok: '{{ input.x }} {{ vars.who }} {{ now }} {{ range(2) | list }}'}}}\n"
+        "  - id: l\n    type: loop\n    parameters: {loopType: times, count: 2}\n"
+        "    nodes:\n      - {id: c, type: edit-fields, parameters: "
+        "{values: {i: '{{ index }} {{ item }} {{ who }}'}}}\n"
+    )
+    (problem,) = conductor.validate(flow).errors
+    assert problem.code == "UNDEFINED_NAME" and problem.node_id == "a"
+    assert problem.location == "nodes[0].parameters.values.m"
+    assert "reads 'whom'" in problem.message and "did you mean 'who'?" in (problem.hint or "")

@@ -262,7 +262,7 @@ class Conductor:
 
     def validate(self, flow: FlowLike) -> ValidationReport:
         return validate(
-            self.load(flow), self.catalogue, storage=self.storage, render=expressions.render
+            self.load(flow), self.catalogue, storage=self.storage, templates=expressions.ENGINE
         )
 
     def prepare(self, flow: FlowLike) -> FlowPlan:

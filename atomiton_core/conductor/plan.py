@@ -444,7 +444,7 @@ def plan_flow(flow: Flow, catalogue: Catalogue, storage: FlowStorage | None = No
 
 
 def _plan_flow(flow: Flow, catalogue: Catalogue, storage: FlowStorage | None) -> FlowPlan:
-    report = validate(flow, catalogue, storage=storage, render=expressions.render)
+    report = validate(flow, catalogue, storage=storage, templates=expressions.ENGINE)
     report.raise_for_problems(flow.source)
     runtime = flow.settings.runtime
     concurrency = runtime.concurrency if runtime.parallel else 1

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     from atomiton_core.flow.models import Flow
 
-__all__ = ["CatalogueLike", "FlowSource", "NodeTypeLike", "PortLike"]
+__all__ = ["CatalogueLike", "FlowSource", "NodeTypeLike", "PortLike", "TemplateEngine"]
 
 
 class PortLike(Protocol):
@@ -81,3 +81,17 @@ class FlowSource(Protocol):
     def exists(self, flow_id: str) -> bool: ...
 
     def load(self, flow_id: str) -> Flow: ...
+
+
+class TemplateEngine(Protocol):
+    """The engine's templates (``atomiton_core.nodes.expressions.ENGINE``), for validation."""
+
+    def render(self, value: Any, names: Mapping[str, Any], /) -> Any:
+        """Render ``value`` (a template, or a structure of them) over ``names``; raises
+        AtomitonError."""
+        ...
+
+    def names(self, template: str, /) -> frozenset[str] | None:
+        """The names a template reads that it does not define itself, less the engine's
+        helpers; None: it cannot be parsed (rendering says why)."""
+        ...

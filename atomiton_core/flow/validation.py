@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from atomiton_core.errors import AtomitonError, Problem, ValidationReport
 from atomiton_core.flow.models import Edge, Flow, NodeSpec
-from atomiton_core.flow.protocols import CatalogueLike, FlowSource, NodeTypeLike
+from atomiton_core.flow.protocols import CatalogueLike, FlowSource, NodeTypeLike, TemplateEngine
 from atomiton_core.flow.settings import DEFAULT_SETTINGS, RESERVED_PARAMETERS, ExecutionSettings
 from atomiton_core.flow.variables import VARIABLE_TYPES, convert
 
@@ -40,8 +40,11 @@ class ResolvedNode:
     deferred: dict[str, str] | None = None
 
 
-#: The engine's template renderer: ``render(template, names)``, raising AtomitonError.
-Render = Callable[[Any, Mapping[str, Any]], Any]
+#: Names every template may read besides the flow's variables: the node's input (nodes
+#: render with ``input=``), all the variables, the run's secrets.
+_NODE_NAMES = frozenset({"input", "vars", "secrets"})
+#: And inside a container: what ``loop`` and ``parallel`` give their children.
+_CHILD_NAMES = frozenset({"item", "index", "items", "iteration", "lastResult"})
 
 
 def _is_template(value: Any) -> bool:
@@ -55,6 +58,19 @@ class _NoSecrets:
         raise AtomitonError(f"secret {name!r} is known only when the run starts")
 
     __getitem__ = __getattr__
+
+
+def _literal_parameters(model: type[BaseModel]) -> frozenset[str]:
+    """The keys (name and alias) of parameters that are values, never templates: fields
+    marked ``json_schema_extra={"template": False}`` (``const``'s ``value``)."""
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and extra.get("template") is False:
+            keys.add(name)
+            if field.alias:
+                keys.add(field.alias)
+    return frozenset(keys)
 
 
 def _loc(prefix: str, rest: str) -> str:
@@ -109,10 +125,12 @@ class _Validator:
         flow: Flow,
         catalogue: CatalogueLike,
         storage: FlowSource | None,
-        render: Render | None = None,
+        templates: TemplateEngine | None = None,
     ) -> None:
         self.flow = flow
-        self.render = render
+        self.templates = templates
+        #: How deep in containers the node being checked is.
+        self._in_container = 0
         #: The current node's deferred parameters (see ``_templated``).
         self._deferred: dict[str, str] | None = None
         self.catalogue = catalogue
@@ -253,7 +271,11 @@ class _Validator:
                     node_id=spec.id,
                     hint="use a container type such as 'group', 'loop' or 'parallel'",
                 )
-            self.graph(spec.nodes or [], spec.edges or [], here, (spec, nt))
+            self._in_container += 1
+            try:
+                self.graph(spec.nodes or [], spec.edges or [], here, (spec, nt))
+            finally:
+                self._in_container -= 1
             child_outputs = tuple(
                 dict.fromkeys(e.target_handle for e in spec.edges or [] if e.target == spec.id)
             )
@@ -376,6 +398,11 @@ class _Validator:
                 hint=f"did you mean {close[0]!r}?" if close else f"its parameters are: {known}",
             )
             ok = False
+        if self.templates is not None:
+            literal = _literal_parameters(nt.params)
+            for key, value in given.items():
+                if key not in literal:
+                    self.template_names(spec, value, f"{here}.parameters.{key}")
         try:
             model = nt.params.model_validate(given)
         except ValidationError as exc:
@@ -407,6 +434,38 @@ class _Validator:
             return None
         return model if ok else None
 
+    def template_names(self, spec: NodeSpec, value: Any, where: str) -> None:
+        """Each template in ``value`` reads only names a run gives it."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                self.template_names(spec, item, f"{where}.{key}")
+            return
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                self.template_names(spec, item, f"{where}[{i}]")
+            return
+        if not _is_template(value) or self.templates is None:
+            return
+        names = self.templates.names(value)
+        if names is None:
+            return  # it does not parse: rendering says where
+        known = self.flow.variables.keys() | _NODE_NAMES
+        if self._in_container:
+            known |= _CHILD_NAMES
+        for name in sorted(names - known):
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            variables = ", ".join(sorted(self.flow.variables)) or "none"
+            self.add(
+                "UNDEFINED_NAME",
+                f"the template {_short(value)} reads {name!r}, which is not a variable of the "
+                "flow nor a name nodes are given",
+                where,
+                node_id=spec.id,
+                hint=(f"did you mean {close[0]!r}? " if close else "")
+                + f"the flow's variables: {variables}; declare it under `variables:`, or "
+                "use input, vars, secrets",
+            )
+
     def _templated(
         self,
         spec: NodeSpec,
@@ -424,10 +483,10 @@ class _Validator:
         templated = {k: given[k] for k in failed if k in given and _is_template(given[k])}
         if not templated or len(failed) != len(templated):
             return False, None
-        if self.render is None:  # checked when the run renders them
+        if self.templates is None:  # checked when the run renders them
             self._deferred = templated
             return True, nt.params.model_construct(**given)
-        render = self.render
+        render = self.templates.render
         defaults = self.flow.variable_defaults()
         names = {**defaults, "vars": defaults, "secrets": _NoSecrets()}
         rendered: dict[str, Any] = {}
@@ -439,6 +498,9 @@ class _Validator:
                 if "secret" in str(failure):
                     unknown.add(key)
                     continue
+                where = f"{here}.parameters.{key}"
+                if any(p.location == where for p in self.report.problems):
+                    return True, None  # its names are reported already
                 self.add(
                     "INVALID_PARAMETER",
                     f"parameter {key!r} is the template {template!r}, which cannot be "
@@ -767,14 +829,16 @@ def validate(
     catalogue: CatalogueLike,
     *,
     storage: FlowSource | None = None,
-    render: Render | None = None,
+    templates: TemplateEngine | None = None,
 ) -> ValidationReport:
     """Check a flow against a catalogue and report every problem found.
 
     With ``storage``, flows referenced by ``flow`` nodes are checked to exist and not to
-    include themselves, directly or through others. With ``render`` (the engine's template
-    renderer, ``render(template, names)``), a template given for a parameter that is not
-    text is rendered over the variables' defaults and its value checked; without, it is
-    accepted as it is and checked when the run renders it.
+    include themselves, directly or through others. With ``templates`` (the engine's,
+    ``atomiton_core.nodes.expressions.ENGINE``), the names each template in a parameter
+    reads are checked to be known (the variables, ``input``, ``vars``, ``secrets``, and in
+    a container what it gives its children), and a template given for a parameter that is
+    not text is rendered over the variables' defaults and its value checked; without, such
+    a template is accepted as it is and checked when the run renders it.
     """
-    return _Validator(flow, catalogue, storage, render).run()
+    return _Validator(flow, catalogue, storage, templates).run()

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import jinja2.meta
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, nodes
 from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -37,6 +38,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from atomiton_core.errors import ExpressionError
 
 __all__ = [
+    "ENGINE",
     "MAX_INT_BITS",
     "MAX_LENGTH",
     "MAX_STEPS",
@@ -44,6 +46,7 @@ __all__ = [
     "evaluate",
     "is_template",
     "render",
+    "template_names",
 ]
 
 #: The longest string, list or tuple one operation may build.
@@ -405,3 +408,28 @@ def render(value: Any, names: Mapping[str, Any]) -> Any:
     if isinstance(value, list):
         return [render(v, names) for v in value]
     return value
+
+
+@lru_cache(maxsize=4096)
+def template_names(source: str) -> frozenset[str] | None:
+    """The names a template reads and does not define itself, less the helpers every
+    template has (``now``, ``range``, ``int``...); None if it does not parse."""
+    try:
+        tree = _ENV.parse(_undollar(source))
+    except TemplateError:
+        return None
+    found = jinja2.meta.find_undeclared_variables(tree)
+    return frozenset(found - _ENV.globals.keys() - {"now"})
+
+
+class _Engine:
+    """The templates as validation sees them (``flow.protocols.TemplateEngine``)."""
+
+    def render(self, value: Any, names: Mapping[str, Any], /) -> Any:
+        return render(value, names)
+
+    def names(self, template: str, /) -> frozenset[str] | None:
+        return template_names(template)
+
+
+ENGINE = _Engine()

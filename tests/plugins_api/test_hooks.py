@@ -149,7 +149,7 @@ def test_lifecycle_hooks_are_called_around_a_run(tmp_path: Path) -> None:
     flow = loads_flow(
         "id: h\nname: H\nvariables: {x: {defaultValue: 1}}\nnodes:\n"
         "  - {id: g, type: group, nodes: [{id: bad, type: edit-fields,"
-        " parameters: {values: {y: '{{ nowhere }}'}}}]}\n"
+        " parameters: {values: {y: '{{ input.nowhere }}'}}}]}\n"
     )
     result = conductor.run(flow, {"x": 2})
     assert not result.ok

@@ -36,7 +36,7 @@ BROKEN_FLOW = """\
 id: broken
 name: Broken
 nodes:
-  - {id: bad, type: edit-fields, parameters: {values: {x: "{{ nowhere }}"}}}
+  - {id: bad, type: edit-fields, parameters: {values: {x: "{{ input.nowhere }}"}}}
 """
 CODE_FLOW = """\
 id: code

@@ -23,6 +23,7 @@ class ConstParams(Parameters):
     value: Any = Field(
         None,
         description="The value it outputs, as written (any YAML/JSON value; not a template)",
+        json_schema_extra={"template": False},
     )
 
 
