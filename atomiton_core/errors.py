@@ -247,13 +247,20 @@ class Problem(_Wire):
     edge_id: str | None = None
     hint: str | None = None
     severity: Literal["error", "warning"] = "error"
+    #: The line of the flow's file the location is at (1-based), when it came from a file.
+    line: int | None = None
 
     def __str__(self) -> str:
         where = self.location
+        about = []
+        if self.line is not None:
+            about.append(f"line {self.line}")
         if self.node_id:
-            where += f" (node {self.node_id!r})"
+            about.append(f"node {self.node_id!r}")
         elif self.edge_id:
-            where += f" (edge {self.edge_id!r})"
+            about.append(f"edge {self.edge_id!r}")
+        if about:
+            where += f" ({', '.join(about)})"
         text = f"[{self.code}] {where}: {self.message}"
         return f"{text} — {self.hint}" if self.hint else text
 

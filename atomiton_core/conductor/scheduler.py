@@ -57,6 +57,7 @@ from atomiton_core.errors import (
     ExecutionError,
     ExpressionError,
 )
+from atomiton_core.flow.models import pydantic_message
 from atomiton_core.flow.settings import RESERVED_PARAMETERS
 from atomiton_core.nodes import expressions
 from atomiton_core.nodes.context import NodeContext
@@ -212,7 +213,7 @@ class GraphRun(GraphProgress):
                 if key in deferred:
                     shown = f"the template {deferred[key]!r}, which rendered "
                 self.unrendered[i] = ExpressionError(
-                    f"parameter {key!r} is {shown}{err.get('input')!r}: {err['msg']}",
+                    f"parameter {key!r} is {shown}{err.get('input')!r}: {pydantic_message(err)}",
                     hint="give the variables it uses values of the type the parameter takes",
                 )
                 continue

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic.alias_generators import to_camel
 
 from atomiton_core.errors import FlowLoadError
+from atomiton_core.flow import locate
 
 __all__ = [
     "Edge",
@@ -129,20 +130,36 @@ class Flow(_Model):
         return None
 
     @classmethod
-    def from_data(cls, data: Any, *, source: str | None = None) -> Flow:
-        """Build a flow from plain data, with errors that name the file and the key path."""
+    def from_data(cls, data: Any, *, source: str | None = None, text: str | None = None) -> Flow:
+        """Build a flow from plain data, with errors that name the file, the key path and,
+        given the ``text`` the data was read from, the line."""
         where = source or "<flow>"
+        if data is None:
+            raise FlowLoadError(
+                f"{where}: the flow is empty",
+                source=source,
+                hint="a flow needs at least `id`, `name` and `nodes` (see docs/user-guide.md)",
+            )
         if not isinstance(data, dict):
             raise FlowLoadError(
-                f"{where}: a flow must be a mapping, got {type(data).__name__}", source=source
+                f"{where}: a flow is a mapping of keys (id, name, nodes, edges...), not "
+                f"{_kind(data)}",
+                source=source,
             )
         try:
             flow = cls.model_validate(data)
         except ValidationError as exc:
+            document = locate.document_of(text) if text is not None else None
             lines = [f"{where}: not a valid flow ({exc.error_count()} problem(s)):"]
             for err in exc.errors():
                 loc = _location(err["loc"])
-                lines.append(f"  - {loc}: {err['msg']} (got {_short(err.get('input'))})")
+                line = locate.line_of(document, loc) if document is not None else None
+                at = f"{loc} (line {line})" if line is not None else loc
+                if err["type"] == "missing":
+                    lines.append(f"  - {at}: required, and missing")
+                else:
+                    got = _short(err.get("input"))
+                    lines.append(f"  - {at}: {pydantic_message(err)} (got {got})")
             raise FlowLoadError("\n".join(lines), source=source) from None
         flow._source = source
         return flow
@@ -153,6 +170,27 @@ def _location(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "<root>"
+
+
+def pydantic_message(err: Any) -> str:
+    """pydantic's message less the prefix it gives a validator's own error."""
+    msg = str(err["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            return msg[len(prefix) :]
+    return msg
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "a text"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from atomiton_core.errors import AtomitonError, Problem, ValidationReport
-from atomiton_core.flow.models import Edge, Flow, NodeSpec
+from atomiton_core.flow import locate
+from atomiton_core.flow.models import Edge, Flow, NodeSpec, pydantic_message
 from atomiton_core.flow.protocols import CatalogueLike, FlowSource, NodeTypeLike, TemplateEngine
 from atomiton_core.flow.settings import DEFAULT_SETTINGS, RESERVED_PARAMETERS, ExecutionSettings
 from atomiton_core.flow.variables import VARIABLE_TYPES, convert
@@ -361,7 +362,7 @@ class _Validator:
             for err in exc.errors():
                 self.add(
                     "INVALID_PARAMETER",
-                    f"execution setting: {err['msg']} (got {err.get('input')!r})",
+                    f"execution setting: {pydantic_message(err)} (got {err.get('input')!r})",
                     f"{here}.parameters{_pydantic_loc(err['loc'])}",
                     node_id=spec.id,
                 )
@@ -427,7 +428,7 @@ class _Validator:
                     continue
                 self.add(
                     "INVALID_PARAMETER",
-                    f"{err['msg']} (got {_short(err.get('input'))})",
+                    f"{pydantic_message(err)} (got {_short(err.get('input'))})",
                     where,
                     node_id=spec.id,
                 )
@@ -529,7 +530,8 @@ class _Validator:
                 self.add(
                     "INVALID_PARAMETER",
                     f"parameter {key!r} is the template {templated[key]!r}, which renders "
-                    f"{_short(err.get('input'))} from the variables' defaults: {err['msg']}",
+                    f"{_short(err.get('input'))} from the variables' defaults: "
+                    f"{pydantic_message(err)}",
                     f"{here}.parameters{_pydantic_loc(err['loc'])}",
                     node_id=spec.id,
                 )
@@ -841,4 +843,25 @@ def validate(
     not text is rendered over the variables' defaults and its value checked; without, such
     a template is accepted as it is and checked when the run renders it.
     """
-    return _Validator(flow, catalogue, storage, templates).run()
+    report = _Validator(flow, catalogue, storage, templates).run()
+    if report.problems:
+        _add_lines(flow, report.problems)
+    return report
+
+
+def _add_lines(flow: Flow, problems: list[Problem]) -> None:
+    """Each problem's line in the file the flow was loaded from (when it still has that
+    file's shape: as many nodes and edges)."""
+    document = flow._document
+    if document is None and flow._text is not None:
+        document = locate.document_of(flow._text)
+    if not isinstance(document, dict):
+        return
+    for key in ("nodes", "edges"):
+        if len(document.get(key) or ()) != len(getattr(flow, key)):
+            return
+    for i, problem in enumerate(problems):
+        if problem.location and problem.line is None:
+            line = locate.line_of(document, problem.location)
+            if line is not None:
+                problems[i] = problem.model_copy(update={"line": line})

@@ -97,7 +97,7 @@ def loads_flow(text: str, *, source: str | None = None) -> Flow:
     """
     where = source or "<string>"
     data, document, checked = _parse(text, where, source)
-    flow = Flow.from_data(to_plain(data, where, checked=checked), source=source)
+    flow = Flow.from_data(to_plain(data, where, checked=checked), source=source, text=text)
     flow._document = document
     flow._text = text if document is None else None
     return flow

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from atomiton_core import (
+    Conductor,
     Edge,
     Flow,
     FlowLoadError,
@@ -24,6 +25,7 @@ from atomiton_core import (
 from atomiton_core.flow import fastyaml
 from atomiton_core.flow.yaml_io import to_plain
 
+ROOT = Path(__file__).parents[2]
 ORIGINALS = sorted((Path(__file__).parents[1] / "fixtures" / "atomiton-flows").glob("*.flow.yaml"))
 
 
@@ -149,8 +151,35 @@ def test_missing_file_is_clear(tmp_path: Path) -> None:
 
 
 def test_not_a_mapping() -> None:
-    with pytest.raises(FlowLoadError, match="must be a mapping"):
+    with pytest.raises(FlowLoadError, match=r"a flow is a mapping of keys .*, not a list"):
         loads_flow("- 1\n- 2\n")
+    with pytest.raises(FlowLoadError, match="the flow is empty") as empty:
+        loads_flow("# nothing yet\n", source="new.flow.yaml")
+    assert "NoneType" not in str(empty.value) and "new.flow.yaml" in str(empty.value)
+
+
+def test_load_problems_name_the_line_and_no_internals() -> None:
+    with pytest.raises(FlowLoadError) as exc:
+        loads_flow(
+            "nodes:\n  - {type: x}\n  - id: b\n    type: c\n    parameters: [1]\n",
+            source="f.flow.yaml",
+        )
+    text = str(exc.value)
+    assert "  - id: required, and missing" in text and "(got {" not in text
+    assert "nodes[0].id (line 2): required, and missing" in text
+    assert "nodes[1].parameters (line 5): Input should be a valid dictionary" in text
+
+
+def test_validation_problems_name_the_line_of_the_file(conductor: Conductor) -> None:
+    text = (ROOT / "examples" / "order-report.flow.yaml").read_text()
+    broken = text.replace("operation: map", "operation: mapp", 1)
+    report = conductor.validate(loads_flow(broken, source="order.flow.yaml"))
+    (problem,) = [p for p in report.errors if p.code == "INVALID_PARAMETER"]
+    line = broken.splitlines()[problem.line - 1]  # type: ignore[operator]
+    assert "operation: mapp" in line and f"line {problem.line}, node 'priced'" in str(problem)
+    edited = loads_flow(broken)
+    edited.nodes.pop()  # no longer the file's shape: no line rather than a wrong one
+    assert all(p.line is None for p in conductor.validate(edited).errors)
 
 
 def test_snake_case_in_python_camel_case_in_files() -> None:
