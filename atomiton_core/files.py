@@ -21,7 +21,7 @@ from typing import Any
 
 from atomiton_core.errors import ConfigurationError, PathNotAllowed
 
-__all__ = ["Location", "atomic_write_bytes", "atomic_write_text", "resolve_path"]
+__all__ = ["Location", "atomic_write_bytes", "atomic_write_text", "backend_hint", "resolve_path"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ def resolve_path(
         raise ConfigurationError(
             f"cannot open {what} {text!r}: {exc}",
             node_id=node_id,
-            hint="install the fsspec backend for this protocol (e.g. s3fs for s3://)",
+            hint=backend_hint(text),
             retryable=False,
         ) from exc
     path = _normal(fs, raw)
@@ -239,3 +239,14 @@ def _remove_stale(folder: str, name: str) -> None:
 
 def atomic_write_text(url: str, text: str, *, fs: Any = None, encoding: str = "utf-8") -> None:
     atomic_write_bytes(url, text.encode(encoding), fs=fs)
+
+
+def backend_hint(url: str) -> str:
+    """What to install when fsspec has no backend for ``url``'s protocol."""
+    protocol = url.split("://", 1)[0].lower() if "://" in url else ""
+    if protocol in ("http", "https"):
+        return "reading over HTTP needs aiohttp and requests: pip install 'atomiton-core[http]'"
+    known = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
+    if protocol in known:
+        return f"install the fsspec backend for {protocol}://: pip install {known[protocol]}"
+    return "install the fsspec backend for this protocol (e.g. s3fs for s3://)"

@@ -31,7 +31,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import YAMLError, YAMLWarning
 
 from atomiton_core.errors import FlowLoadError
-from atomiton_core.files import atomic_write_text
+from atomiton_core.files import atomic_write_text, backend_hint
 from atomiton_core.flow import budget, fastdump, fastyaml
 from atomiton_core.flow.models import Flow
 
@@ -167,6 +167,10 @@ def load_flow(path: str | os.PathLike[str]) -> Flow:
             text = fh.read()
     except FileNotFoundError:
         raise FlowLoadError(f"{where}: no such flow file", source=where) from None
+    except ImportError as exc:  # fsspec has no backend installed for the URL's protocol
+        raise FlowLoadError(
+            f"{where}: cannot read: {exc}", source=where, hint=backend_hint(where)
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FlowLoadError(f"{where}: cannot read: {exc}", source=where) from None
     return loads_flow(text, source=where)

@@ -23,7 +23,7 @@ from atomiton_core.errors import (
     RunNotFound,
     StorageError,
 )
-from atomiton_core.files import atomic_write_text
+from atomiton_core.files import atomic_write_text, backend_hint
 from atomiton_core.flow.models import Flow
 from atomiton_core.flow.yaml_io import dumps_flow, loads_flow
 from atomiton_core.storage.runs import RunRecord, list_records
@@ -253,8 +253,7 @@ def create_storage(url: str | os.PathLike[str] | None = None) -> FlowStorage:
         fs, root = fsspec.core.url_to_fs(where)
     except (ImportError, ValueError) as exc:
         raise StorageError(
-            f"cannot open storage {where!r}: {exc}",
-            hint="install the fsspec backend for this protocol (e.g. s3fs for s3://)",
+            f"cannot open storage {where!r}: {exc}", hint=backend_hint(where)
         ) from exc
     fs.makedirs(root, exist_ok=True)
     return FlowStorage(fs, root, where)
