@@ -199,7 +199,8 @@ class _Validator:
                     f"{nt.id} does not have; its outputs are: {', '.join(nt.outputs) or 'none'}",
                     f"{where}.{unknown[0]}",
                     node_id=node_id,
-                    hint="pin the node's own output ports (`atomiton run --pin-from` does)",
+                    hint="pin the node's own output ports (a run's outputs: "
+                    "`atomiton run --pin-from RUN`)",
                 )
 
     # -- one level: nodes, then edges, then cycles --------------------------------------
@@ -321,7 +322,8 @@ class _Validator:
                 f"node {spec.id!r} runs flow {target!r}, which is not in storage",
                 f"{here}.parameters.flowId",
                 node_id=spec.id,
-                hint=f"save it first (atomiton flows save ... --storage {self.storage.url})",
+                hint=f"save it in storage {self.storage.url} first: storage.save(flow) "
+                "(`atomiton flows save FILE`, PUT /api/flows/{id})",
             )
             return
         cycle = self._cycle_through(target, [self.flow.id])

@@ -114,7 +114,8 @@ class FlowStorage:
         except FileNotFoundError:
             raise FlowNotFound(
                 f"no flow {flow_id!r} in storage {self.url}",
-                hint="`atomiton flows list` shows the stored flows",
+                hint="storage.list() gives the stored flows (`atomiton flows list`, "
+                "GET /api/flows)",
             ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise StorageError(f"cannot read flow {flow_id!r} from {location}: {exc}") from exc

@@ -430,7 +430,8 @@ class RunRecord:
             if legacy is None:
                 raise RunNotFound(
                     f"no run {execution_id!r} in storage {storage.url}",
-                    hint="`atomiton runs list` shows the stored runs",
+                    hint="storage.runs() gives the stored runs (`atomiton runs list`, "
+                    "GET /api/executions)",
                 )
             return cls(storage, execution_id, _from_legacy(json.loads(legacy)))
         try:
@@ -511,7 +512,8 @@ class RunRecord:
         data["error"] = {
             "code": "INTERRUPTED",
             "message": "the process running it ended before it did (killed, or a crash)",
-            "hint": f"resume it: atomiton run {self.flow_id} --resume {self.execution_id}",
+            "hint": f"resume it: conductor.run(flow, resume={self.execution_id!r}) "
+            f"(`atomiton run {self.flow_id} --resume {self.execution_id}`)",
         }
 
     def summary(self) -> dict[str, Any]:
