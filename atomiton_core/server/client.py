@@ -307,7 +307,13 @@ class RemoteConductor:
 
     async def events(self, execution_id: str) -> AsyncGenerator[NodeEvent | ExecutionEvent]:
         """Every event of an execution from its start, ending after the final one."""
-        from websockets.asyncio.client import connect  # websockets is imported when used
+        try:
+            from websockets.asyncio.client import connect  # imported when used
+        except ImportError as exc:
+            raise ConfigurationError(
+                "the client's events() (and so wait() and execute()) needs the websockets package",
+                hint='pip install "atomiton-core[client]"',
+            ) from exc
 
         url = self._ws_url(f"/api/executions/{execution_id}/events")
         async with connect(url, additional_headers=self._headers, max_size=None) as socket:
