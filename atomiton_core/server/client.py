@@ -311,7 +311,8 @@ class RemoteConductor:
             from websockets.asyncio.client import connect  # imported when used
         except ImportError as exc:
             raise ConfigurationError(
-                "the client's events() (and so wait() and execute()) needs the websockets package",
+                "RemoteConductor.events() (and so wait(), execute() and run()) needs the "
+                "websockets package",
                 hint='pip install "atomiton-core[client]"',
             ) from exc
 
