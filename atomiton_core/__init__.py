@@ -10,7 +10,12 @@ imports under ``TYPE_CHECKING``, which name the same objects.
 
 from __future__ import annotations
 
+import logging as _logging
 from importlib import import_module as _import_module
+
+#: The library's records go nowhere until the program that embeds it configures logging
+#: (without a handler, Python's last resort would print its warnings on stderr).
+_logging.getLogger("atomiton").addHandler(_logging.NullHandler())
 
 #: ``typing.TYPE_CHECKING`` without importing typing (7 ms): type checkers take any name
 #: ``TYPE_CHECKING`` to be true, so they read the imports below and not ``__getattr__``.
