@@ -1,10 +1,14 @@
 """The ``atomiton`` command: run, validate, list node types, manage stored flows.
 
-Exit codes of ``run`` and ``validate``: 0 completed / valid, 1 failed or cancelled,
-2 the flow is invalid or unreadable.
+Exit codes (the same for every command; ``atomiton --help`` shows them): 0 done (a run
+completed, a flow is valid), 1 a run failed or was cancelled, or the command failed,
+2 a usage error (click's: an unknown option, a bad value; options that contradict; a broken
+configuration file), 3 the flow is invalid or cannot be read.
 
 Defining the commands imports click alone: the engine, rich and asyncio are imported inside
 the commands that use them, so ``atomiton --help`` (and a mistyped command) answers at once.
+Every text the engine or the user wrote (messages, ids, names, paths) reaches rich escaped:
+``[dask]`` in a hint, ``item[key]`` in an expression are shown as they are, not read as markup.
 """
 
 from __future__ import annotations
@@ -13,19 +17,49 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 if TYPE_CHECKING:
+    import logging
+
     from rich.console import Console
     from rich.table import Table
 
     from atomiton_core import signals
     from atomiton_core.conductor.conductor import Conductor
+    from atomiton_core.errors import AtomitonError
+    from atomiton_core.flow.models import Flow
     from atomiton_core.results import ExecutionResult
 
-EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
+
+#: What FLOW arguments take for "read the flow from standard input".
+STDIN = "-"
+
+EPILOG = """\b
+Exit codes:
+  0  done: the run completed, the flow is valid
+  1  the run failed or was cancelled, or the command failed
+  2  usage error: an unknown option, a bad value, options that contradict,
+     a broken configuration file
+  3  the flow is invalid or cannot be read (run, validate, flows save)
+
+\b
+Configuration: atomiton.toml in the working directory over
+$XDG_CONFIG_HOME/atomiton/config.toml (or --config FILE), keys storage,
+executor, token, plugins, disable_plugin_autoload, as the variables
+ATOMITON_STORAGE, ATOMITON_EXECUTOR, ATOMITON_TOKEN, ATOMITON_PLUGINS,
+ATOMITON_DISABLE_PLUGIN_AUTOLOAD; an option wins over its variable, a
+variable over the file.
+
+\b
+Shell completion: eval "$(_ATOMITON_COMPLETE=bash_source atomiton)" in
+~/.bashrc; zsh: zsh_source in ~/.zshrc; fish: fish_source.
+"""
 
 _STATUS_STYLE = {
     "pending": "dim",
@@ -64,16 +98,66 @@ storage_option = click.option(
 def _console(**kw: Any) -> Console:
     from rich.console import Console
 
-    return Console(highlight=False, **kw)
+    return Console(highlight=False, emoji=False, **kw)
 
 
 def _err_console() -> Console:
     return _console(stderr=True)
 
 
-def _fail(message: str, code: int) -> None:
-    _err_console().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+def _escape(text: object) -> str:
+    """``text`` shown as it is in rich markup: its square brackets are not tags."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    _err_console().print(f"[bold red]error:[/] {_escape(message)}", soft_wrap=True)
     sys.exit(code)
+
+
+def _exit_code(exc: AtomitonError) -> int:
+    """3 for a flow that is invalid or cannot be read (or stored under its id), else 1."""
+    from atomiton_core.errors import FlowLoadError, FlowValidationError, InvalidFlowId
+
+    invalid = isinstance(exc, FlowLoadError | FlowValidationError | InvalidFlowId)
+    return EXIT_INVALID if invalid else EXIT_FAILED
+
+
+def _fail_on(exc: AtomitonError, as_json: bool, **extra: Any) -> NoReturn:
+    """End the command with ``exc``: on stderr, and with ``--json`` also as JSON on stdout
+    (``{"error": ..., **extra}``, as the server answers), with its exit code."""
+    if as_json:
+        from atomiton_core import wire
+
+        body: dict[str, Any] = {**extra, "error": wire.dump(exc)}
+        report = getattr(exc, "report", None)
+        if report is not None:
+            body["report"] = wire.dump(report)
+        click.echo(json.dumps(body, indent=2))
+    _fail(str(exc), _exit_code(exc))
+
+
+def _read_stdin_flow() -> Flow:
+    """The flow given as ``-``: YAML or JSON text on standard input."""
+    from atomiton_core.errors import FlowLoadError
+    from atomiton_core.flow.yaml_io import loads_flow
+
+    source = "<stdin>"
+    if sys.stdin is None:  # started without one (pythonw, a closed descriptor)
+        raise FlowLoadError(f"{source}: there is no standard input to read", source=source)
+    raw = sys.stdin.buffer.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FlowLoadError(f"{source}: not UTF-8 text: {exc}", source=source) from None
+    return loads_flow(text, source=source)
+
+
+def _flow_arg(flow: str) -> Flow | str:
+    """A FLOW argument as the conductor takes it: the text read for ``-``, else as given."""
+    return _read_stdin_flow() if flow == STDIN else flow
 
 
 def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -89,6 +173,13 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, Any]:
     return inputs
 
 
+def _log() -> logging.Logger:
+    """The command's own logger: what it read and chose, shown with -v (info), -vv (debug)."""
+    import logging
+
+    return logging.getLogger("atomiton.cli")
+
+
 def _conductor(
     storage: str | None,
     executor: str = "local",
@@ -99,7 +190,7 @@ def _conductor(
     from atomiton_core.errors import AtomitonError
 
     try:
-        return create_conductor(
+        conductor = create_conductor(
             storage,
             executor=executor,
             process_workers=process_workers,
@@ -107,7 +198,13 @@ def _conductor(
         )
     except AtomitonError as exc:
         _fail(str(exc), EXIT_FAILED)
-        raise  # unreachable
+    log = _log()
+    log.info("storage: %s", conductor.storage.url if conductor.storage else "none")
+    log.info("executor: %s", executor)
+    log.debug("%d node types: %s", len(conductor.catalogue), ", ".join(sorted(conductor.catalogue)))
+    for problem in conductor.catalogue.problems:
+        log.debug("plugin problem: %s", problem.message)
+    return conductor
 
 
 def _timing(event: signals.NodeEvent) -> str:
@@ -152,7 +249,8 @@ class _LiveView:
         for path, row in self.rows.items():
             status = row.get("status", "pending")
             style = _STATUS_STYLE.get(status, "")
-            table.add_row(path, row["type"], f"[{style}]{status}[/]", row["detail"])
+            shown = f"[{style}]{_escape(status)}[/]" if style else _escape(status)
+            table.add_row(_escape(path), _escape(row["type"]), shown, _escape(row["detail"]))
         return table
 
 
@@ -188,6 +286,7 @@ def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
                 f"{mark} {event.path} [{event.node_type}] {event.type[5:]}{detail}",
                 markup=False,
                 highlight=False,
+                soft_wrap=True,  # one line per event, whatever the width: it is read by tools
             )
 
     for sig in signals.NODE_SIGNALS:
@@ -228,20 +327,132 @@ def _print_summary(result: ExecutionResult, console: Console) -> None:
     from atomiton_core import wire
 
     colour = _STATUS_STYLE.get(str(result.status), "")
+    status = _escape(result.status)
     console.print(
-        f"[{colour}]{result.status}[/] in {result.duration_ms or 0:.1f} ms "
-        f"(execution {result.execution_id})"
+        f"{f'[{colour}]{status}[/]' if colour else status} in {result.duration_ms or 0:.1f} ms "
+        f"(execution {_escape(result.execution_id)})",
+        soft_wrap=True,
     )
     if result.error is not None:
-        console.print(f"[red]{result.error.code}: {result.error}[/]", soft_wrap=True)
+        console.print(
+            f"[red]{_escape(result.error.code)}: {_escape(result.error)}[/]", soft_wrap=True
+        )
     if result.outputs:
         console.print_json(json.dumps(wire.jsonable(result.outputs)))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@dataclass(frozen=True, slots=True)
+class CliState:
+    """What the group's options leave for its commands (``ctx.obj``)."""
+
+    #: -1 with -q, 0 by default, 1 with -v, 2 with -vv
+    verbosity: int = 0
+
+
+def _set_up_logging(ctx: click.Context, verbosity: int) -> None:
+    """The ``atomiton`` loggers on stderr while the command runs: warnings by default, -v
+    info, -vv debug, -q errors only.
+
+    The package itself logs to a NullHandler; a program that embeds it configures its own."""
+    import logging
+
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    logger = logging.getLogger("atomiton")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(level)
+    before = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+
+    def restore() -> None:  # a command run in-process (click's CliRunner) leaves none behind
+        logger.removeHandler(handler)
+        logger.setLevel(before)
+
+    ctx.call_on_close(restore)
+
+
+def _option_defaults(command: click.Command, values: dict[str, Any]) -> dict[str, Any]:
+    """click's ``default_map`` for ``command`` and its subcommands: each option named after a
+    setting takes it as its default (a flag given, or click's envvar, still wins)."""
+    found: dict[str, Any] = {p.name: values[p.name] for p in command.params if p.name in values}
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            nested = _option_defaults(sub, values)
+            if nested:
+                found[name] = nested
+    return found
+
+
+def _apply_config(ctx: click.Context, path: Path | None) -> None:
+    """Read the configuration files: options' defaults, and the plugin switches, which only
+    the environment sets, in the environment while the command runs."""
+    import os
+
+    from atomiton_core.cli.config import SETTINGS, load_config
+
+    config = load_config(path)  # a broken file: ConfigFileError, a usage error (exit 2)
+    log = _log()
+    for file in config.files:
+        log.info("configuration read from %s", file)
+    for key, value in config.values.items():
+        shown = "(hidden)" if key == "token" else repr(value)
+        log.debug("configuration: %s = %s (from %s)", key, shown, config.sources[key])
+    defaults = config.option_defaults()
+    added = config.environment()
+    for key in config.values:
+        if key not in defaults and SETTINGS[key].env not in added:
+            log.debug("configuration: $%s wins over the file's %s", SETTINGS[key].env, key)
+    if defaults:
+        ctx.default_map = _option_defaults(ctx.command, defaults)
+    if added:
+        os.environ.update(added)
+
+        def restore() -> None:
+            for name in added:
+                os.environ.pop(name, None)
+
+        ctx.call_on_close(restore)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
 @click.version_option(package_name="atomiton-core", prog_name="atomiton")
-def main() -> None:
-    """Atomiton: run, validate and manage flows of nodes."""
+@click.option(
+    "--verbose",
+    "-v",
+    count=True,
+    help="Log more of what the engine does on stderr: -v info, -vv debug.",
+)
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Log errors only; run shows no per-node progress."
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="ATOMITON_CONFIG",
+    default=None,
+    metavar="FILE",
+    help="Read the settings from FILE alone (default: ./atomiton.toml over "
+    "$XDG_CONFIG_HOME/atomiton/config.toml).",
+)
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool, config_path: Path | None) -> None:
+    """Atomiton: run, validate and manage flows of nodes.
+
+    A FLOW is a flow file, a URL, the id of a stored flow, or - for standard input.
+    """
+    if verbose and quiet:
+        raise click.UsageError("-v and -q contradict each other: give one")
+    verbosity = -1 if quiet else verbose
+    _set_up_logging(ctx, verbosity)
+    _apply_config(ctx, config_path)
+    ctx.obj = CliState(verbosity=verbosity)
+
+
+def _state(ctx: click.Context) -> CliState:
+    state = ctx.find_object(CliState)
+    return state if state is not None else CliState()
 
 
 @main.command()
@@ -260,9 +471,11 @@ def main() -> None:
 @click.option(
     "--executor",
     default="local",
+    envvar="ATOMITON_EXECUTOR",
     metavar="SPEC",
     help="Where blocking nodes run: local (threads), dask (a new local cluster), "
-    "or a Dask scheduler address (tcp://host:8786).",
+    "or a Dask scheduler address (tcp://host:8786). Default: $ATOMITON_EXECUTOR, the "
+    "configuration's executor, or local.",
 )
 @click.option(
     "--process-workers",
@@ -297,7 +510,9 @@ def main() -> None:
     "--refresh-cache", is_flag=True, help="Run cached nodes and store fresh cache entries."
 )
 @storage_option
+@click.pass_context
 def run(
+    ctx: click.Context,
     flow: str,
     inputs: tuple[str, ...],
     as_json: bool,
@@ -312,7 +527,8 @@ def run(
     refresh_cache: bool,
     storage: str | None,
 ) -> None:
-    """Run FLOW: a flow file, a URL, or the id of a stored flow.
+    """Run FLOW: a flow file, a URL, the id of a stored flow, or - to read it from
+    standard input.
 
     With ``--pin-from RUN_ID NODE...``, the outputs those nodes had in that run are first
     pinned into the flow (``pins`` in its file, comments kept; or the stored flow).
@@ -320,23 +536,25 @@ def run(
     import asyncio
 
     from atomiton_core import wire
-    from atomiton_core.errors import AtomitonError, FlowLoadError, FlowValidationError
+    from atomiton_core.errors import AtomitonError
 
     if no_cache and refresh_cache:
-        _fail("--no-cache and --refresh-cache contradict each other: give one", EXIT_INVALID)
+        _fail("--no-cache and --refresh-cache contradict each other: give one", EXIT_USAGE)
+    if flow == STDIN and (pin_nodes or pin_from):
+        _fail("pins are written into a flow file or a stored flow, not standard input", EXIT_USAGE)
     cache = "off" if no_cache else "refresh" if refresh_cache else None
+    quiet = quiet or _state(ctx).verbosity < 0
     conductor = _conductor(storage, executor, process_workers, memory_ceiling)
     if pin_nodes or pin_from:
         _pin(conductor, flow, pin_from, pin_nodes)
     values = _parse_inputs(inputs)
     try:
-        plan = conductor.prepare(flow)
-    except (FlowValidationError, FlowLoadError) as exc:
-        if as_json:
-            click.echo(json.dumps({"status": "invalid", "error": wire.dump(exc)}, indent=2))
-        _fail(str(exc), EXIT_INVALID)
+        plan = conductor.prepare(_flow_arg(flow))
     except AtomitonError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        conductor.close()
+        if as_json and _exit_code(exc) == EXIT_INVALID:
+            click.echo(json.dumps({"status": "invalid", "error": wire.dump(exc)}, indent=2))
+        _fail(str(exc), _exit_code(exc))
     live = sys.stderr.isatty() and not as_json
     with _watch(conductor, live=live, quiet=quiet or as_json):
         try:
@@ -354,15 +572,13 @@ def run(
 
 def _pin(conductor: Conductor, flow: str, run_id: str | None, nodes: tuple[str, ...]) -> None:
     """Write the outputs ``nodes`` had in stored run ``run_id`` into the flow as pins."""
-    from pathlib import Path
-
     from atomiton_core.errors import AtomitonError
     from atomiton_core.flow.yaml_io import load_flow, save_flow
 
     if run_id is None:
-        _fail(f"nodes {' '.join(nodes)} are given to pin: give --pin-from RUN_ID", EXIT_INVALID)
+        _fail(f"nodes {' '.join(nodes)} are given to pin: give --pin-from RUN_ID", EXIT_USAGE)
     if not nodes:
-        _fail("--pin-from needs the ids of the nodes to pin after the flow", EXIT_INVALID)
+        _fail("--pin-from needs the ids of the nodes to pin after the flow", EXIT_USAGE)
     store = conductor.storage
     assert store is not None
     path = Path(flow)
@@ -375,14 +591,13 @@ def _pin(conductor: Conductor, flow: str, run_id: str | None, nodes: tuple[str, 
             _fail(f"{flow!r} is neither a flow file nor a stored flow: no pins written", 1)
         past = store.record(str(run_id)).to_result()
     except AtomitonError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        _fail(str(exc), _exit_code(exc))
     pins = dict(target.pins)
     for node_id in nodes:
         res = past.nodes.get(node_id)
         if res is None or str(res.status) not in ("completed", "cached", "pinned"):
             state = "is not in it" if res is None else f"was {res.status} there"
             _fail(f"cannot pin node {node_id!r} from run {run_id}: it {state}", EXIT_FAILED)
-            raise  # unreachable
         outputs = res.outputs if isinstance(res.outputs, dict) else {}
         try:
             json.dumps(outputs, allow_nan=False)
@@ -402,7 +617,10 @@ def _pin(conductor: Conductor, flow: str, run_id: str | None, nodes: tuple[str, 
     except AtomitonError as exc:
         _fail(str(exc), EXIT_FAILED)
     _err_console().print(
-        f"pinned {', '.join(nodes)} from run {run_id} into {flow}", markup=False, highlight=False
+        f"pinned {', '.join(nodes)} from run {run_id} into {flow}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -411,17 +629,18 @@ def _pin(conductor: Conductor, flow: str, run_id: str | None, nodes: tuple[str, 
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @storage_option
 def validate(flow: str, as_json: bool, storage: str | None) -> None:
-    """Check FLOW and report every problem at once."""
+    """Check FLOW (a file, URL, stored id, or - for standard input) and report every
+    problem at once: exit 0 when it is valid, 3 when it is not."""
     from atomiton_core import wire
-    from atomiton_core.errors import AtomitonError, FlowLoadError
+    from atomiton_core.errors import AtomitonError
 
     conductor = _conductor(storage)
     try:
-        report = conductor.validate(flow)
-    except (FlowLoadError, AtomitonError) as exc:
+        report = conductor.validate(_flow_arg(flow))
+    except AtomitonError as exc:
         if as_json:
             click.echo(json.dumps({"valid": False, "error": wire.dump(exc)}, indent=2))
-        _fail(str(exc), EXIT_INVALID)
+        _fail(str(exc), _exit_code(exc))
     if as_json:
         click.echo(wire.dumps(report, indent=2))
     else:
@@ -456,11 +675,11 @@ def nodes(as_json: bool) -> None:
         table.add_column(column)
     for type_id in sorted(catalogue):
         nt = catalogue[type_id]
-        table.add_row(nt.id, nt.name, nt.category, nt.distribution or "")
+        table.add_row(*(_escape(v) for v in (nt.id, nt.name, nt.category, nt.distribution or "")))
     console = _console()
     console.print(table)
     for problem in catalogue.problems:
-        console.print(f"[yellow]warning:[/] {problem.message}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {_escape(problem.message)}", soft_wrap=True)
 
 
 @main.group()
@@ -469,7 +688,7 @@ def flows() -> None:
 
 
 @flows.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the flows as JSON.")
 @storage_option
 def flows_list(as_json: bool, storage: str | None) -> None:
     """List stored flows."""
@@ -483,52 +702,77 @@ def flows_list(as_json: bool, storage: str | None) -> None:
     if as_json:
         click.echo(json.dumps([wire.dump(s) for s in found], indent=2))
         return
-    table = Table(title=f"{len(found)} flows in {store.url}")
+    table = Table(title=f"{len(found)} flows in {_escape(store.url)}")
     for column in ("id", "name", "description"):
         table.add_column(column)
     for summary in found:
-        table.add_row(summary.id, summary.name or "", summary.description or "")
+        table.add_row(*(_escape(v or "") for v in (summary.id, summary.name, summary.description)))
     _console().print(table)
 
 
 @flows.command("show")
 @click.argument("flow_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the flow as JSON, not YAML.")
 @storage_option
-def flows_show(flow_id: str, storage: str | None) -> None:
-    """Print a stored flow as YAML."""
+def flows_show(flow_id: str, as_json: bool, storage: str | None) -> None:
+    """Print a stored flow as YAML (its comments and layout kept), or as JSON."""
     from atomiton_core.errors import AtomitonError
     from atomiton_core.flow.yaml_io import dumps_flow
 
     store = _conductor(storage).storage
     assert store is not None
     try:
-        click.echo(dumps_flow(store.load(flow_id)), nl=False)
+        flow = store.load(flow_id)
     except AtomitonError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        _fail_on(exc, as_json)
+    if as_json:
+        click.echo(json.dumps(flow.to_data(), indent=2))
+    else:
+        click.echo(dumps_flow(flow), nl=False)
 
 
 @flows.command("save")
 @click.argument("path")
+@click.option("--json", "as_json", is_flag=True, help="Print what was stored as JSON.")
 @storage_option
-def flows_save(path: str, storage: str | None) -> None:
-    """Store the flow file PATH under its id (comments and layout kept)."""
-    from atomiton_core.errors import AtomitonError, FlowLoadError
+def flows_save(path: str, as_json: bool, storage: str | None) -> None:
+    """Store the flow file PATH (- for standard input) under its id, comments and layout
+    kept.
+
+    The flow is validated first, as the server's PUT /api/flows/ID does: a flow with
+    errors is not stored (exit 3); warnings are shown and the flow is stored.
+    """
+    from atomiton_core import wire
+    from atomiton_core.errors import AtomitonError, FlowValidationError
+    from atomiton_core.flow.validation import validate as validate_flow
     from atomiton_core.flow.yaml_io import load_flow
 
-    store = _conductor(storage).storage
+    conductor = _conductor(storage)
+    store = conductor.storage
     assert store is not None
     try:
-        flow = load_flow(path)
+        flow = _read_stdin_flow() if path == STDIN else load_flow(path)
+        store.flow_location(flow.id)  # an id storage cannot hold, before the report
+        report = validate_flow(flow, conductor.catalogue)
+        if not report.ok:
+            raise FlowValidationError(report, source=flow.source or path)
         location = store.save(flow)
     except AtomitonError as exc:
-        _fail(str(exc), EXIT_INVALID if isinstance(exc, FlowLoadError) else EXIT_FAILED)
-    click.echo(f"saved {flow.id} -> {location}")
+        _fail_on(exc, as_json)
+    if as_json:
+        body = {"id": flow.id, "location": location, "report": wire.dump(report)}
+        click.echo(json.dumps(body, indent=2))
+    else:
+        click.echo(f"saved {flow.id} -> {location}")
+    if report.warnings:
+        _err_console().print(str(report), markup=False, soft_wrap=True)
 
 
 @flows.command("delete")
 @click.argument("flow_id")
+@click.option("--json", "as_json", is_flag=True, help="Print what was deleted as JSON.")
 @storage_option
-def flows_delete(flow_id: str, storage: str | None) -> None:
+def flows_delete(flow_id: str, as_json: bool, storage: str | None) -> None:
     """Delete a stored flow."""
     from atomiton_core.errors import AtomitonError
 
@@ -537,5 +781,8 @@ def flows_delete(flow_id: str, storage: str | None) -> None:
     try:
         store.delete(flow_id)
     except AtomitonError as exc:
-        _fail(str(exc), EXIT_FAILED)
-    click.echo(f"deleted {flow_id}")
+        _fail_on(exc, as_json, id=flow_id, deleted=False)
+    if as_json:
+        click.echo(json.dumps({"id": flow_id, "deleted": True}, indent=2))
+    else:
+        click.echo(f"deleted {flow_id}")

@@ -17,6 +17,7 @@ import click
 from atomiton_core.cli.main import (
     _STATUS_STYLE,
     EXIT_FAILED,
+    _escape,
     _fail,
     storage_option,
 )
@@ -39,7 +40,6 @@ def _storage(url: str | None) -> FlowStorage:
         return create_storage(url)
     except AtomitonError as exc:
         _fail(str(exc), EXIT_FAILED)
-        raise  # unreachable
 
 
 def _record(store: FlowStorage, execution_id: str) -> RunRecord:
@@ -49,7 +49,6 @@ def _record(store: FlowStorage, execution_id: str) -> RunRecord:
         return store.record(execution_id)
     except AtomitonError as exc:
         _fail(str(exc), EXIT_FAILED)
-        raise  # unreachable
 
 
 def _when(epoch: Any) -> str:
@@ -70,14 +69,7 @@ def _console() -> Console:
     """Tables at the terminal's width; piped, wide enough that ids and statuses never fold."""
     from rich.console import Console
 
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-
-
-def _escape(text: str) -> str:
-    """``text`` shown as it is in rich markup: its square brackets are not tags."""
-    from rich.markup import escape
-
-    return escape(text)
+    return Console(highlight=False, emoji=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _status(status: str) -> str:
@@ -114,7 +106,7 @@ def runs_list(
     for record in found:
         s = record.summary()
         table.add_row(
-            s["executionId"],
+            _escape(s["executionId"]),
             _escape(s["flowId"]),
             _status(s["status"]),
             _when(record.started_at),
@@ -285,10 +277,10 @@ def cache_list(as_json: bool, storage: str | None) -> None:
         table.add_column(column, overflow="fold")
     for e in entries:
         table.add_row(
-            str(e["key"]),
-            _escape(str(e["nodeType"])),
-            _escape(str(e["typeVersion"])),
-            str(e["executionId"]),
+            _escape(e["key"]),
+            _escape(e["nodeType"]),
+            _escape(e["typeVersion"]),
+            _escape(e["executionId"]),
             _when(e["createdAt"]),
             str(e["bytes"]),
         )
@@ -322,7 +314,6 @@ def replay(run_id: str, flow: str | None, as_json: bool, storage: str | None) ->
         report = conductor.replay(run_id, flow)
     except AtomitonError as exc:
         _fail(str(exc), EXIT_FAILED)
-        raise  # unreachable
     conductor.close()
     if as_json:
         click.echo(

@@ -1,5 +1,5 @@
 """The ``atomiton`` command in a clean place: its own working directory, user configuration
-folder and environment (no ``ATOMITON_*`` variable of the one running the tests)."""
+and data folders, and environment (no ``ATOMITON_*`` variable of the one running the tests)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
-    """The working directory of the command; ``home / "xdg"`` is $XDG_CONFIG_HOME."""
+    """The working directory of the command; ``home / "xdg"`` is $XDG_CONFIG_HOME,
+    ``home / "data"`` $XDG_DATA_HOME (where the default storage is)."""
     (tmp_path / "xdg").mkdir()
+    (tmp_path / "data").mkdir()
     return tmp_path
 
 
@@ -28,6 +30,7 @@ def home(tmp_path: Path) -> Path:
 def clean_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATOMITON_")}
     env["XDG_CONFIG_HOME"] = str(home / "xdg")
+    env["XDG_DATA_HOME"] = str(home / "data")
     return env
 
 

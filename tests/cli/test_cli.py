@@ -94,23 +94,23 @@ def test_failed_run_exits_one(files: Path) -> None:
     assert data["nodes"]["boom"]["error"]["code"] == "EXPRESSION_ERROR"
 
 
-def test_invalid_flow_exits_two_with_every_problem(files: Path) -> None:
+def test_invalid_flow_exits_three_with_every_problem(files: Path) -> None:
     done = atomiton(
         "run", str(ORIGINALS / "data-transform.flow.yaml"), "--storage", str(files / "s")
     )
-    assert done.returncode == 2
+    assert done.returncode == 3
     assert "VALIDATION_FAILED" not in done.stdout
     assert "nodes[2].parameters.code" in done.stderr
     assert "UNKNOWN_PARAMETER" in done.stderr
     missing = atomiton("run", str(files / "nope.flow.yaml"), "--storage", str(files / "s"))
-    assert missing.returncode == 2 and "no such flow file" in missing.stderr
+    assert missing.returncode == 3 and "no such flow file" in missing.stderr
 
 
 def test_validate(files: Path) -> None:
     ok = atomiton("validate", str(files / "good.flow.yaml"))
     assert ok.returncode == 0 and "is valid" in ok.stdout
     bad = atomiton("validate", str(ORIGINALS / "hello-world.flow.yaml"), "--json")
-    assert bad.returncode == 2
+    assert bad.returncode == 3
     report = json.loads(bad.stdout)
     assert report["valid"] is False
     assert any(p["nodeId"] == "format-content" for p in report["problems"])
