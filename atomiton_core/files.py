@@ -245,7 +245,7 @@ def backend_hint(url: str) -> str:
     """What to install when fsspec has no backend for ``url``'s protocol."""
     protocol = url.split("://", 1)[0].lower() if "://" in url else ""
     if protocol in ("http", "https"):
-        return "reading over HTTP needs aiohttp and requests: pip install 'atomiton-core[http]'"
+        return "reading over HTTP needs aiohttp: pip install 'atomiton-core[http]'"
     known = {"s3": "s3fs", "gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs"}
     if protocol in known:
         return f"install the fsspec backend for {protocol}://: pip install {known[protocol]}"
