@@ -300,7 +300,8 @@ class ValidationReport(BaseModel):
         head = (
             f"flow {self.flow_id!r}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
         )
-        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+        lines = [f"  - {p.severity}: {p}" for p in self.problems]
+        return "\n".join([head, *lines])
 
     def raise_for_problems(self, source: str | None = None) -> None:
         if not self.ok:

@@ -159,3 +159,19 @@ def test_the_originals_loop_wiring_is_explained(conductor: Conductor) -> None:
     problem = next(p for p in report.errors if p.location == "edges[1].sourceHandle")
     assert problem.code == "PORT_NOT_FOUND" and problem.edge_id == "loop-to-parallel"
     assert "move the per-item nodes into its `nodes`" in (problem.hint or "")
+
+
+def test_the_report_marks_each_problem_error_or_warning() -> None:
+    from atomiton_core import create_conductor
+
+    with create_conductor("memory://report-marks", record_runs=False) as conductor:
+        report = conductor.validate(
+            loads_flow(
+                "id: r\nname: R\nnodes:\n  - {id: g, type: group}\n"
+                "  - {id: t, type: nope}\n"
+            )
+        )
+    text = str(report)
+    assert text.splitlines()[0] == "flow 'r': 1 error(s), 1 warning(s)"
+    assert "  - warning: [EMPTY_CONTAINER]" in text
+    assert "  - error: [NODE_TYPE_NOT_FOUND] nodes[1].type (line 5, node 't')" in text
