@@ -201,8 +201,10 @@ def _inline_block(value: Any) -> str | None:
 
 
 def same(old: Any, new: Any) -> bool:
-    """Equal and of the same types throughout (``1``, ``1.0`` and ``True`` differ; a NaN is
-    the same as a NaN), key order aside: what decides whether a value's text can be kept."""
+    """Equal and of the same types throughout (``True`` and ``1`` differ; a NaN is the same
+    as a NaN), key order aside: what decides whether a value's text can be kept. An int and
+    a float of the same value are the same: a model field typed ``float`` holds the file's
+    ``60000`` as ``60000.0``, and the file's text says it."""
     if old is new:
         return True
     try:
@@ -210,6 +212,9 @@ def same(old: Any, new: Any) -> bool:
     except Exception:  # a value without a usable ==: written anew
         return False
     return _same_types(old, new) if equal else _same_with_nans(old, new)
+
+
+_NUMBERS = (int, float)
 
 
 def _same_with_nans(old: Any, new: Any) -> bool:
@@ -229,7 +234,7 @@ def _same_with_nans(old: Any, new: Any) -> bool:
 def _same_types(old: Any, new: Any) -> bool:
     kind = type(old)
     if kind is not type(new):
-        return False
+        return kind in _NUMBERS and type(new) in _NUMBERS
     if kind is dict:
         return all(_same_types(v, new[k]) for k, v in old.items())
     if kind is list:

@@ -13,6 +13,7 @@ import copy
 import io
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -681,3 +682,19 @@ def test_an_item_removed_from_a_list_rewrites_nothing_else() -> None:
     ]
     assert len(changed) == 2 + 2, changed  # the removed edge's two lines, the new edge's
     assert loads_flow(text) == flow
+
+
+_SHIPPED = sorted(
+    [
+        *(Path(__file__).parents[2] / "examples").glob("*.flow.yaml"),
+        *(Path(__file__).parents[1] / "fixtures" / "atomiton-flows").glob("*.flow.yaml"),
+    ]
+)
+
+
+@pytest.mark.parametrize("path", _SHIPPED, ids=lambda p: p.name)
+def test_a_shipped_flow_saved_unchanged_is_its_file_byte_for_byte(path: Path) -> None:
+    """A field typed float (``timeout``) holds the file's ``60000`` as ``60000.0``: the
+    file's text still says it."""
+    text = path.read_text()
+    assert dumps_flow(loads_flow(text, source=str(path))) == text

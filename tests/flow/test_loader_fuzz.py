@@ -264,5 +264,5 @@ def test_atomiton_validate_prints_no_traceback(tmp_path: Path) -> None:
             env={**os.environ, "ATOMITON_STORAGE": str(tmp_path / "s")},
         )
         assert "Traceback" not in done.stderr, done.stderr
-        assert done.returncode == 2, (text[:40], done.returncode, done.stderr)
+        assert done.returncode == 3, (text[:40], done.returncode, done.stderr)
         assert str(path) in done.stderr

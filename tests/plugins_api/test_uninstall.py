@@ -46,7 +46,7 @@ def test_uninstall_removes_nodes_and_validation_names_the_package(tmp_path: Path
             capture_output=True,
             text=True,
         )
-        assert done.returncode == 2
+        assert done.returncode == 3
         problem = json.loads(done.stdout)["problems"][0]
         assert problem["code"] == "NODE_TYPE_NOT_FOUND" and problem["nodeId"] == "hello"
         assert "pip install atomiton-nodes-shell" in problem["hint"]
