@@ -37,7 +37,7 @@ from atomiton_core.errors import (
     ValidationReport,
 )
 from atomiton_core.flow.models import Flow
-from atomiton_core.flow.yaml_io import load_flow
+from atomiton_core.flow.yaml_io import load_flow, loads_flow
 from atomiton_core.results import ExecutionResult, ExecutionStatus
 from atomiton_core.signals import ExecutionEvent, NodeEvent
 
@@ -159,11 +159,14 @@ class RemoteConductor:
 
     @staticmethod
     def _flow_payload(flow: RemoteFlow) -> dict[str, Any]:
-        """A Flow, a mapping, a local flow file, or else the id of a flow stored remotely."""
+        """A Flow, a mapping, YAML or JSON text (anything with a line break, or starting
+        with ``{``), a local flow file, or else the id of a flow stored remotely."""
         if isinstance(flow, Flow):
             return {"flow": flow.to_data()}
         if isinstance(flow, Mapping):
             return {"flow": dict(flow)}
+        if isinstance(flow, str) and ("\n" in flow or flow.lstrip().startswith("{")):
+            return {"flow": loads_flow(flow).to_data()}
         text = os.fspath(flow)
         if text.endswith((".yaml", ".yml", ".json")) or "/" in text or os.path.isfile(text):
             return {"flow": load_flow(text).to_data()}

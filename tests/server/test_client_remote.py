@@ -63,7 +63,7 @@ def test_remote_and_local_results_are_equal(
     local = local_conductor.run(flow, {"who": "Grace"})
     path = tmp_path / "demo.flow.yaml"
     path.write_text(demo_yaml)
-    for given in (flow, str(path), path, "demo", flow.to_data()):
+    for given in (flow, str(path), path, "demo", flow.to_data(), demo_yaml):
         result = remote.run(given, {"who": "Grace"})
         assert type(result) is ExecutionResult
         assert all(type(n) is NodeResult for n in result.nodes.values())
@@ -188,3 +188,13 @@ def test_run_inside_a_loop_is_refused(remote: RemoteConductor) -> None:
 
     with pytest.raises(ConfigurationError, match="event loop"):
         asyncio.run(inside())
+
+
+def test_an_unknown_input_is_refused_by_the_server_naming_it(
+    remote: RemoteConductor, demo_yaml: str
+) -> None:
+    from atomiton_core.errors import VariableError
+
+    with pytest.raises(VariableError, match="input 'whom' is not a variable") as exc:
+        remote.run(loads_flow(demo_yaml), {"whom": "Grace"})
+    assert "did you mean 'who'?" in (exc.value.hint or "")
