@@ -151,9 +151,10 @@ def serve(
     try:
         import uvicorn
 
-        from atomiton_core.server.app import create_app, uvicorn_ws_protocol
+        from atomiton_core.server.app import create_app, uvicorn_settings
     except ImportError as exc:
         raise click.ClickException(f"{INSTALL_HINT} ({exc})") from None
+    import gc
     import secrets
 
     from atomiton_core.conductor.conductor import create_conductor
@@ -213,10 +214,14 @@ def serve(
     config = uvicorn.Config(
         app,
         log_level=log_level,
-        ws=uvicorn_ws_protocol(),
         lifespan="on",
         timeout_graceful_shutdown=5,
+        **uvicorn_settings(),
     )
+    # What is alive now (the engine, the plugins, the app) lives as long as the process:
+    # full collections stop walking it, which shortens each one a large run sets off
+    gc.collect()
+    gc.freeze()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn shut down gracefully, then re-raised Ctrl-C

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import importlib.util
 import json
+import math
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
@@ -32,6 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from atomiton_core import wire
 from atomiton_core.conductor.conductor import Conductor
+from atomiton_core.conductor.plan import FlowPlan
 from atomiton_core.errors import (
     AtomitonError,
     ExecutionConflict,
@@ -51,12 +54,23 @@ from atomiton_core.flow.models import Flow
 from atomiton_core.flow.validation import validate
 from atomiton_core.flow.yaml_io import dumps_flow, loads_flow, read_plain, to_plain
 from atomiton_core.server.events import CLOSE_TOO_SLOW, END, OVERFLOW, EventHub, Subscriber
+from atomiton_core.server.plans import PlanCache
 from atomiton_core.storage.runs import read_events
 from atomiton_core.version import __version__
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "uvicorn_ws_protocol"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "uvicorn_settings", "uvicorn_ws_protocol"]
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+#: ``?wait=true``: how long a request waits for its execution to finish (seconds).
+DEFAULT_WAIT_S = 30.0
+#: The longest ``?wait=<seconds>`` taken.
+MAX_WAIT_S = 300.0
+#: A flow given in the body of at most this many bytes is planned on the loop (tens of
+#: microseconds); a larger one in a worker thread.
+INLINE_PLAN_BYTES = 16 * 1024
+#: A WebSocket sender hands the loop back after sending for this long (seconds), so one
+#: client reading a long history does not hold up the engine and the other requests.
+SEND_SLICE_S = 0.002
 STATIC_DIR = Path(__file__).parent / "static"
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 #: Close code for a WebSocket refused because it lacked the token, where the server cannot
@@ -231,6 +245,8 @@ class Api:
         self.hub = hub
         self.max_body_bytes = max_body_bytes
         self.max_running = max_running
+        self.plans = PlanCache(conductor)
+        hub.on_flow_change.append(self.plans.clear)
 
     # -- helpers ---------------------------------------------------------------------------
     async def body(self, request: Request) -> bytes:
@@ -261,6 +277,10 @@ class Api:
         )
 
     async def json_body(self, request: Request) -> dict[str, Any]:
+        return (await self.json_body_sized(request))[0]
+
+    async def json_body_sized(self, request: Request) -> tuple[dict[str, Any], int]:
+        """The body as a JSON object, and its size in bytes."""
         raw = await self.body(request)
         try:
             data = json.loads(raw or b"null")
@@ -268,7 +288,7 @@ class Api:
             raise RequestError(f"the body is not valid JSON: {_json_problem(exc)}") from None
         if not isinstance(data, dict):
             raise RequestError("the body must be a JSON object")
-        return data
+        return data, len(raw)
 
     async def flow_body(self, request: Request, expected_id: str | None) -> Flow:
         """A flow from a JSON or YAML body (chosen by Content-Type; YAML when unsaid)."""
@@ -337,45 +357,59 @@ class Api:
         return JSONResponse(wire.dump(validate(flow, self.conductor.catalogue)))
 
     async def start_execution(self, request: Request) -> Response:
-        body = await self.json_body(request)
+        """Start an execution: 202 at once, or with ``?wait=<seconds>`` (``true``: 30 s) 200
+        and the result if it finishes by then (202 if not, as without ``wait``)."""
+        wait = _wait_seconds(request)
+        body, size = await self.json_body_sized(request)
         inputs = body.get("inputs") or {}
         if not isinstance(inputs, dict):
             raise RequestError("`inputs` must be an object of variable values")
         flow_id, given = body.get("flowId"), body.get("flow")
         if (flow_id is None) == (given is None):
             raise RequestError("give exactly one of `flowId` (a stored flow) or `flow`")
-        if flow_id is not None:
-            if not isinstance(flow_id, str):
-                raise RequestError("`flowId` must be a string")
-            flow = await asyncio.to_thread(self.storage().load, flow_id)
-        elif isinstance(given, str):
-            flow = loads_flow(given, source="request body")
-        else:
-            flow = Flow.from_data(given, source="request body")
+        if flow_id is not None and not isinstance(flow_id, str):
+            raise RequestError("`flowId` must be a string")
         resume = body.get("resume")
         if resume is not None and not isinstance(resume, str):
             raise RequestError("`resume` must be the id of a stored run")
         cache = body.get("cache")
         if cache is not None and cache not in ("use", "refresh", "off"):
             raise RequestError('`cache` must be "use", "refresh" or "off"')
+        if flow_id is not None:
+            self.storage()
+            prepared = await self.plans.plan(flow_id)
+        elif size <= INLINE_PLAN_BYTES:  # small: planning costs less than a thread hand-off
+            prepared = self._plan_given(given)
+        else:
+            prepared = await asyncio.to_thread(self._plan_given, given)
         if self.hub.running_count >= self.max_running:
             raise TooManyExecutions(
                 f"{self.max_running} executions are running; try again when some finish",
             )
-        prepared = await asyncio.to_thread(self.conductor.prepare, flow)
         prior = None
         if resume is not None:  # the stored run is read off the loop
             prior = await asyncio.to_thread(self.conductor.load_prior, resume)
         execution = self.conductor.start(
             prepared, inputs, execution_id=uuid.uuid4().hex, resume=prior, cache=cache
         )
-        self.hub.track(execution)
+        record = self.hub.track(execution)
         eid = execution.execution_id
+        location = {"Location": f"/api/executions/{eid}"}
+        if wait is not None and await record.wait_finished(wait):
+            return Response(record.result_body(), 200, location, "application/json")
         return JSONResponse(
             {"executionId": eid, "flowId": execution.flow_id, "status": "running"},
             202,
-            headers={"Location": f"/api/executions/{eid}"},
+            headers=location,
         )
+
+    def _plan_given(self, given: Any) -> FlowPlan:
+        """The plan of a flow given in the request (its data, or YAML text)."""
+        if isinstance(given, str):
+            flow = loads_flow(given, source="request body")
+        else:
+            flow = Flow.from_data(given, source="request body")
+        return self.conductor.prepare(flow)
 
     async def list_executions(self, request: Request) -> Response:
         """The executions this server holds, then those in storage only (earlier servers)."""
@@ -405,15 +439,22 @@ class Api:
         return JSONResponse({"runs": [r.summary() for r in found]})
 
     async def get_run(self, request: Request) -> Response:
-        record = await asyncio.to_thread(self.storage().record, request.path_params["run_id"])
-        return JSONResponse(record.data)
+        storage, run_id = self.storage(), request.path_params["run_id"]
+
+        def body() -> bytes:  # a large record is read and encoded off the loop
+            return _json_bytes(storage.record(run_id).data)
+
+        return Response(await asyncio.to_thread(body), media_type="application/json")
 
     async def run_events(self, request: Request) -> Response:
         eid = request.path_params["run_id"]
         storage = self.storage()
         await asyncio.to_thread(storage.record, eid)  # 404 for a run that is not there
-        events = await asyncio.to_thread(read_events, storage, eid)
-        return JSONResponse({"events": events})
+
+        def body() -> bytes:  # a long run's log is read and encoded off the loop
+            return _json_bytes({"events": read_events(storage, eid)})
+
+        return Response(await asyncio.to_thread(body), media_type="application/json")
 
     async def delete_run(self, request: Request) -> Response:
         eid = request.path_params["run_id"]
@@ -424,9 +465,16 @@ class Api:
         return Response(status_code=204)
 
     async def get_execution(self, request: Request) -> Response:
+        """The result, or the snapshot of a running execution; ``?wait=<seconds>`` waits
+        (at most that long) for a running one to finish first."""
         eid = request.path_params["execution_id"]
+        wait = _wait_seconds(request)
         record = self.hub.get(eid)
         if record is not None:
+            if wait is not None and not record.finished:
+                await record.wait_finished(wait)
+            if record.finished:
+                return Response(record.result_body(), media_type="application/json")
             return JSONResponse(record.to_dict())
         storage = self.conductor.storage
         if storage is not None:
@@ -460,18 +508,17 @@ class Api:
                 await websocket.close(CLOSE_POLICY, "no such execution")
             return
         await websocket.accept()
-        history, sub = self.hub.subscribe(record)
+        sub = self.hub.subscribe(record)
         try:
-            await _stream(websocket, history, sub)
+            await _stream(websocket, sub)
         finally:
-            if sub is not None:
-                self.hub.unsubscribe(record, sub)
+            self.hub.unsubscribe(record, sub)
 
     async def all_events(self, websocket: WebSocket) -> None:
         await websocket.accept()
         sub = self.hub.subscribe_all()
         try:
-            await _stream(websocket, [], sub)
+            await _stream(websocket, sub)
         finally:
             self.hub.unsubscribe_all(sub)
 
@@ -479,22 +526,54 @@ class Api:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-store"})
 
 
-async def _stream(websocket: WebSocket, history: list[str], sub: Subscriber | None) -> None:
-    """Send the history, then live events, until the end, an overflow or a disconnect."""
+def _json_bytes(data: Any) -> bytes:
+    """``data`` as JSONResponse writes it, to encode in a worker thread."""
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _wait_seconds(request: Request) -> float | None:
+    """``?wait=``: seconds to wait for an execution to finish (``true``: 30), or None."""
+    text = request.query_params.get("wait")
+    if text is None or text.lower() in ("", "false", "no", "0"):
+        return None
+    if text.lower() in ("true", "yes"):
+        return DEFAULT_WAIT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= MAX_WAIT_S:
+        raise RequestError(
+            f"`wait` must be true or a number of seconds above 0, at most {MAX_WAIT_S:g}"
+        )
+    return seconds
+
+
+async def _stream(websocket: WebSocket, sub: Subscriber) -> None:
+    """Send the subscriber's events until the end, an overflow or a disconnect."""
 
     async def pump() -> tuple[int, str]:
-        for text in history:
-            await websocket.send_text(text)
-        if sub is None:
-            return 1000, "execution finished"
+        clock = time.perf_counter
+        started = clock()
         while True:
-            item = await sub.get()
+            item = sub.next()
+            if item is None:
+                await sub.wait()
+                started = clock()
+                continue
             if item is END:
                 return 1000, "execution finished"
             if item is OVERFLOW:
                 return CLOSE_TOO_SLOW, "too slow: event queue overflowed; reconnect to replay"
             assert isinstance(item, str)
-            await websocket.send_text(item)
+            sub.sending = True  # stays so only while the send waits for the socket to drain
+            try:
+                await websocket.send_text(item)
+            finally:
+                sub.sending = False
+            if clock() - started > SEND_SLICE_S:
+                await asyncio.sleep(0)  # the engine and other requests get their turn
+                started = clock()
 
     async def until_disconnect() -> None:
         while (await websocket.receive())["type"] != "websocket.disconnect":
@@ -502,9 +581,7 @@ async def _stream(websocket: WebSocket, history: list[str], sub: Subscriber | No
 
     sending = asyncio.ensure_future(pump())
     listening = asyncio.ensure_future(until_disconnect())
-    dropped = asyncio.ensure_future(
-        sub.dropped.wait() if sub is not None else asyncio.Event().wait()
-    )
+    dropped = asyncio.ensure_future(sub.dropped.wait())
     done: set[asyncio.Future[Any]] = set()
     try:
         done, _ = await asyncio.wait(
@@ -542,17 +619,29 @@ def uvicorn_ws_protocol() -> str:
     return "wsproto" if importlib.util.find_spec("wsproto") is not None else "websockets-sansio"
 
 
+def uvicorn_settings() -> dict[str, Any]:
+    """The uvicorn options the server is meant to run with (``uvicorn.Config(app, **...)``).
+
+    ``ws_per_message_deflate`` is off: compressing every event took about 36 µs of the loop a
+    message (two thirds of the cost of sending one), for events of a few hundred bytes; on
+    the loopback address the server listens on by default it saves nothing.
+    """
+    return {"ws": uvicorn_ws_protocol(), "ws_per_message_deflate": False}
+
+
 def create_app(
     conductor: Conductor,
     *,
     token: str,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     cors_origins: Iterable[str] = (),
-    max_events: int = 10_000,
+    max_events: int = 50_000,
     max_executions: int = 1000,
     subscriber_queue: int = 1000,
     max_running: int = 256,
     allowed_hosts: Iterable[str] | None = None,
+    max_history_bytes: int = 256 * 1024 * 1024,
+    max_message_bytes: int = 1024 * 1024,
 ) -> Starlette:
     """The server app for ``conductor``; run it with uvicorn (``atomiton serve`` does).
 
@@ -560,10 +649,14 @@ def create_app(
     ``max_body_bytes``: larger request bodies get 413. ``cors_origins``: origins allowed to
     call the API from a browser (none: no CORS headers at all). ``max_events``: events kept
     per execution for late subscribers; ``max_executions``: finished executions kept for
-    ``GET /api/executions/{id}``; ``subscriber_queue``: events a WebSocket client may lag
-    behind before it is dropped (close code 1013); ``max_running``: concurrent executions
-    started over the API (more get 429). ``allowed_hosts``: the names requests may give in
-    ``Host`` (``atomiton serve`` on a loopback address: 127.0.0.1, localhost, ::1); None: any.
+    ``GET /api/executions/{id}``; ``max_history_bytes``: what all the kept events and results
+    may take together (past it finished executions are forgotten, oldest first);
+    ``subscriber_queue``: events a WebSocket client may lag behind while its socket takes no
+    more data before it is dropped (close code 1013); ``max_message_bytes``: a final event
+    larger than this carries ``resultUrl`` instead of the result; ``max_running``:
+    concurrent executions started over the API (more get 429). ``allowed_hosts``: the names
+    requests may give in ``Host`` (``atomiton serve`` on a loopback address: 127.0.0.1,
+    localhost, ::1); None: any.
     """
     if not token:
         raise ValueError("create_app needs a non-empty token; secrets.token_urlsafe() makes one")
@@ -572,6 +665,8 @@ def create_app(
         max_events=max_events,
         max_executions=max_executions,
         subscriber_queue=subscriber_queue,
+        max_history_bytes=max_history_bytes,
+        max_message_bytes=max_message_bytes,
     )
     api = Api(conductor, hub, max_body_bytes=max_body_bytes, max_running=max_running)
 
@@ -630,5 +725,6 @@ def create_app(
         },
     )
     app.state.hub = hub
+    app.state.plans = api.plans
     app.state.conductor = conductor
     return app

@@ -31,7 +31,7 @@ from atomiton_core import (
     signals,
     wire,
 )
-from atomiton_core.server.app import create_app, uvicorn_ws_protocol
+from atomiton_core.server.app import create_app, uvicorn_settings
 
 TOKEN = "test-token-0123456789"
 
@@ -168,7 +168,7 @@ class _Server(uvicorn.Server):
 def serve(app: Any, conductor: Conductor, token: str = TOKEN) -> Iterator[Served]:
     """Run ``app`` under a real uvicorn in a thread until the generator is closed."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", ws=uvicorn_ws_protocol(), lifespan="on"
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", **uvicorn_settings()
     )
     server = _Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
@@ -216,6 +216,12 @@ def start_server() -> Iterator[Callable[..., Served]]:
             return stack.enter_context(serve(create_app(conductor, **app_kw), conductor))
 
         yield start
+
+
+@pytest.fixture
+def serve_app() -> Callable[..., contextlib.AbstractContextManager[Served]]:
+    """``with serve_app(app, conductor, token) as served``: any app under a real uvicorn."""
+    return serve
 
 
 @pytest.fixture
