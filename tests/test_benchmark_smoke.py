@@ -117,6 +117,20 @@ def test_the_server_benchmark_runs() -> None:
     assert "| bare starlette" in server.markdown(res)
 
 
+@pytest.mark.slow
+def test_the_server_benchmark_measures_the_four_targets() -> None:
+    from benchmarks import server
+
+    res = asyncio.run(server.measure(n=1, repeats=1, nodes=300))
+    big = res["rows"][0]["big"]
+    assert big["status"] == "completed" and big["nodes_completed"] == 300
+    assert big["events_received"] == res["events"] == 2 + 2 * 300 and res["lost"] == 0
+    assert big["health_during"]["probes"] > 0 and res["health_max_ms"] > 0
+    assert res["no_record"] > 0 and res["bare_p99_ms"] > 0
+    assert set(res["met"]) == {"ratio", "p99_ms", "lost", "health_max_ms"}
+    assert "| health probe during the large run" in server.markdown(res)
+
+
 def test_the_user_path_benchmark_runs() -> None:
     from benchmarks import userpath
 
