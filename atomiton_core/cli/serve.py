@@ -51,6 +51,15 @@ def _bind(host: str, port: int) -> socket.socket:
 
 @click.command()
 @click.option(
+    "--executor",
+    default="local",
+    envvar="ATOMITON_EXECUTOR",
+    metavar="SPEC",
+    help="Where blocking nodes run: local (threads), dask (a new local cluster), or a Dask "
+    "scheduler address (tcp://host:8786). Default: $ATOMITON_EXECUTOR, the configuration's "
+    "executor, or local.",
+)
+@click.option(
     "--host",
     default="127.0.0.1",
     show_default=True,
@@ -134,6 +143,7 @@ def _bind(host: str, port: int) -> socket.socket:
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
 def serve(
+    executor: str,
     host: str,
     port: int,
     storage: str | None,
@@ -176,7 +186,9 @@ def serve(
         else None
     )
     try:
-        conductor = create_conductor(storage, disabled_types=disabled_types, security=policy)
+        conductor = create_conductor(
+            storage, disabled_types=disabled_types, security=policy, executor=executor
+        )
     except AtomitonError as exc:
         raise click.ClickException(str(exc)) from None
     token = token or secrets.token_urlsafe(32)

@@ -88,6 +88,17 @@ def test_executor_flag_over_environment_over_file(cli: Cli, home: Path, flow_fil
     assert cli("validate", "conf.flow.yaml").returncode == 0  # only run starts an executor
 
 
+def test_serve_takes_the_executor_from_flag_environment_and_file(cli: Cli, home: Path) -> None:
+    """Refused before it listens: the spec reached the conductor ``serve`` makes."""
+    (home / "atomiton.toml").write_text('executor = "from-file"\n')
+    from_file = cli("serve", "--port", "0", "--storage", "s")
+    assert from_file.returncode == 1 and "unknown executor 'from-file'" in from_file.stderr
+    from_env = cli("serve", "--port", "0", "--storage", "s", env={"ATOMITON_EXECUTOR": "x-env"})
+    assert "unknown executor 'x-env'" in from_env.stderr
+    flag = cli("serve", "--port", "0", "--storage", "s", "--executor", "x-flag")
+    assert "unknown executor 'x-flag'" in flag.stderr
+
+
 def served_token(cli_env: dict[str, str], home: Path, *args: str) -> str:
     """The token ``atomiton serve`` prints, then stop it."""
     proc = subprocess.Popen(
