@@ -746,6 +746,7 @@ def flows_save(path: str, as_json: bool, storage: str | None) -> None:
     from atomiton_core.errors import AtomitonError, FlowValidationError
     from atomiton_core.flow.validation import validate as validate_flow
     from atomiton_core.flow.yaml_io import load_flow
+    from atomiton_core.nodes.expressions import ENGINE
 
     conductor = _conductor(storage)
     store = conductor.storage
@@ -753,7 +754,7 @@ def flows_save(path: str, as_json: bool, storage: str | None) -> None:
     try:
         flow = _read_stdin_flow() if path == STDIN else load_flow(path)
         store.flow_location(flow.id)  # an id storage cannot hold, before the report
-        report = validate_flow(flow, conductor.catalogue)
+        report = validate_flow(flow, conductor.catalogue, templates=ENGINE)
         if not report.ok:
             raise FlowValidationError(report, source=flow.source or path)
         location = store.save(flow)

@@ -53,6 +53,7 @@ from atomiton_core.errors import (
 from atomiton_core.flow.models import Flow
 from atomiton_core.flow.validation import validate
 from atomiton_core.flow.yaml_io import dumps_flow, loads_flow, read_plain, to_plain
+from atomiton_core.nodes.expressions import ENGINE
 from atomiton_core.server.events import CLOSE_TOO_SLOW, END, OVERFLOW, EventHub, Subscriber
 from atomiton_core.server.plans import PlanCache
 from atomiton_core.storage.runs import read_events
@@ -338,7 +339,7 @@ class Api:
         storage = self.storage()
         storage.flow_location(flow_id)  # refuses ids that cannot be stored (400)
         flow = await self.flow_body(request, flow_id)
-        report = validate(flow, self.conductor.catalogue)
+        report = validate(flow, self.conductor.catalogue, templates=ENGINE)
         if not report.ok:
             raise FlowValidationError(report, source="request body")
         existed = await asyncio.to_thread(storage.exists, flow_id)
@@ -354,7 +355,8 @@ class Api:
 
     async def validate_flow(self, request: Request) -> Response:
         flow = await self.flow_body(request, None)
-        return JSONResponse(wire.dump(validate(flow, self.conductor.catalogue)))
+        report = validate(flow, self.conductor.catalogue, templates=ENGINE)
+        return JSONResponse(wire.dump(report))
 
     async def start_execution(self, request: Request) -> Response:
         """Start an execution: 202 at once, or with ``?wait=<seconds>`` (``true``: 30 s) 200

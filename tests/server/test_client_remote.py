@@ -198,3 +198,13 @@ def test_an_unknown_input_is_refused_by_the_server_naming_it(
     with pytest.raises(VariableError, match="input 'whom' is not a variable") as exc:
         remote.run(loads_flow(demo_yaml), {"whom": "Grace"})
     assert "did you mean 'who'?" in (exc.value.hint or "")
+
+
+def test_the_server_validates_as_the_conductor_does(remote: RemoteConductor) -> None:
+    """An undefined name in a template is a problem over HTTP too."""
+    report = remote.validate(
+        "id: u\nname: U\nnodes:\n"
+        "  - {id: a, type: edit-fields, parameters: {values: {m: '{{ whom }}'}}}\n"
+    )
+    (problem,) = report.errors
+    assert problem.code == "UNDEFINED_NAME" and problem.node_id == "a"
