@@ -84,8 +84,9 @@ _now = time.time
 _perf = time.perf_counter
 _log = logging.getLogger("atomiton.conductor")
 _NO_INPUTS = digest("")
-#: The longest the scheduler runs inline nodes before it lets the loop run.
-DRAIN_SLICE_S = 0.01
+#: The longest the scheduler runs inline nodes before it lets the loop run (a server's
+#: requests, a cancel, a timeout wait at most about this long for their turn).
+DRAIN_SLICE_S = 0.003
 #: Python 3.12+ can start a task eagerly: a node that never suspends finishes inside
 #: ``launch`` with no trip through the event loop, still with its own task as current task.
 _EAGER = sys.version_info >= (3, 12)
@@ -397,7 +398,10 @@ class GraphRun(GraphProgress):
                 self._launch(ready.popleft())
                 launched += 1
                 if not launched & 63 and _perf() - started > DRAIN_SLICE_S:
-                    self.run_.loop.call_soon(self.drain)
+                    # a timer due now, not call_soon: the loop takes in what arrived on its
+                    # sockets before it runs the rest (call_soon would run it first)
+                    loop = self.run_.loop
+                    loop.call_at(loop.time(), self.drain)
                     break
         finally:
             self.draining = False
