@@ -282,20 +282,28 @@ class Session:
         return found
 
     def run(self, args: list[str], where: str) -> subprocess.CompletedProcess[str]:
-        """Run ``args`` here; stdout and stderr together, as a terminal shows them."""
-        try:
-            return subprocess.run(
-                args,
-                cwd=self.cwd,
-                env=self.env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                timeout=TIMEOUT,
-            )
-        except subprocess.TimeoutExpired as exc:
-            pytest.fail(f"{where}: still running after {TIMEOUT} s:\n{exc.output}")
+        """Run ``args`` here; stdout and stderr together, as a terminal shows them. Past the
+        timeout the whole process group is killed, so no server a block starts outlives it."""
+        with subprocess.Popen(
+            args,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        ) as proc:
+            try:
+                out, _ = proc.communicate(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                out, _ = proc.communicate()
+                pytest.fail(f"{where}: still running after {TIMEOUT} s:\n{out}")
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # what it left running in background
+        return subprocess.CompletedProcess(args, proc.returncode, out)
 
     def bash(self, script: str, where: str) -> subprocess.CompletedProcess[str]:
         """Run ``script`` in bash; the folder it ends in is where the chain goes on."""
@@ -539,17 +547,26 @@ class Server:
         return found.group(1) if found else None
 
 
+def _installed() -> set[str]:
+    return {p.name for p in Path(sysconfig.get_path("purelib")).glob("*.dist-info")}
+
+
 def run_chain(tmp_path: Path, chain: list[Block]) -> None:
     session = Session.fresh(tmp_path)
     if "venv" in chain[0].directives:
         session.layer_venv()
-    for block in chain:
-        run_block(session, block)
-        if "scaffold-readme" in block.directives:
-            readme = session.cwd / "README.md"
-            for more in blocks_of(readme.read_text(), "scaffold README.md"):
-                if "skip" not in more.directives and (more.runs or more.is_flow):
-                    run_block(session, more)
+    before = _installed()
+    try:
+        for block in chain:
+            run_block(session, block)
+            if "scaffold-readme" in block.directives:
+                readme = session.cwd / "README.md"
+                for more in blocks_of(readme.read_text(), "scaffold README.md"):
+                    if "skip" not in more.directives and (more.runs or more.is_flow):
+                        run_block(session, more)
+    finally:
+        added = _installed() - before
+        assert not added, f"{chain[0].where}: installed into the test environment: {added}"
 
 
 # -- the tests --------------------------------------------------------------------------------
