@@ -167,8 +167,7 @@ def test_the_report_marks_each_problem_error_or_warning() -> None:
     with create_conductor("memory://report-marks", record_runs=False) as conductor:
         report = conductor.validate(
             loads_flow(
-                "id: r\nname: R\nnodes:\n  - {id: g, type: group}\n"
-                "  - {id: t, type: nope}\n"
+                "id: r\nname: R\nnodes:\n  - {id: g, type: group}\n  - {id: t, type: nope}\n"
             )
         )
     text = str(report)
