@@ -104,6 +104,10 @@ class _Worker:
         self.conn: Connection = parent
         self.pid: int = self.process.pid
         self.dead = False
+        #: The pipe is closed once, by whichever of the pool's threads and ``close`` reaps
+        #: first (two closes of one descriptor: EBADF, or another file's descriptor closed).
+        self._reap_lock = threading.Lock()
+        self._reaped = False
         #: Keys of the node functions this worker holds (sent once per worker).
         self.known: set[str] = set()
         if not parent.poll(START_TIMEOUT_S):
@@ -147,6 +151,10 @@ class _Worker:
 
     def reap(self) -> None:
         self.process.join(timeout=5)
+        with self._reap_lock:
+            if self._reaped:
+                return
+            self._reaped = True
         self.conn.close()
 
     def usage(self) -> tuple[float, int] | None:
@@ -297,10 +305,10 @@ class ProcessPool:
         return self._start()
 
     def _discard(self, worker: _Worker) -> None:
+        with self._lock:  # first: a close() from now on does not reap it too
+            self._live.discard(worker)
         worker.kill()
         worker.reap()
-        with self._lock:
-            self._live.discard(worker)
 
     def _serve(
         self,

@@ -135,3 +135,17 @@ def test_the_code_node_always_runs_isolated(conductor: Conductor) -> None:
 def test_its_limits_without_isolation_are_a_validation_error(conductor: Conductor) -> None:
     [problem] = conductor.validate(code_flow("1", isolation="none")).errors
     assert "isolation: process" in (problem.hint or "")
+
+
+@pytest.mark.slow
+def test_closing_while_a_timed_out_worker_is_replaced_never_closes_a_pipe_twice(
+    tmp_path: Path,
+) -> None:
+    """A pool thread discards the killed worker as close() reaps every worker: each pipe
+    is closed once (twice raised EBADF from close(), or closed another file's descriptor)."""
+    for i in range(8):
+        with create_conductor(str(tmp_path / f"s{i}"), process_workers=1) as c:
+            result = c.run(code_flow("while True:\n    pass\n", timeout=200))
+            err = result.nodes["c"].error
+            assert err is not None and err.code == ErrorCode.TIMEOUT
+        # leaving the block closed it: no OSError
