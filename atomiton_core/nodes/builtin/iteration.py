@@ -26,6 +26,10 @@ ITEM_SOURCES = frozenset({"item", "index", "items", "input"})
 #: often, so that a timeout or a cancellation can land.
 _YIELD_EVERY = 32
 
+#: About how many progress reports a run of many items makes at most (each is a signal, a
+#: line of the run log, a message to the server's clients).
+PROGRESS_REPORTS = 1000
+
 
 @dataclass(slots=True)
 class Iterated:
@@ -70,7 +74,9 @@ async def iterate(
     finished by then the lowest index wins, and its error is raised if it failed.
     ``timeout``: (seconds per item, the error for item ``i`` when it runs over).
     ``progress(fraction, index)``: when ``count`` is known, after each item that succeeded
-    and, with ``progress_on_error``, each whose error was collected.
+    and, with ``progress_on_error``, each whose error was collected; past
+    :data:`PROGRESS_REPORTS` items, after every ``count // PROGRESS_REPORTS``-th such item
+    and the last.
     """
     call = run_one if timeout is None else _with_timeout(run_one, *timeout)
     tick = _progress_counter(progress, count) if progress is not None and count else None
@@ -82,11 +88,13 @@ async def iterate(
 
 def _progress_counter(progress: Callable[[float, int], None], count: int) -> Callable[[int], None]:
     done = 0
+    every = max(count // PROGRESS_REPORTS, 1)
 
     def tick(i: int) -> None:
         nonlocal done
         done += 1
-        progress(done / count, i)
+        if done % every == 0 or done == count:
+            progress(done / count, i)
 
     return tick
 
@@ -205,9 +213,16 @@ async def _side_by_side(
                 raise failures[winner]
             run.winner = (winner, won)
     finally:
-        for worker in workers:
+        # only the workers still running are cancelled and awaited (awaiting finished ones,
+        # as gather would, costs a trip through the loop each)
+        running = [worker for worker in workers if not worker.done()]
+        for worker in running:
             worker.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        for worker in workers:
+            if not worker.cancelled():
+                worker.exception()  # retrieved: what a worker raised is in ``over`` already
         if over.done() and not over.cancelled():
             over.exception()  # retrieved even when this task was cancelled before it looked
     return run
