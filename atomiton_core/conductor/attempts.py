@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from atomiton_core import signals
 from atomiton_core.conductor.events import emit_node
+from atomiton_core.conductor.executors import LocalExecutor
+from atomiton_core.conductor.threads import ThreadCall
 from atomiton_core.errors import AtomitonError, ExecutionError, NodeTimeout, OutputContractError
 from atomiton_core.nodes.context import NodeContext
 
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from atomiton_core.conductor.scheduler import GraphRun
     from atomiton_core.results import NodeResult
 
-__all__ = ["as_error", "check_outputs", "cpu_timed", "run_attempts", "run_inline"]
+__all__ = ["AttemptToken", "as_error", "check_outputs", "cpu_timed", "run_attempts", "run_inline"]
 
 _perf = time.perf_counter
 _log = logging.getLogger("atomiton.conductor")
@@ -166,23 +168,27 @@ async def run_attempts(
     executor: Executor | ProcessPool = (
         run.conductor.process_pool if isolated else run.conductor.executor
     )
+    local = executor if isinstance(executor, LocalExecutor) else None
     t0 = _perf()
     attempt = 0
     while True:
         attempt += 1
         ctx.attempt = res.attempts = attempt
-        token = ctx._token = threading.Event()
+        token = ctx._token = AttemptToken()
         if graph.trace is not None:
             graph.trace.node_started(pn, res)
         if signals.node_started.receivers:
             emit_node(run, signals.node_started, "node.started", pn, res)
-        work: concurrent.futures.Future[Any] | None = None
+        work: concurrent.futures.Future[Any] | ThreadCall | None = None
         try:
             if is_async and not isolated:
                 pending: Any = pn.fn(ctx, pn.params, **kwargs)
                 clock = run.cpu_clock
                 if clock is not None and not pn.node_type.container:
                     pending = cpu_timed(pending, graph, pn.index, clock)
+            elif local is not None:  # a thread of this process, its outcome sent to the loop
+                work = local.call(run.loop, pn.fn, ctx, pn.params, kwargs)
+                pending = work.future
             else:
                 pending = executor.submit(run.loop, pn.fn, ctx, pn.params, kwargs)
                 if isinstance(pending, concurrent.futures.Future):  # a thread of this process
@@ -215,7 +221,7 @@ async def run_attempts(
         finally:
             token.set()  # this attempt is over, whatever its thread still does
             if work is not None:
-                if not work.done():
+                if not work.done() and not (isinstance(work, ThreadCall) and work.cancel()):
                     if isolated:  # killed with its process group; the pool replaces it
                         cast("IsolatedCall", work).kill()
                     else:  # another thread may take its place while it runs on
@@ -237,7 +243,11 @@ async def run_attempts(
         await asyncio.sleep(delay_ms / 1000)
         if work is not None and not work.done():
             grace = max(0.0, STRAY_GRACE_S - delay_ms / 1000)
-            ended = asyncio.wrap_future(work, loop=run.loop)
+            ended = (
+                work.ended()
+                if isinstance(work, ThreadCall)
+                else asyncio.wrap_future(work, loop=run.loop)
+            )
             await asyncio.wait({ended}, timeout=grace)
             if ended.done() and not ended.cancelled():
                 ended.exception()  # what the abandoned attempt ended with is not news
@@ -258,8 +268,58 @@ async def run_attempts(
 #: How long a retry waits, at least, for an earlier attempt's thread to end.
 STRAY_GRACE_S = 2.0
 
+#: Guards every token's flag against a thread that starts waiting on it.
+_TOKEN_GUARD = threading.Lock()
 
-def _report_stray(run: Run, work: concurrent.futures.Future[Any], node_id: str) -> None:
+
+class AttemptToken(threading.Event):
+    """An attempt's cancellation token (``ctx.cancelled``, ``ctx.stop_event``): an Event
+    whose condition is made only when a thread first waits on it. Most attempts end with
+    nobody waiting; a plain Event costs a Condition and a Lock per attempt (about 2.2 µs to
+    make and set, against 0.3 µs)."""
+
+    def __init__(self) -> None:  # no Event.__init__: its condition is what is put off
+        self._flag = False
+        self._cond: threading.Condition | None = None
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        with _TOKEN_GUARD:
+            self._flag = True
+            cond = self._cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
+
+    def clear(self) -> None:
+        with _TOKEN_GUARD:
+            self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with _TOKEN_GUARD:
+            if self._flag:
+                return True
+            cond = self._cond
+            if cond is None:
+                cond = self._cond = threading.Condition(threading.Lock())
+            # taken before the guard is let go: a set() from now on notifies this wait
+            cond.acquire()
+        try:
+            cond.wait(timeout)
+            return self._flag
+        finally:
+            cond.release()
+
+    def _at_fork_reinit(self) -> None:
+        if self._cond is not None:
+            self._cond._at_fork_reinit()  # type: ignore[attr-defined]
+
+
+def _report_stray(
+    run: Run, work: concurrent.futures.Future[Any] | ThreadCall, node_id: str
+) -> None:
     """Say once per run and node that a node's thread runs on after its attempt ended."""
     if work.done() or node_id in run.strays:
         return

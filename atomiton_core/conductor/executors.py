@@ -21,11 +21,12 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
-from atomiton_core.conductor.threads import DaemonThreadPool
+from atomiton_core.conductor.threads import DaemonThreadPool, ThreadCall
 from atomiton_core.errors import ConfigurationError, ExecutionError
 from atomiton_core.files import Location, resolve_path
 from atomiton_core.nodes import expressions
@@ -83,7 +84,22 @@ class LocalExecutor:
             pool = self._pool = DaemonThreadPool(self.max_workers, thread_name_prefix="atomiton")
         return pool.submit(_timed_call, fn, ctx, params, kwargs)
 
-    def abandon(self, work: concurrent.futures.Future[Any]) -> None:
+    def call(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fn: Callable[..., Any],
+        ctx: NodeContext,
+        params: BaseModel,
+        kwargs: dict[str, Any],
+    ) -> ThreadCall:
+        """What the conductor uses instead of ``submit``: the same call in a pool thread,
+        its outcome handed straight to a future of ``loop`` (see :class:`ThreadCall`)."""
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = DaemonThreadPool(self.max_workers, thread_name_prefix="atomiton")
+        return pool.call(loop, partial(_timed_call, fn, ctx, params, kwargs))
+
+    def abandon(self, work: concurrent.futures.Future[Any] | ThreadCall) -> None:
         """An attempt ended while its thread runs on: another thread may take its place."""
         if self._pool is not None:
             self._pool.abandon(work)
