@@ -2,8 +2,9 @@
 
 Exit codes (the same for every command; ``atomiton --help`` shows them): 0 done (a run
 completed, a flow is valid), 1 a run failed or was cancelled, or the command failed,
-2 a usage error (click's: an unknown option, a bad value; options that contradict; a broken
-configuration file), 3 the flow is invalid or cannot be read.
+2 a usage error (click's: an unknown option, a bad value; an ``--input`` the flow's variables
+refuse; options that contradict; a broken configuration file), 3 the flow is invalid or
+cannot be read.
 
 Defining the commands imports click alone: the engine, rich and asyncio are imported inside
 the commands that use them, so ``atomiton --help`` (and a mistyped command) answers at once.
@@ -44,8 +45,8 @@ EPILOG = """\b
 Exit codes:
   0  done: the run completed, the flow is valid
   1  the run failed or was cancelled, or the command failed
-  2  usage error: an unknown option, a bad value, options that contradict,
-     a broken configuration file
+  2  usage error: an unknown option, a bad value (an --input the flow's
+     variables refuse), options that contradict, a broken configuration file
   3  the flow is invalid or cannot be read (run, validate, flows save)
 
 \b
@@ -118,9 +119,17 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _exit_code(exc: AtomitonError) -> int:
-    """3 for a flow that is invalid or cannot be read (or stored under its id), else 1."""
-    from atomiton_core.errors import FlowLoadError, FlowValidationError, InvalidFlowId
+    """3 for a flow that is invalid or cannot be read (or stored under its id), 2 for an
+    ``--input`` the flow's variables refuse (a bad value on the command line), else 1."""
+    from atomiton_core.errors import (
+        FlowLoadError,
+        FlowValidationError,
+        InvalidFlowId,
+        VariableError,
+    )
 
+    if isinstance(exc, VariableError):
+        return EXIT_USAGE
     invalid = isinstance(exc, FlowLoadError | FlowValidationError | InvalidFlowId)
     return EXIT_INVALID if invalid else EXIT_FAILED
 
@@ -559,9 +568,9 @@ def run(
     with _watch(conductor, live=live, quiet=quiet or as_json):
         try:
             result = asyncio.run(_execute_with_signals(conductor, plan, values, resume, cache))
-        except AtomitonError as exc:  # the run to resume is not there, or cannot be
+        except AtomitonError as exc:  # an input refused, the run to resume not there...
             conductor.close()
-            _fail(str(exc), EXIT_FAILED)
+            _fail(str(exc), _exit_code(exc))
     conductor.close()
     if as_json:
         click.echo(wire.dumps(result, indent=2))

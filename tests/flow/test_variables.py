@@ -149,7 +149,7 @@ def test_the_readme_example_refuses_a_number_that_is_not_one(tmp_path: Path) -> 
         "bigOrder=abc",
         tmp_path=tmp_path,
     )
-    assert done.returncode != 0
+    assert done.returncode == 2  # a bad value on the command line
     assert "input 'bigOrder' must be a number (type: number), got 'abc'" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert not (tmp_path / "out").exists()  # refused before anything ran
@@ -159,7 +159,7 @@ def test_the_cli_refuses_an_unknown_input(tmp_path: Path) -> None:
     done = _cli(
         "run", "examples/order-report.flow.yaml", "--input", "bigorder=100", tmp_path=tmp_path
     )
-    assert done.returncode != 0
+    assert done.returncode == 2
     assert "input 'bigorder' is not a variable of flow 'order-report'" in done.stderr
     assert "did you mean 'bigOrder'?" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
