@@ -364,11 +364,10 @@ def _syntax_error(message: str, code: str, node_id: str | None) -> JavaScriptSyn
     if line is not None and len(lines) >= 3 and "^" in lines[2]:
         source = lines[1]
         column = lines[2].index("^") + 1
-    where = (
-        f" at line {line}, column {column}"
-        if column
-        else (f" at line {line}" if line else " at the end of the code")
-    )
+    if line is None:  # V8 stumbled on the wrapper's closing: the code did not end
+        where, what = "", "the code ends too early (a bracket, brace or string is not closed?)"
+    else:
+        where = f" at line {line}, column {column}" if column else f" at line {line}"
     shown = f": {source.strip()!r}" if source and source.strip() else ""
     return JavaScriptSyntaxError(
         f"JavaScript syntax error{where}: {what}{shown}",
