@@ -253,10 +253,20 @@ def test_an_operation_needs_a_function() -> None:
 # -- limits ------------------------------------------------------------------------------
 
 
-def test_an_endless_loop_ends_at_the_time_limit() -> None:
+@pytest.mark.parametrize(
+    ("code", "kwargs"),
+    [
+        ("while (true) {}", {}),
+        ("x => { for (;;) {} }", {"operation": "map", "items": [1]}),  # in the function
+        ("(acc, x) => { while (acc) {} }", {"operation": "reduce", "items": [1], "initial": 1}),
+        ("await null;\nwhile (true) {}", {"is_async": True}),  # after a promise settled
+        ("new Promise(r => setTimeout(r, 1)).then(() => { for (;;) {} })", {}),
+    ],
+)
+def test_an_endless_loop_ends_at_the_time_limit(code: str, kwargs: dict[str, Any]) -> None:
     started = time.monotonic()
     with pytest.raises(JavaScriptTimeout) as caught:
-        js("while (true) {}", time_limit=300)
+        js(code, time_limit=300, **kwargs)
     elapsed = time.monotonic() - started
     err = caught.value
     assert isinstance(err, NodeTimeout) and err.code == "TIMEOUT"

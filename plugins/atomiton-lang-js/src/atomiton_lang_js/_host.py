@@ -57,36 +57,22 @@ CONSOLE = """
 })();
 """
 
-#: Applies the code's value: called once, or per item (map, filter, reduce), promises awaited.
+#: Applies the code's value: called once, or per item (map, filter, reduce), promises
+#: awaited; the reply is left in ``__atomiton_reply``. The work that is not waiting on a promise
+#: happens in this script's own evaluation, and the host reads the reply with evaluations of
+#: its own, never with a call into JavaScript that would wait for code still running (its
+#: watchdog could not act until then).
 RUN = """
-(async () => {
+(() => {
   const a = %s;
-  let stage = 'run';
+  const op = %s;
   const reply = (head, text) => {
     const o = __atomiton_stdout();
     head.stdout = o.text;
     head.stdoutCut = o.cut;
-    return JSON.stringify(head) + '\\n' + text;
+    globalThis.__atomiton_reply = JSON.stringify(head) + '\\n' + text;
   };
-  try {
-    let v = await __atomiton_code(...a.values);
-    const op = %s;
-    if (op !== 'call') {
-      if (typeof v !== 'function') {
-        return reply({ok: false, kind: 'notFunction', type: v === null ? 'null' : typeof v}, '');
-      }
-      const fn = v, items = a.items;
-      if (op === 'map') v = items.map((item, index) => fn(item, index));
-      else if (op === 'filter') v = items.filter((item, index) => fn(item, index));
-      else v = items.reduce((acc, item, index) => fn(acc, item, index), a.initial);
-    } else if (typeof v === 'function') {
-      v = v(a.argument);
-    }
-    v = await v;
-    stage = 'result';
-    const text = JSON.stringify(v);
-    return reply({ok: true, undefined: text === undefined}, text === undefined ? 'null' : text);
-  } catch (e) {
+  const fail = (stage, e) => {
     let name = 'Error', message = '', stack = null;
     try {
       if (e instanceof Error) {
@@ -98,8 +84,38 @@ RUN = """
         message = String(e);
       }
     } catch (e2) { message = '[a value that cannot be shown]'; }
-    return reply({ok: false, kind: 'thrown', stage, name, message, stack}, '');
-  }
+    reply({ok: false, kind: 'thrown', stage, name, message, stack}, '');
+  };
+  const then = (v, next) => {
+    try {
+      if (v !== null && (typeof v === 'object' || typeof v === 'function') &&
+          typeof v.then === 'function') {
+        v.then((w) => then(w, next), (e) => fail('run', e));
+      } else {
+        next(v);
+      }
+    } catch (e) { fail('run', e); }
+  };
+  const finish = (v) => {
+    let text;
+    try { text = JSON.stringify(v); } catch (e) { return fail('result', e); }
+    reply({ok: true, undefined: text === undefined}, text === undefined ? 'null' : text);
+  };
+  const apply = (v) => {
+    if (op === 'call') return then(typeof v === 'function' ? v(a.argument) : v, finish);
+    if (typeof v !== 'function') {
+      return reply({ok: false, kind: 'notFunction', type: v === null ? 'null' : typeof v}, '');
+    }
+    const items = a.items;
+    if (op === 'map') return then(items.map((item, index) => v(item, index)), finish);
+    if (op === 'filter') return then(items.filter((item, index) => v(item, index)), finish);
+    return then(items.reduce((acc, item, index) => v(acc, item, index), a.initial), finish);
+  };
+  const applied = (v) => {
+    try { apply(v); } catch (e) { fail('run', e); }
+  };
+  try { then(__atomiton_code(...a.values), applied); } catch (e) { fail('run', e); }
+  return 0;
 })()
 """
 
@@ -145,8 +161,12 @@ async def _evaluate(mr: Any, header: dict[str, Any], arguments: str) -> str:
             await mr.eval_cancelable(_define(names, code, is_async=is_async, expression=False))
         except JSParseException as exc:
             _answer({"ok": False, "kind": "syntax", "message": str(exc)})
-    promise = await mr.eval_cancelable(RUN % (arguments, json.dumps(header["operation"])))
-    return str(await promise)
+    await mr.eval_cancelable(RUN % (arguments, json.dumps(header["operation"])))
+    while True:  # promises the code awaits settle between these evaluations
+        reply = await mr.eval_cancelable("globalThis.__atomiton_reply")
+        if isinstance(reply, str):
+            return reply
+        await asyncio.sleep(WATCH_S)
 
 
 async def main() -> None:
