@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
 import time
+from collections.abc import Callable
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,31 +65,6 @@ ROWS = [
 
 def js(code: str, **kwargs: Any) -> JavaScriptResult:
     return asyncio.run(run_javascript(code, **kwargs))
-
-
-def hosts() -> list[int]:
-    """Sandbox processes alive now (their command line names the host script)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if b"atomiton_lang_js/_host.py" in cmdline and stat.rsplit(")", 1)[1].split()[0] != "Z":
-                found.append(int(entry))
-    return found
-
-
-@pytest.fixture(autouse=True)
-def no_sandbox_left_behind() -> Any:
-    before = set(hosts())
-    yield
-    deadline = time.monotonic() + 10
-    while (left := set(hosts()) - before) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not left, f"sandbox processes left running: {left}"
 
 
 # -- the original's functions -------------------------------------------------------------
@@ -404,7 +378,11 @@ def test_a_host_that_dies_is_an_error_not_a_crash(monkeypatch: pytest.MonkeyPatc
         js("1")
 
 
-def test_cancelling_kills_the_sandbox_at_once() -> None:
+def test_cancelling_kills_the_sandbox_at_once(
+    sandbox_processes: Callable[[], list[int]],
+) -> None:
+    hosts = sandbox_processes
+
     async def scenario() -> float:
         task = asyncio.ensure_future(run_javascript("while (true) {}", time_limit=60_000))
         deadline = time.monotonic() + 10
