@@ -13,7 +13,8 @@ fi
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]" \
-    -e "plugins/atomiton-nodes-io[test]" -e plugins/atomiton-nodes-image -e plugins/atomiton-nodes-shell
+    -e "plugins/atomiton-nodes-io[test]" -e plugins/atomiton-nodes-image -e plugins/atomiton-nodes-shell \
+    -e plugins/atomiton-lang-js
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
