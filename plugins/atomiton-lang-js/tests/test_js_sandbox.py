@@ -103,6 +103,12 @@ def test_operations_apply_the_function_as_the_original_transform_did(
     assert js(code, operation=operation, items=items, initial=initial).value == expected
 
 
+def test_a_long_list_is_one_evaluation_within_the_default_limit() -> None:
+    items = [{"price": i, "name": f"item {i}"} for i in range(100_000)]
+    done = js("item => item.price * 2", operation="map", items=items)
+    assert done.value == [i * 2 for i in range(100_000)]
+
+
 def test_an_expression_a_body_and_a_function_are_all_code() -> None:
     assert js("data.length", names={"data": [1, 2]}).value == 2
     assert js("data.length;", names={"data": [1, 2]}).value == 2

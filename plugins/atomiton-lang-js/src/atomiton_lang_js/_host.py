@@ -161,7 +161,9 @@ async def _evaluate(mr: Any, header: dict[str, Any], arguments: str) -> str:
             await mr.eval_cancelable(_define(names, code, is_async=is_async, expression=False))
         except JSParseException as exc:
             _answer({"ok": False, "kind": "syntax", "message": str(exc)})
-    await mr.eval_cancelable(RUN % (arguments, json.dumps(header["operation"])))
+    # strict JSON goes through JSON.parse, far lighter than a literal; NaN needs the literal
+    literal = f"JSON.parse({json.dumps(arguments)})" if header.get("strict") else arguments
+    await mr.eval_cancelable(RUN % (literal, json.dumps(header["operation"])))
     while True:  # promises the code awaits settle between these evaluations
         reply = await mr.eval_cancelable("globalThis.__atomiton_reply")
         if isinstance(reply, str):

@@ -148,9 +148,18 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"a value of type {type(value).__name__} is not JSON")
 
 
-def _arguments(payload: Mapping[str, Any], node_id: str | None) -> str:
+def _arguments(payload: Mapping[str, Any], node_id: str | None) -> tuple[str, bool]:
+    """The payload as JSON text, and whether it is strict JSON (no NaN, no Infinity), which
+    the host hands to ``JSON.parse``: far less memory than a literal of that size."""
     try:
-        return json.dumps(payload, default=_jsonable, allow_nan=True, separators=(",", ":"))
+        try:
+            return json.dumps(
+                payload, default=_jsonable, allow_nan=False, separators=(",", ":")
+            ), True
+        except ValueError:  # NaN or Infinity: only a JavaScript literal has them
+            return json.dumps(
+                payload, default=_jsonable, allow_nan=True, separators=(",", ":")
+            ), False
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInput(
             f"the input cannot cross into JavaScript: {exc}",
@@ -213,7 +222,7 @@ async def run_javascript(
         "heapLimit": int(heap_limit * 1024 * 1024),
         "stdoutLimit": STDOUT_LIMIT,
     }
-    arguments = _arguments(
+    arguments, header["strict"] = _arguments(
         {
             "values": list(bound.values()),
             "items": list(items) if items is not None else None,
