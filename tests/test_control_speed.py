@@ -90,8 +90,9 @@ def test_abandoned_work_lets_the_pool_grow_until_it_ends() -> None:
         gate = threading.Event()
         seen: list[int] = []
         try:
-            stuck = pool.call(loop, gate.wait)
-            await asyncio.sleep(0.05)
+            running = threading.Event()
+            stuck = pool.call(loop, lambda: (running.set(), gate.wait()))
+            assert await asyncio.to_thread(running.wait, 10)  # a thread runs it
             stuck.abandon()
             seen.append(pool._abandoned)
             quick = pool.call(loop, lambda: 2)  # a second thread starts in its place
@@ -113,8 +114,9 @@ def test_abandoned_work_stops_counting_when_it_ends_after_its_loop_closed() -> N
     gate = threading.Event()
 
     async def main() -> int:
-        stuck = pool.call(asyncio.get_running_loop(), gate.wait)
-        await asyncio.sleep(0.05)
+        running = threading.Event()
+        stuck = pool.call(asyncio.get_running_loop(), lambda: (running.set(), gate.wait()))
+        assert await asyncio.to_thread(running.wait, 10)  # a thread runs it
         stuck.abandon()
         stuck.abandon()  # once is counted
         return pool._abandoned
@@ -456,7 +458,9 @@ def test_a_loop_items_thread_that_runs_on_is_reported_once(
             result = await conductor.execute(
                 one_child_loop("speed.stubborn", [1, 2], timeout=50, concurrency=2)
             )
-            await asyncio.sleep(0.6)  # the loop runs on past the grace
+            deadline = time.monotonic() + 30  # the report comes once the grace is over
+            while not _stray_reports(caplog) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
             return result
         finally:
             release.set()
@@ -465,10 +469,12 @@ def test_a_loop_items_thread_that_runs_on_is_reported_once(
     result = asyncio.run(scenario())
     assert result.ok, result.error
     assert [e["error"]["code"] for e in result.outputs["each"]["errors"]] == ["TIMEOUT"] * 2
-    reports = [
-        r.getMessage() for r in caplog.records if "ignores its cancellation" in r.getMessage()
-    ]
+    reports = _stray_reports(caplog)
     assert len(reports) == 1 and "'c'" in reports[0]
+
+
+def _stray_reports(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "ignores its cancellation" in r.getMessage()]
 
 
 def test_a_node_that_cancels_itself_fails_only_its_item(tmp_path: Path) -> None:
