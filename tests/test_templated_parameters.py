@@ -90,3 +90,19 @@ def test_validation_names_an_undefined_name_in_any_template(conductor: Conductor
     assert problem.code == "UNDEFINED_NAME" and problem.node_id == "a"
     assert problem.location == "nodes[0].parameters.values.m"
     assert "reads 'whom'" in problem.message and "did you mean 'who'?" in (problem.hint or "")
+
+
+def test_validation_refuses_a_template_that_cannot_compile(conductor: Conductor) -> None:
+    """A misspelt filter or a broken brace would fail the run: validation names it first."""
+    flow = loads_flow(
+        "id: t\nname: T\nnodes:\n"
+        "  - {id: a, type: edit-fields, parameters: {values: {n: '{{ [1, 2] | ength }}'}}}\n"
+        "  - {id: b, type: edit-fields, parameters: {values: {m: '{{ 1 + }}'}}}\n"
+        "  - {id: c, type: edit-fields, parameters: {values: {k: '{{ [1] | length }}'}}}\n"
+    )
+    problems = {p.node_id: p for p in conductor.validate(flow).errors}
+    assert sorted(problems) == ["a", "b"]
+    assert problems["a"].code == problems["b"].code == "INVALID_TEMPLATE"
+    assert "No filter named 'ength'" in problems["a"].message
+    assert problems["a"].location == "nodes[0].parameters.values.n"
+    assert problems["b"].location == "nodes[1].parameters.values.m"

@@ -79,10 +79,7 @@ class LocalExecutor:
         params: BaseModel,
         kwargs: dict[str, Any],
     ) -> concurrent.futures.Future[Any]:
-        pool = self._pool
-        if pool is None:
-            pool = self._pool = DaemonThreadPool(self.max_workers, thread_name_prefix="atomiton")
-        return pool.submit(_timed_call, fn, ctx, params, kwargs)
+        return self._threads().submit(_timed_call, fn, ctx, params, kwargs)
 
     def call(
         self,
@@ -94,10 +91,14 @@ class LocalExecutor:
     ) -> ThreadCall:
         """What the conductor uses instead of ``submit``: the same call in a pool thread,
         its outcome handed straight to a future of ``loop`` (see :class:`ThreadCall`)."""
+        return self._threads().call(loop, partial(_timed_call, fn, ctx, params, kwargs))
+
+    def _threads(self) -> DaemonThreadPool:
+        """The pool, made when a node first needs a thread."""
         pool = self._pool
         if pool is None:
             pool = self._pool = DaemonThreadPool(self.max_workers, thread_name_prefix="atomiton")
-        return pool.call(loop, partial(_timed_call, fn, ctx, params, kwargs))
+        return pool
 
     def abandon(self, work: concurrent.futures.Future[Any] | ThreadCall) -> None:
         """An attempt ended while its thread runs on: another thread may take its place."""

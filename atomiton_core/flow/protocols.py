@@ -93,5 +93,9 @@ class TemplateEngine(Protocol):
 
     def names(self, template: str, /) -> frozenset[str] | None:
         """The names a template reads that it does not define itself, less the engine's
-        helpers; None: it cannot be parsed (rendering says why)."""
+        helpers; None: it cannot be compiled (``error`` says why)."""
+        ...
+
+    def error(self, template: str, /) -> str | None:
+        """Why ``template`` cannot be compiled (a syntax error, an unknown filter), or None."""
         ...

@@ -451,7 +451,16 @@ class _Validator:
             return
         names = self.templates.names(value)
         if names is None:
-            return  # it does not parse: rendering says where
+            reason = self.templates.error(value) or "it cannot be compiled"
+            self.add(
+                "INVALID_TEMPLATE",
+                f"the template {_short(value)} cannot be rendered: {reason}",
+                where,
+                node_id=spec.id,
+                hint="templates are Jinja: {{ name }}, {{ value | filter }}; "
+                "filters are those of Jinja's documentation",
+            )
+            return
         known = self.flow.variables.keys() | _NODE_NAMES
         if self._in_container:
             known |= _CHILD_NAMES

@@ -411,15 +411,27 @@ def render(value: Any, names: Mapping[str, Any]) -> Any:
 
 
 @lru_cache(maxsize=4096)
-def template_names(source: str) -> frozenset[str] | None:
-    """The names a template reads and does not define itself, less the helpers every
-    template has (``now``, ``range``, ``int``...); None if it does not parse."""
+def _analyse(source: str) -> tuple[frozenset[str] | None, str | None]:
+    """What a template reads, or why it cannot be rendered (a syntax error, an unknown
+    filter or test: Jinja finds those when it compiles)."""
     try:
         tree = _ENV.parse(_undollar(source))
-    except TemplateError:
-        return None
-    found = jinja2.meta.find_undeclared_variables(tree)
-    return frozenset(found - _ENV.globals.keys() - {"now"})
+        found = jinja2.meta.find_undeclared_variables(tree)
+    except TemplateError as exc:
+        return None, str(exc.message or exc)
+    return frozenset(found - _ENV.globals.keys() - {"now"}), None
+
+
+def template_names(source: str) -> frozenset[str] | None:
+    """The names a template reads and does not define itself, less the helpers every
+    template has (``now``, ``range``, ``int``...); None if it cannot be compiled."""
+    return _analyse(source)[0]
+
+
+def template_error(source: str) -> str | None:
+    """Why a template cannot be compiled (``unexpected '}'``, ``No filter named 'ength'.``),
+    or None when it can."""
+    return _analyse(source)[1]
 
 
 class _Engine:
@@ -430,6 +442,9 @@ class _Engine:
 
     def names(self, template: str, /) -> frozenset[str] | None:
         return template_names(template)
+
+    def error(self, template: str, /) -> str | None:
+        return template_error(template)
 
 
 ENGINE = _Engine()
