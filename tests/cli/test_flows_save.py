@@ -109,7 +109,10 @@ def test_save_refuses_exactly_what_the_server_refuses(
     served = {n for n, (rc, status) in outcomes.items() if status in (200, 201)}
     assert accepted == served, outcomes
     assert {"valid", "warning only", "order-report.flow.yaml"} <= accepted
-    assert {"unknown type", "unknown parameter", "hello-world.flow.yaml"} <= set(texts) - accepted
+    # (hello-world.flow.yaml is valid where atomiton-lang-js runs its transformFunction)
+    assert {"unknown type", "unknown parameter", "data-transform.flow.yaml"} <= (
+        set(texts) - accepted
+    )
 
 
 def _id_in(text: str) -> str:

@@ -1,16 +1,22 @@
 """Data nodes: ``const`` (a literal value), ``edit-fields`` (set values from templates) and
 ``transform`` (list operations).
 
-Both evaluate user text only through the Jinja2 sandbox (``atomiton_core.nodes.expressions``).
+Both evaluate user text only through the Jinja2 sandbox (``atomiton_core.nodes.expressions``),
+except the original's JavaScript functions of ``transform`` (``transformFunction``,
+``filterCondition``, ``reduceFunction``), which the optional package ``atomiton-lang-js`` runs
+in its V8 sandbox (a process of its own, time and memory limits, no files or network);
+without it, validation names the package to install.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from atomiton_core.errors import ExpressionError
 from atomiton_core.nodes.builtin._params import Parameters
@@ -83,6 +89,15 @@ Operation = Literal[
     "slice",
 ]
 _NEEDS_EXPRESSION = {"map", "filter", "reduce", "group"}
+#: What runs the original's JavaScript functions, and how to get it.
+JAVASCRIPT_PACKAGE = "atomiton_lang_js"
+JAVASCRIPT_INSTALL = "pip install atomiton-lang-js"
+#: The operations that run each of the original's JavaScript parameters.
+_JAVASCRIPT_OPERATIONS = {
+    "transform_function": ("map", "filter"),
+    "filter_condition": ("filter",),
+    "reduce_function": ("reduce",),
+}
 
 
 class TransformParams(Parameters):
@@ -99,7 +114,20 @@ class TransformParams(Parameters):
     start: int | None = Field(None, description="slice: first index (negative counts from end)")
     end: int | None = Field(None, description="slice: index to stop before")
     transform_function: str | None = Field(
-        None, description="Not supported (the original's JavaScript); use `expression`"
+        None,
+        description="map / filter: a JavaScript function (item, index) => ..., as in the "
+        f"original (needs atomiton-lang-js: {JAVASCRIPT_INSTALL}); `expression` is the "
+        "Jinja2 way",
+    )
+    filter_condition: str | None = Field(
+        None, description="filter: a JavaScript function (item, index) => ..., as in the original"
+    )
+    reduce_function: str | None = Field(
+        None,
+        description="reduce: a JavaScript function (acc, item, index) => ..., as in the original",
+    )
+    reduce_initial: str | None = Field(
+        None, description="reduce with reduceFunction: the starting accumulator, read as JSON"
     )
 
     @field_validator("expression")
@@ -112,19 +140,48 @@ class TransformParams(Parameters):
                 raise ValueError(exc.message + "; " + (exc.hint or "")) from None
         return value
 
-    @field_validator("transform_function")
+    def javascript(self) -> str | None:
+        """The JavaScript function this operation runs, if the flow gave one (the original's
+        transform ignored those of other operations, and so does this one)."""
+        if self.operation == "map":
+            return self.transform_function
+        if self.operation == "filter":
+            return self.filter_condition or self.transform_function
+        if self.operation == "reduce":
+            return self.reduce_function
+        return None
+
+    @field_validator("transform_function", "filter_condition", "reduce_function")
     @classmethod
-    def _no_javascript(cls, value: str | None) -> str | None:
-        if value is not None:
+    def _javascript_runs(cls, value: str | None, info: ValidationInfo) -> str | None:
+        operation = info.data.get("operation")
+        if value is None or operation not in _JAVASCRIPT_OPERATIONS[info.field_name or ""]:
+            return value
+        if importlib.util.find_spec(JAVASCRIPT_PACKAGE) is None:
             raise ValueError(
-                "JavaScript functions are not run; write a Jinja2 expression in 'expression' "
-                "instead, e.g. expression: item.message ~ ' ' ~ item.author"
+                f"the {operation} function is JavaScript, which runs with the atomiton-lang-js "
+                f"package: {JAVASCRIPT_INSTALL}; or write it as a Jinja2 'expression' "
+                "(atomiton migrate translates simple arrow functions), e.g. "
+                "expression: item.price * 2"
             )
         return value
 
     @model_validator(mode="after")
+    def _one_kind_of_function(self) -> TransformParams:
+        if self.javascript() is not None and self.expression is not None:
+            raise ValueError(
+                "give the function either as a Jinja2 'expression' or as JavaScript "
+                "(transformFunction / filterCondition / reduceFunction), not both"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _expression_needed(self) -> TransformParams:
-        if self.operation in _NEEDS_EXPRESSION and self.expression is None:
+        if (
+            self.operation in _NEEDS_EXPRESSION
+            and self.expression is None
+            and self.javascript() is None
+        ):
             raise ValueError(f"operation {self.operation!r} needs an 'expression'")
         if self.operation in ("limit", "skip") and self.count is None:
             raise ValueError(f"operation {self.operation!r} needs a 'count'")
@@ -137,6 +194,40 @@ def _hashable(value: Any) -> Any:
     except TypeError:
         return json.dumps(value, sort_keys=True, default=repr)
     return value
+
+
+def _initial(text: str) -> Any:
+    """The original's ``reduceInitial``: JSON, else a number, else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text.strip() or 0)
+    except ValueError:
+        return text
+    return int(number) if number.is_integer() else number
+
+
+async def _javascript(ctx: NodeContext, params: TransformParams, items: list[Any]) -> Any:
+    """Run the original's function over the items in atomiton-lang-js's sandbox: one
+    evaluation for the whole list, errors its own (JS_SYNTAX_ERROR with the line, JS_ERROR,
+    TIMEOUT, RESOURCE_LIMIT)."""
+    run = importlib.import_module(JAVASCRIPT_PACKAGE).run_javascript
+    if params.reduce_initial is not None:
+        initial = _initial(params.reduce_initial)
+    else:
+        initial = params.initial if params.initial is not None else 0  # the original's "0"
+    done = await run(
+        params.javascript(),
+        operation=params.operation,
+        items=items,
+        initial=initial,
+        names={"vars": dict(ctx.variables)},
+        time_limit=ctx.settings.timeout or 1000.0,
+        node_id=ctx.node_id,
+    )
+    return done.value
 
 
 def _flatten(items: list[Any], depth: int) -> list[Any]:
@@ -161,9 +252,11 @@ def _flatten(items: list[Any], depth: int) -> list[Any]:
     description="map / filter / reduce / sort / group / flatten / unique / reverse / limit / "
     "skip / slice a list with sandboxed expressions",
 )
-def transform(ctx: NodeContext, params: TransformParams, input: Any) -> dict[str, Any]:
+async def transform(ctx: NodeContext, params: TransformParams, input: Any) -> dict[str, Any]:
     items: list[Any] = list(input) if isinstance(input, list | tuple) else [input]
     op = params.operation
+    if params.javascript() is not None:
+        return {"output": await _javascript(ctx, params, items)}
     scope = dict(ctx.variables)
     scope["vars"] = ctx.variables
 
