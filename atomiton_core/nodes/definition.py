@@ -13,16 +13,16 @@ import re
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
 
 from atomiton_core.errors import NodeDefinitionError
 from atomiton_core.flow.settings import LIMITS, RESERVED_PARAMETERS, ExecutionSettings
 from atomiton_core.wire import CONFIG, Value, dump
 
-__all__ = ["NoParams", "NodeType", "Parameters", "Port", "node"]
+__all__ = ["NoParams", "NodeType", "Parameters", "Port", "accepts_original_names", "node"]
 
 _TYPE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _PORT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -49,6 +49,49 @@ class Parameters(BaseModel):
     is a validation error naming it (with the closest known one)."""
 
     model_config = ConfigDict(populate_by_name=True, alias_generator=to_camel, extra="forbid")
+
+    #: The original Atomiton's parameter names this type accepts -> the name each becomes
+    #: here (camelCase both). A model that declares some also sets
+    #: ``_original = accepts_original_names()``; ``atomiton migrate`` rewrites them.
+    original_names: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def from_original(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The parameters as written for the original, in this type's own names and meaning
+        (``data`` is a copy, free to change). By default each of ``original_names`` is
+        renamed; a type whose original parameters mean something else overrides this
+        (calling ``super().from_original``). Raises ValueError when a flow gives both an
+        original name and the one it becomes."""
+        for old, new in cls.original_names.items():
+            if old not in data:
+                continue
+            attribute = _field_of(cls, new)
+            if new in data or (attribute is not None and attribute in data):
+                raise ValueError(
+                    f"{old!r} is the original's name for {new!r}: give one of them, not both"
+                )
+            data[new] = data.pop(old)
+        return data
+
+
+def _field_of(model: type[BaseModel], name: str) -> str | None:
+    for attribute, info in model.model_fields.items():
+        if info.alias == name:
+            return attribute
+    return None
+
+
+def accepts_original_names() -> Any:
+    """A "before" validator for a :class:`Parameters` model that declares
+    ``original_names``: flows written for the original run as written. Assign it in the class
+    body (``_original = accepts_original_names()``); models that declare none pay nothing."""
+
+    def _translate(cls: type[Parameters], data: Any) -> Any:
+        if isinstance(data, dict) and not data.keys().isdisjoint(cls.original_names):
+            return cls.from_original(dict(data))
+        return data
+
+    return model_validator(mode="before")(classmethod(_translate))  # type: ignore[arg-type]
 
 
 class NoParams(Parameters):
