@@ -157,12 +157,24 @@ class Flow(_Model):
                 at = f"{loc} (line {line})" if line is not None else loc
                 if err["type"] == "missing":
                     lines.append(f"  - {at}: required, and missing")
+                elif err.get("input") is None and err["type"] in _EMPTY_WANTS:
+                    lines.append(f"  - {at}: is empty; {_EMPTY_WANTS[err['type']]}")
                 else:
                     got = _short(err.get("input"))
                     lines.append(f"  - {at}: {pydantic_message(err)} (got {got})")
             raise FlowLoadError("\n".join(lines), source=source) from None
         flow._source = source
         return flow
+
+
+#: What to write instead of an empty value (``nodes:`` with nothing after it), by the error.
+_EMPTY_WANTS = {
+    "list_type": "give a list (`[]` for none)",
+    "dict_type": "give a mapping of keys (`{}` for none)",
+    "model_type": "give a mapping of keys, or remove the empty item",
+    "model_attributes_type": "give a mapping of keys, or remove the empty item",
+    "string_type": "give a text",
+}
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

@@ -170,6 +170,17 @@ def test_load_problems_name_the_line_and_no_internals() -> None:
     assert "nodes[1].parameters (line 5): Input should be a valid dictionary" in text
 
 
+def test_an_empty_section_or_item_is_named_as_empty() -> None:
+    """``edges:`` with nothing after it, or a lone ``-``: said so, not "got None"."""
+    with pytest.raises(FlowLoadError) as exc:
+        loads_flow("id: f\nname:\nnodes:\n  -\nedges:\n")
+    text = str(exc.value)
+    assert "None" not in text
+    assert "name (line 2): is empty; give a text" in text
+    assert "nodes[0] (line 4): is empty; give a mapping of keys, or remove the empty item" in text
+    assert "edges (line 5): is empty; give a list (`[]` for none)" in text
+
+
 def test_validation_problems_name_the_line_of_the_file(conductor: Conductor) -> None:
     text = (ROOT / "examples" / "order-report.flow.yaml").read_text()
     broken = text.replace("operation: map", "operation: mapp", 1)
