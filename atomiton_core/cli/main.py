@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from atomiton_core.version import __version__
+
 if TYPE_CHECKING:
     import logging
 
@@ -425,7 +427,7 @@ def _apply_config(ctx: click.Context, path: Path | None) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
-@click.version_option(package_name="atomiton-core", prog_name="atomiton")
+@click.version_option(version=__version__, prog_name="atomiton")
 @click.option(
     "--verbose",
     "-v",

@@ -129,12 +129,15 @@ def scaffold(
         )
     if directory.exists() and any(directory.iterdir()):
         raise click.UsageError(f"{directory} exists and is not empty; choose another --directory")
+    import datetime
+
     values = {
         "name": name,
         "package": package,
         "prefix": prefix,
         "entry_point": re.sub(r"[^a-z0-9_]+", "_", prefix.lower()),
         "core_version": __version__,
+        "year": datetime.date.today().year,
     }
     from importlib import resources
 

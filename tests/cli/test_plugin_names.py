@@ -92,3 +92,18 @@ def test_package_names_the_import_name(cli: Cli, home: Path) -> None:
     plain = cli("plugin", "new", "other-nodes")
     assert "created other-nodes in other-nodes" in plain.stdout
     assert "import name other_nodes" in plain.stdout
+
+
+def test_the_package_carries_its_licence(cli: Cli, home: Path) -> None:
+    """The scaffold's pyproject says MIT and ships the LICENSE it writes, with a hatchling
+    that puts both in the wheel's metadata."""
+    done = cli("plugin", "new", "licensed-nodes")
+    assert done.returncode == 0, done.stderr
+    root = home / "licensed-nodes"
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "MIT"
+    assert project["project"]["license-files"] == ["LICENSE"]
+    assert "hatchling>=1.27" in project["build-system"]["requires"]
+    licence = (root / "LICENSE").read_text()
+    assert licence.startswith("MIT License") and "The licensed-nodes authors" in licence
+    assert "{{" not in licence
