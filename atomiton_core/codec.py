@@ -41,7 +41,7 @@ from typing import Any
 
 from atomiton_core.errors import ValueNotEncodable
 
-__all__ = ["Encoded", "decode", "encode", "from_frames", "register", "to_frames"]
+__all__ = ["Encoded", "decode", "encode", "from_frames", "is_own_tree", "register", "to_frames"]
 
 _TAG = "$"
 
@@ -96,6 +96,27 @@ def encode(value: Any, *, where: str = "value", node_id: str | None = None) -> E
     blobs: list[bytes] = []
     tree = _Encoder(blobs, node_id).encode(value, where, set())
     return Encoded(tree, blobs)
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def is_own_tree(value: Any) -> bool:
+    """``encode(value).tree`` would be ``value`` itself, with no blobs: a scalar, a finite
+    float, or a dict with text keys (not ``$``) of those (a loop item's variables). What
+    stores values checks this first, and skips the walk."""
+    tp = type(value)
+    if tp in _SCALARS:
+        return True
+    if tp is float:
+        return math.isfinite(value)
+    if tp is not dict or _TAG in value:
+        return False
+    for k, v in value.items():
+        tv = type(v)
+        if type(k) is not str or (tv not in _SCALARS and (tv is not float or not math.isfinite(v))):
+            return False
+    return True
 
 
 def decode(encoded: Encoded) -> Any:

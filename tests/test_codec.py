@@ -73,6 +73,28 @@ def test_the_tree_is_json(value: Any) -> None:
     assert all(isinstance(b, bytes) for b in encoded.blobs)
 
 
+flat = st.dictionaries(
+    st.text(max_size=3) | st.just("$"),
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary(),
+    max_size=4,
+)
+
+
+@given(values | flat | st.floats())
+def test_a_value_said_to_be_its_own_tree_is(value: Any) -> None:
+    """What the run log digests without a walk (a loop item's variables) is exactly what
+    the walk would have given: the digests of variables and inputs are unchanged."""
+    from atomiton_core.storage.runs import _dumps, digest, pack, value_digest
+
+    encoded = codec.encode(value)
+    walked = _dumps(encoded.tree)
+    expected = digest(pack(walked, encoded.blobs) if encoded.blobs else walked)
+    assert value_digest(value, "value") == expected
+    if codec.is_own_tree(value):
+        assert same(encoded.tree, value) and encoded.blobs == []
+        assert _dumps(value) == walked
+
+
 def test_bytes_travel_as_blobs_not_in_the_json() -> None:
     encoded = codec.encode({"image": b"\x89PNG" * 1000})
     assert encoded.blobs == [b"\x89PNG" * 1000]

@@ -234,6 +234,8 @@ class GraphPlan:
     uses_cache: bool = False
     #: The nodes here with parameters rendered as each run starts (``PlannedNode.deferred``).
     deferred: tuple[int, ...] = ()
+    #: A chain (one root, at most one successor a node): never two nodes ready at once.
+    one_at_a_time: bool = False
 
 
 @dataclass(slots=True)
@@ -430,7 +432,10 @@ def _plan_graph(
         pn.settings.cache or (pn.children is not None and pn.children.uses_cache) for pn in planned
     )
     deferred = tuple(pn.index for pn in planned if pn.deferred)
-    return GraphPlan(planned, roots, sinks, outputs_from, concurrency, uses_cache, deferred)
+    one_at_a_time = len(roots) == 1 and all(len(pn.successors) <= 1 for pn in planned)
+    return GraphPlan(
+        planned, roots, sinks, outputs_from, concurrency, uses_cache, deferred, one_at_a_time
+    )
 
 
 def plan_flow(flow: Flow, catalogue: Catalogue, storage: FlowStorage | None = None) -> FlowPlan:

@@ -18,6 +18,8 @@ __all__ = ["GraphProgress", "overall"]
 class GraphProgress:
     """The progress part of a :class:`~atomiton_core.conductor.scheduler.GraphRun`."""
 
+    __slots__ = ("finished", "frac", "frac_sum", "n", "parent", "parent_index", "span")
+
     n: int
     finished: int
     #: Reported fractions of running nodes, and their sum.

@@ -5,7 +5,9 @@ node decrements its successors; those reaching zero become ready and start while
 concurrency limit allows (:meth:`GraphRun.drain`). Cheap sync nodes run inline; async nodes
 get a task each — except that a task whose node completes runs the next ready async node
 (no timeout, no retries) itself, so a chain costs no new task per node (that node then shares
-the task's context variables); everything else goes through
+the task's context variables), and a container's child graph that is a chain (a loop's body,
+most often one node) runs in the task that runs it, with no task of its own per item
+(:meth:`GraphRun._here`); everything else goes through
 :func:`~atomiton_core.conductor.attempts.run_attempts` (timeouts, retries, executors).
 Failure is fail-fast (siblings cancelled) unless the node says ``continueOnFail``; then its
 dependants are skipped and independent branches finish.
@@ -17,7 +19,6 @@ their contexts ask it for progress, child runs and sub-flows.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import dataclasses
 import logging
@@ -95,6 +96,41 @@ _EAGER = sys.version_info >= (3, 12)
 class GraphRun(GraphProgress):
     """One run of one graph level: the flow's top level, or a container's children."""
 
+    __slots__ = (
+        "cache_keys",
+        "chain",
+        "consumers",
+        "draining",
+        "eager_step",
+        "error",
+        "inclusive",
+        "input_digests",
+        "inputs",
+        "keyed",
+        "keys",
+        "limit",
+        "observed",
+        "outputs",
+        "over",
+        "plan",
+        "port_digests",
+        "prefix",
+        "prune",
+        "ready",
+        "remaining",
+        "results",
+        "run_",
+        "running",
+        "scope_digest",
+        "secret_values",
+        "stopping",
+        "tasks",
+        "trace",
+        "unrendered",
+        "variables",
+        "waiter",
+    )
+
     def __init__(
         self,
         run: Run,
@@ -110,12 +146,9 @@ class GraphRun(GraphProgress):
         scope_digest: str | None = None,
     ) -> None:
         self.run_ = run
-        #: The run's log when it keeps outputs: nodes are keyed and their outputs stored.
-        self.trace = run.trace
+        trace = self.trace = run.trace
         #: Nodes are keyed (and outputs digested): for the log, or for a cached node here.
-        self.keyed = self.trace is not None or (run.cache is not None and plan.uses_cache)
-        #: Per node: its output ports' digests (None: not completed, or not storable).
-        self.port_digests: list[dict[str, str | None] | None] = []
+        keyed = self.keyed = trace is not None or (run.cache is not None and plan.uses_cache)
         #: A digest of the variables this graph's nodes see.
         self.scope_digest = scope_digest
         #: Digests of the container's inputs, by port (computed when first needed).
@@ -135,9 +168,9 @@ class GraphRun(GraphProgress):
         self.variables = variables
         self.limit = concurrency
         nodes = plan.nodes
-        self.n = len(nodes)
-        self.outputs: list[dict[str, Any] | None] = [None] * self.n
-        self.remaining = [pn.n_preds for pn in nodes]
+        n = self.n = len(nodes)
+        self.outputs: list[dict[str, Any] | None] = [None] * n
+        self.remaining = [0] if n == 1 else [pn.n_preds for pn in nodes]
         self.ready: deque[int] = deque(plan.roots)
         self.running = 0
         self.finished = 0
@@ -147,7 +180,10 @@ class GraphRun(GraphProgress):
         self.draining = False
         #: A task's eager first step is running inside ``launch``.
         self.eager_step = False
-        self.done: asyncio.Future[None] = run.loop.create_future()
+        #: The graph has ended (every node finished, or stopped with none running).
+        self.over = False
+        #: What ``run`` waits on when the graph has not ended by the time it is started.
+        self.waiter: asyncio.Future[None] | None = None
         self.frac: dict[int, float] = {}
         self.frac_sum = 0.0
         self.observed = bool(
@@ -159,34 +195,51 @@ class GraphRun(GraphProgress):
         self.consumers = [] if run.retain_outputs else [len(pn.successors) for pn in nodes]
         #: ``retain_results="errors"``: completed nodes leave the result table.
         self.prune = run.retain_results == "errors"
-        table = run.result.nodes
         #: Nodes that ran children: their CPU time is their children's (see cpu_timed).
         self.inclusive: set[int] = set()
-        self.results: list[NodeResult] = []
         #: Keys (and inputs' digests) of the nodes started, until they complete.
         self.keys: dict[int, tuple[str, str] | None] = {}
         #: Cache keys of the cached nodes started, until they complete.
         self.cache_keys: dict[int, str] = {}
-        if self.keyed:
-            self.port_digests = [None] * len(nodes)
+        #: Per node: its output ports' digests (None: not completed, or not storable).
+        self.port_digests: list[dict[str, str | None] | None] = []
+        if keyed:
+            self.port_digests = [None] * n
             if scope_digest is None:
                 self.scope_digest = (
                     run.variables_digest
                     if variables is run.variables
                     else value_digest(dict(variables), "variables")
                 )
-        append = self.results.append
-        # a result per node, made at once: no collection walks the heap meanwhile
-        with paused_gc() if len(nodes) > 1000 else contextlib.nullcontext():
-            for pn in nodes:
-                path = prefix + pn.id if prefix else pn.id
-                res = NodeResult(pn.id, pn.type_id, path)
-                append(res)
-                table[path] = res
+        table = run.result.nodes
+        if n == 1:  # a loop's or a parallel's body, most often
+            pn = nodes[0]
+            path = prefix + pn.id if prefix else pn.id
+            res = NodeResult(pn.id, pn.type_id, path)
+            self.results: list[NodeResult] = [res]
+            table[path] = res
+        elif n > 1000:
+            # a result per node, made at once: no collection walks the heap meanwhile
+            with paused_gc():
+                self.results = self._make_results(table)
+        else:
+            self.results = self._make_results(table)
         #: Nodes whose parameters did not render for this run: they fail when they start.
         self.unrendered: dict[int, AtomitonError] = {}
         if plan.deferred:
             self._render_parameters()
+
+    def _make_results(self, table: dict[str, NodeResult]) -> list[NodeResult]:
+        """A result per node, each in the run's table too."""
+        results: list[NodeResult] = []
+        append = results.append
+        prefix = self.prefix
+        for pn in self.plan.nodes:
+            path = prefix + pn.id if prefix else pn.id
+            res = NodeResult(pn.id, pn.type_id, path)
+            append(res)
+            table[path] = res
+        return results
 
     def _render_parameters(self) -> None:
         """This run's own copies of the nodes whose parameters that are not text are given
@@ -319,10 +372,13 @@ class GraphRun(GraphProgress):
     def _add_children_cpu(self, index: int, graph: GraphRun) -> None:
         """Add a child graph's CPU figures to the node that ran it."""
         self.inclusive.add(index)
-        used = [r.cpu_ms for r in graph.results if r.cpu_ms is not None]
-        if used:
+        used = None
+        for r in graph.results:
+            if r.cpu_ms is not None:
+                used = r.cpu_ms if used is None else used + r.cpu_ms
+        if used is not None:
             res = self.results[index]
-            res.cpu_ms = (res.cpu_ms or 0.0) + sum(used)
+            res.cpu_ms = (res.cpu_ms or 0.0) + used
 
     async def run_flow(
         self, index: int, path: str, flow_id: str, inputs: Mapping[str, Any]
@@ -371,9 +427,18 @@ class GraphRun(GraphProgress):
     async def run(self) -> None:
         if self.n == 0:
             return
-        self.drain()
         try:
-            await self.done
+            here = None
+            if self.parent is not None and self.plan.one_at_a_time:
+                here = self._here()
+            else:
+                self.drain()
+            if here is not None:
+                i, kwargs = here
+                await self._node_task(i, self.plan.nodes[i], self.results[i], kwargs)
+            if not self.over:
+                self.waiter = self.run_.loop.create_future()
+                await self.waiter
         except asyncio.CancelledError:
             self._stop(cancel=True)
             while self.tasks:
@@ -381,6 +446,28 @@ class GraphRun(GraphProgress):
             raise
         if self.error is not None:
             raise self.error
+
+    def _here(self) -> tuple[int, dict[str, Any]] | None:
+        """Start the graph; a child graph that runs one node at a time (a chain: a loop's or
+        a parallel's body, most often one node) takes its first node, unless it is an inline
+        one, to run in the task that runs the graph (``run`` awaits it), and the nodes after
+        it as that node's task would: an item of a container then costs no task and no trip
+        through the event loop. No other node of the graph runs meanwhile, so nothing here is
+        cancelled but with that task."""
+        ready = self.ready
+        task = asyncio.current_task()
+        # not in a task (a test driving the graph by hand): as usual
+        if task is None or self.plan.nodes[ready[0]].inline:
+            self.drain()
+            return None
+        i = ready.popleft()
+        kwargs = self._prepare(i)
+        if kwargs is None:  # finished already (skipped, failed, reused): the rest as usual
+            self.drain()
+            return None
+        self.running += 1
+        self.tasks[i] = task
+        return i, kwargs
 
     def drain(self) -> None:
         """Start ready nodes while the concurrency limit allows. Inline nodes finish here,
@@ -408,10 +495,13 @@ class GraphRun(GraphProgress):
         self._maybe_done()
 
     def _maybe_done(self) -> None:
-        if self.done.done():
+        if self.over:
             return
         if self.finished == self.n or (self.stopping and self.running == 0):
-            self.done.set_result(None)
+            self.over = True
+            waiter = self.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     def _launch(self, i: int) -> None:
         kwargs = self._prepare(i)
@@ -686,6 +776,13 @@ class GraphRun(GraphProgress):
             except asyncio.CancelledError:
                 if self.stopping:
                     raise
+                if task is not None and task.cancelling():
+                    # the task that runs this graph is cancelled (the run's cancel, a race
+                    # lost, a container's timeout), and the node it runs with it (``_here``)
+                    self.running -= 1
+                    self.tasks.pop(i, None)
+                    self._cancelled(i)
+                    raise
                 # the node cancelled itself: a failure like any other
                 self._settle(i, None, ExecutionCancelled("cancelled itself", node_id=pn.id))
                 return
@@ -722,7 +819,13 @@ class GraphRun(GraphProgress):
         else:
             self._failed(i, err)
         following = None
-        if task is not None and err is None and not self.stopping and not self.eager_step:
+        if (
+            task is not None
+            and self.ready
+            and err is None
+            and not self.stopping
+            and not self.eager_step
+        ):
             following = self._continue_with(task)
         if self.ready:
             self.drain()

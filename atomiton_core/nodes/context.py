@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from atomiton_core.files import Location, resolve_path
@@ -219,7 +219,7 @@ class NodeContext:
         scope.update(names)
         return scope
 
-    async def run_children(
+    def run_children(
         self,
         inputs: Mapping[str, Any] | None = None,
         *,
@@ -227,7 +227,7 @@ class NodeContext:
         variables: Mapping[str, Any] | None = None,
         concurrency: int | None = None,
         progress: tuple[float, float] | None = (0.0, 1.0),
-    ) -> dict[str, Any]:
+    ) -> Coroutine[Any, Any, dict[str, Any]]:
         """Run this container's child nodes once and return the container's outputs.
 
         ``inputs`` feed edges whose source is the container's id (by ``sourceHandle``);
@@ -236,7 +236,8 @@ class NodeContext:
         ``progress`` is the slice of this node's progress the children's progress fills
         (``None``: this node reports its own progress).
         """
-        return await self._host.run_children(
+        # the host's coroutine itself, to be awaited: no coroutine of its own per child run
+        return self._host.run_children(
             self._node.index, self.path, inputs or {}, label, variables, concurrency, progress
         )
 

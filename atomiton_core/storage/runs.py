@@ -200,6 +200,11 @@ def _small_digest(text: bytes) -> str:
 
 def value_digest(value: Any, where: str) -> str | None:
     """A digest of any value (variables, container inputs); None if it cannot be encoded."""
+    if codec.is_own_tree(value):  # no walk
+        data = _dumps(value)
+        if len(data) <= 24:  # a small scalar (an index, a flag): maybe known already
+            return _SMALL.get(data) or _small_digest(data)
+        return digest(data)
     try:
         enc = codec.encode(value, where=where)
     except ValueNotEncodable:
