@@ -57,9 +57,11 @@ from atomiton_core.errors import (
     ExecutionCancelled,
     ExecutionError,
     ExpressionError,
+    VariableError,
 )
 from atomiton_core.flow.models import pydantic_message
 from atomiton_core.flow.settings import RESERVED_PARAMETERS
+from atomiton_core.flow.variables import check_inputs
 from atomiton_core.nodes import expressions
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.results import NodeResult, NodeStatus
@@ -394,8 +396,18 @@ class GraphRun(GraphProgress):
         if plan is None:
             plan = await asyncio.to_thread(run.conductor.prepare_stored, flow_id)
             run.subflows[flow_id] = plan
+        try:
+            checked = check_inputs(plan.flow, inputs)
+        except VariableError as exc:
+            raise VariableError(
+                f"node {self.plan.nodes[index].id!r} runs flow {flow_id!r}: {exc.message}",
+                hint=exc.hint,
+                node_id=self.plan.nodes[index].id,
+                retryable=False,
+                variable=exc.context.get("variable"),
+            ) from None
         variables = dict(plan.variables)
-        variables.update(inputs)
+        variables.update(checked)
         # computed by the sub-flow's graph if it keys its nodes: each child's key holds its
         # own part of the sub-flow
         scope_digest = None
@@ -537,6 +549,14 @@ class GraphRun(GraphProgress):
                     res.status = _RUNNING
                     self._failed(i, wrong)
                     return None
+        elif self.inputs and self.plan.feeds_children:  # no edge into it: its container's
+            kwargs = self._from_container(pn)
+            if kwargs and pn.typed_inputs:
+                wrong = wrong_input(pn, kwargs)
+                if wrong is not None:
+                    res.status = _RUNNING
+                    self._failed(i, wrong)
+                    return None
         if not pn.settings.enabled:
             self._skip(i, "disabled")
             return None
@@ -587,6 +607,22 @@ class GraphRun(GraphProgress):
             return None
         return kwargs
 
+    def _from_container(self, pn: PlannedNode) -> dict[str, Any]:
+        """What a child that no edge feeds receives: its container's inputs, each under the
+        port of the same name, when the child takes that port (all of them with
+        ``**inputs``), as the original's conductor gave such a child its parent's whole
+        input (``inputBuilder.ts``); a port that takes several edges gets a list of one."""
+        ports = pn.ports
+        if ports is None:
+            return dict(self.inputs)
+        given = {port: value for port, value in self.inputs.items() if port in ports}
+        if given:
+            declared = pn.node_type.inputs
+            for port in given:
+                if declared[port].multiple:
+                    given[port] = [given[port]]
+        return given
+
     def _key(self, pn: PlannedNode) -> tuple[str, str] | None:
         """The node's key in the run log and its inputs' digest, from what it is given
         (type, version, parameters, variables, the digests of its inputs); None when a part
@@ -606,6 +642,14 @@ class GraphRun(GraphProgress):
             if d is None:
                 return None
             parts.append(f"{tport}<{d}")
+        if not pn.inputs and self.inputs and self.plan.feeds_children:  # _from_container
+            ports = pn.ports
+            for port in self.inputs:
+                if ports is None or port in ports:
+                    d = self._container_input_digest(port)
+                    if d is None:
+                        return None
+                    parts.append(f"{port}<{d}")
         if self.scope_digest is None:
             return None
         if pn.params_digest is None:
@@ -653,8 +697,7 @@ class GraphRun(GraphProgress):
             return None
         if not pn.templated:
             return key[0]
-        names = {**self.variables, "vars": self.variables, "secrets": self.run_.secrets}
-        names.update(kwargs)
+        names = expressions.node_scope(self.variables, self.run_.secrets, kwargs)
         try:
             rendered = expressions.render(pn.spec.parameters, names)
             text = to_json(rendered, fallback=str)

@@ -138,6 +138,8 @@ class _Validator:
         self.storage = storage
         self.report = ValidationReport(flow_id=flow.id)
         self._acyclic: set[str] = set()
+        #: Stored flows that ``flow`` nodes run, loaded once (None: not there or unreadable).
+        self._stored: dict[str, Flow | None] = {}
         #: The top-level nodes' types (None: unknown), for the pins.
         self.top_types: dict[str, NodeTypeLike | None] = {}
 
@@ -336,6 +338,38 @@ class _Validator:
                 hint="a flow cannot run itself through flow nodes; use a loop instead",
             )
 
+    def subflow_input(self, spec: NodeSpec, handle: str, edge: Edge, here: str) -> None:
+        """An edge into a ``flow`` node gives a variable of the flow it runs: one it declares."""
+        target = spec.parameters.get("flowId")
+        if not isinstance(target, str) or self.storage is None:
+            return
+        if target in self._stored:
+            stored = self._stored[target]
+        else:
+            stored = None
+            try:
+                if target != self.flow.id and self.storage.exists(target):
+                    stored = self.storage.load(target)
+            except AtomitonError:
+                pass  # reported where it is referenced, or when it runs
+            self._stored[target] = stored
+        if stored is None or handle in stored.variables:
+            return
+        names = sorted(stored.variables)
+        close = difflib.get_close_matches(handle, names, n=1)
+        self.add(
+            "UNKNOWN_VARIABLE",
+            f"node {spec.id!r} runs flow {target!r}, which declares no variable {handle!r}",
+            f"{here}.targetHandle",
+            edge_id=_label(edge),
+            node_id=spec.id,
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + "its variables: "
+            + (", ".join(names) or "none")
+            + f"; an edge into a flow node gives one of them (declare {handle!r} under "
+            f"`variables:` in flow {target!r})",
+        )
+
     def _cycle_through(self, flow_id: str, chain: list[str]) -> list[str] | None:
         if flow_id in chain:
             return [*chain[chain.index(flow_id) :], flow_id]
@@ -438,7 +472,14 @@ class _Validator:
         return model if ok else None
 
     def template_names(self, spec: NodeSpec, value: Any, where: str) -> None:
-        """Each template in ``value`` reads only names a run gives it."""
+        """Each template in ``value`` reads only names a run gives it.
+
+        A node that data reaches (an edge into it, or a container's child, which is given
+        its container's inputs) sees its input's fields by name as well, which are known only
+        when it runs: there a name that is not a variable is taken for such a field, and
+        reported (a warning) only when it is close to a known name, as a likely typo. A node
+        that nothing reaches sees the variables and the names nodes are given: any other name
+        is an error."""
         if isinstance(value, dict):
             for key, item in value.items():
                 self.template_names(spec, item, f"{where}.{key}")
@@ -464,9 +505,25 @@ class _Validator:
         known = self.flow.variables.keys() | _NODE_NAMES
         if self._in_container:
             known |= _CHILD_NAMES
-        for name in sorted(names - known):
+        unknown = names - known
+        if not unknown:
+            return
+        fed = self._sees_input(spec, where)
+        for name in sorted(unknown):
             close = difflib.get_close_matches(name, sorted(known), n=1)
             variables = ", ".join(sorted(self.flow.variables)) or "none"
+            if fed:
+                if close:
+                    self.add(
+                        "UNDEFINED_NAME",
+                        f"the template {_short(value)} reads {name!r}, which is not a variable "
+                        "of the flow: it must then be a field of the node's input",
+                        where,
+                        node_id=spec.id,
+                        severity="warning",
+                        hint=f"did you mean {close[0]!r}? the flow's variables: {variables}",
+                    )
+                continue
             self.add(
                 "UNDEFINED_NAME",
                 f"the template {_short(value)} reads {name!r}, which is not a variable of the "
@@ -477,6 +534,45 @@ class _Validator:
                 + f"the flow's variables: {variables}; declare it under `variables:`, or "
                 "use input, vars, secrets",
             )
+
+    def _sees_input(self, spec: NodeSpec, where: str) -> bool:
+        """The template at ``where`` may read the node's input fields: data reaches the node,
+        and the template is rendered by the node, not as the run starts (a parameter that is
+        not text, ``count: "{{ n }}"``, renders over the variables alone)."""
+        if not self._receives_data(spec):
+            return False
+        _, found, key = where.rpartition(".parameters.")
+        if not found or "." in key or "[" in key:
+            return True  # inside a parameter's mapping or list: the node renders it
+        nt = self.catalogue.get(spec.type)
+        if nt is None:
+            return True
+        for name, info in nt.params.model_fields.items():
+            if key in (name, info.alias, info.validation_alias):
+                return _takes_text(info.annotation)
+        return True
+
+    def _receives_data(self, spec: NodeSpec) -> bool:
+        """Data may reach the node when it runs: an edge ends at it, or it is the child of a
+        container that gives its own inputs to the children no edge feeds (a ``group``; a
+        ``loop`` or ``parallel`` gives its children ``item``, ``index``... instead)."""
+        fed: set[int] | None = getattr(self, "_fed", None)
+        if fed is None:
+            fed = self._fed = set()
+            levels: list[tuple[list[NodeSpec], list[Edge], bool]] = [
+                (self.flow.nodes, self.flow.edges, False)
+            ]
+            while levels:
+                nodes, edges, feeds = levels.pop()
+                targets = {e.target for e in edges}
+                for child in nodes:
+                    if feeds or child.id in targets:
+                        fed.add(id(child))
+                    if child.is_container:
+                        nt = self.catalogue.get(child.type)
+                        gives = nt is None or nt.child_sources is None
+                        levels.append((child.nodes or [], child.edges or [], gives))
+        return id(spec) in fed
 
     def _templated(
         self,
@@ -605,6 +701,8 @@ class _Validator:
                         edge_id=_label(edge),
                         hint=_ports_hint(nt.inputs),
                     )
+                elif nt.id == FLOW_REFERENCE_TYPE:
+                    self.subflow_input(specs[target], handle, edge, _loc(prefix, f"edges[{j}]"))
             elif count == 2 and not port.multiple:
                 self.add(
                     "DUPLICATE_INPUT",
@@ -711,6 +809,18 @@ class _Validator:
                 node_id=cycle[0],
                 hint="remove one of these edges; use a 'loop' node to repeat work",
             )
+
+
+def _takes_text(annotation: Any) -> bool:
+    """A parameter of this type may be given a text (a template the node renders)."""
+    import types
+    import typing
+
+    if annotation is str or annotation is Any:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_takes_text(arg) for arg in typing.get_args(annotation))
+    return False
 
 
 def _label(edge: Edge) -> str:
