@@ -19,7 +19,7 @@ nodes:
   - {id: ghost, type: no-such-type}
   - {id: add, type: test.add, parameters: {timeout: -5}}
   - {id: t, type: transform, parameters: {operation: explode, expresion: x}}
-  - {id: t2, type: transform, parameters: {operation: map}}
+  - {id: t2, type: transform, parameters: {operation: group}}
   - {id: c1, type: test.sleep}
   - {id: c2, type: test.sleep}
   - {id: c3, type: test.sleep}

@@ -110,7 +110,7 @@ name: All
 nodes:
   - id: fan
     type: parallel
-    parameters: {operations: [ok, bad, ok]}
+    parameters: {strategy: all, operations: [ok, bad, ok]}
     nodes:
       - {id: check, type: test.raise-if}
     edges:

@@ -10,6 +10,11 @@ By default an attempt may use 5 s of wall time (``timeout: 5000``), 5 s of CPU
 (``cpuLimit``), 256 MB of memory (``memoryLimit``) and start no process (``processLimit: 0``);
 a flow may change each. User code is off when the conductor's security says
 ``allowCode: false``, and in the server's ``--safe`` mode.
+
+The original's code node (``definitions/code/schema.ts``) ran a JavaScript expression; here the
+snippet is Python, and the original's JavaScript runs as a ``javascript`` node
+(atomiton-lang-js), which validation says when a snippet does not parse as Python and looks
+like JavaScript. ``returnType`` converts the result as the original's did.
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ import ast
 import builtins
 import contextlib
 import io
+import json
 import keyword
+import math
 import traceback
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from atomiton_core.errors import CodeNotAllowed, ConfigurationError, ExecutionError
+from atomiton_core.nodes.builtin._params import javascript_node_hint, looks_like_javascript
 from atomiton_core.nodes.definition import Parameters, node
 
 __all__ = ["code"]
@@ -47,6 +55,11 @@ class CodeParams(Parameters):
         "expression) gives `result`",
         json_schema_extra={"format": "python"},
     )
+    return_type: Literal["auto", "string", "number", "boolean", "object", "array"] = Field(
+        "auto",
+        description="Convert `result` to this type as the original did (auto: as it is; "
+        "number: 0 for what is not one; object / array: JSON text is parsed)",
+    )
 
     @field_validator("code")
     @classmethod
@@ -55,8 +68,81 @@ class CodeParams(Parameters):
             _compile(source, "<code>")
         except SyntaxError as exc:
             line = f": {exc.text.strip()!r}" if exc.text else ""
-            raise ValueError(f"syntax error at line {exc.lineno}: {exc.msg}{line}") from None
+            message = f"syntax error at line {exc.lineno}: {exc.msg}{line}"
+            if looks_like_javascript(source):
+                message += (
+                    "; the code node runs Python, and this is JavaScript (the original's code "
+                    f"node ran JavaScript): to run it as written, {javascript_node_hint()}"
+                )
+            raise ValueError(message) from None
         return source
+
+
+def _js_text(value: Any) -> str:
+    """``String(value ?? "")`` as the original's code node converted to ``string``; lists and
+    mappings as JSON (JavaScript wrote ``[object Object]``)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _js_number(value: Any) -> int | float:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return 0 if isinstance(value, float) and math.isnan(value) else value
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return 0
+        try:
+            number = float(text)
+        except ValueError:
+            return 0
+        return int(number) if number.is_integer() and "." not in text else number
+    return 0
+
+
+def _js_truthy(value: Any) -> bool:
+    if isinstance(value, float) and math.isnan(value):
+        return False
+    return value not in (None, False, 0, "")  # [] and {} are true, as in JavaScript
+
+
+def convert_result(value: Any, return_type: str) -> Any:
+    """The original's ``returnType``: what its code node made of a result of another type."""
+    if return_type == "string":
+        return _js_text(value)
+    if return_type == "number":
+        return _js_number(value)
+    if return_type == "boolean":
+        return _js_truthy(value)
+    if return_type == "object":
+        if value is None or isinstance(value, dict | list):
+            return value
+        try:
+            return json.loads(_js_text(value))
+        except ValueError:
+            return {}
+    if return_type == "array":
+        if isinstance(value, list):
+            return value
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return [value]
+            return parsed if isinstance(parsed, list) else [value]
+        return [value]
+    return value
 
 
 class _CappedText(io.StringIO):
@@ -145,6 +231,8 @@ def code(ctx: Any, params: CodeParams, **inputs: Any) -> dict[str, Any]:
             retryable=False,
             user_exception=type(exc).__name__,
         ) from None
+    if params.return_type != "auto":
+        result = convert_result(result, params.return_type)
     stdout = out.getvalue()
     if out.cut:
         stdout += f"\n[stdout cut at {STDOUT_LIMIT} characters]"

@@ -6,6 +6,14 @@ except the original's JavaScript functions of ``transform`` (``transformFunction
 ``filterCondition``, ``reduceFunction``), which the optional package ``atomiton-lang-js`` runs
 in its V8 sandbox (a process of its own, time and memory limits, no files or network);
 without it, validation names the package to install.
+
+``transform`` takes the original's parameters (``definitions/transform/schema.ts``,
+``docs/nodes/transform.md``): ``sortKey`` / ``groupKey`` / ``groupBy`` (a property name, made
+an ``expression``), ``sortDirection``, ``flattenDepth``, ``limitCount``, ``skipCount``,
+``sliceStart``, ``sliceEnd``, ``reduceInitial``, and its defaults: without a function, map is
+the identity, filter keeps the truthy items and reduce adds from 0. What the original's flows
+put on a transform that its transform never read (a JavaScript ``expression``, ``code``,
+``inputParams``...) is refused with what to do instead: it ran none of it.
 """
 
 from __future__ import annotations
@@ -13,13 +21,22 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-from collections.abc import Callable
-from typing import Any, Literal
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from atomiton_core.errors import ExpressionError
-from atomiton_core.nodes.builtin._params import Parameters
+from atomiton_core.nodes.builtin._params import (
+    JAVASCRIPT_INSTALL,
+    JAVASCRIPT_PACKAGE,
+    Parameters,
+    accepts_original_names,
+    javascript_node_hint,
+    looks_like_javascript,
+)
 from atomiton_core.nodes.context import NodeContext
 from atomiton_core.nodes.definition import node
 from atomiton_core.nodes.expressions import compile_expression
@@ -57,6 +74,25 @@ class EditFieldsParams(Parameters):
         False, description="Output only these fields instead of merging them into the input"
     )
 
+    @field_validator("values", mode="before")
+    @classmethod
+    def _json_text(cls, value: Any) -> Any:
+        """The original also took ``values`` as the text of a JSON object."""
+        if not isinstance(value, str) or "{{" in value:
+            return value  # a mapping, or a template rendered when the run starts
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"values must be a mapping, or the text of a JSON object: {exc}"
+            ) from None
+        if not isinstance(parsed, dict):
+            raise ValueError(
+                f"values must be a mapping, or the text of a JSON object; this text holds "
+                f"{type(parsed).__name__} {value[:60]!r}"
+            )
+        return parsed
+
 
 @node(
     "edit-fields",
@@ -88,28 +124,64 @@ Operation = Literal[
     "skip",
     "slice",
 ]
-_NEEDS_EXPRESSION = {"map", "filter", "reduce", "group"}
-#: What runs the original's JavaScript functions, and how to get it.
-JAVASCRIPT_PACKAGE = "atomiton_lang_js"
-JAVASCRIPT_INSTALL = "pip install atomiton-lang-js"
+#: What runs when no function is given, as in the original: map is the identity (its
+#: ``transformFunction: item => item``), filter keeps the truthy items, reduce sums (its
+#: ``reduceFunction: (acc, item) => acc + item`` from ``reduceInitial: "0"``).
+_DEFAULT_EXPRESSION = {"reduce": "acc + item"}
+#: The original's default JavaScript, which needs no JavaScript to run (spaces removed), by
+#: the parameter's names (flow file, Python).
+_TRIVIAL_JAVASCRIPT = {
+    ("transformFunction", "transform_function"): ("item=>item", "(item)=>item"),
+    ("reduceFunction", "reduce_function"): ("(acc,item)=>acc+item",),
+}
 #: The operations that run each of the original's JavaScript parameters.
 _JAVASCRIPT_OPERATIONS = {
     "transform_function": ("map", "filter"),
     "filter_condition": ("filter",),
     "reduce_function": ("reduce",),
 }
+#: The original's property-name parameters, by the operation that read them (in the order
+#: it looked: group read groupKey, else groupBy, else sortKey).
+_KEYS_READ = {"sort": ("sortKey",), "group": ("groupKey", "groupBy", "sortKey")}
+#: What a key missing from an item sorts or groups by (the original: undefined).
+_MISSING_KEY = {"sort": "none", "group": "'undefined'"}
+#: Parameters the original's flows put on a transform that its transform never read.
+_SNIPPET = ("code", "inputParams", "returnType", "async")
+
+
+def _key_expression(name: str, key: Any, operation: str) -> str:
+    """The original's ``sortKey: price`` (a property name) as an expression over ``item``."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"{name} must be the name of a property of the items, got {key!r}")
+    text = json.dumps(key)
+    return f"(item[{text}] if item is mapping and {text} in item else {_MISSING_KEY[operation]})"
 
 
 class TransformParams(Parameters):
+    #: The original's names (``definitions/transform/schema.ts``, ``docs/nodes/transform.md``).
+    original_names: ClassVar[Mapping[str, str]] = {
+        "sortKey": "expression",
+        "groupKey": "expression",
+        "groupBy": "expression",
+        "sortDirection": "order",
+        "flattenDepth": "depth",
+        "limitCount": "count",
+        "skipCount": "count",
+        "sliceStart": "start",
+        "sliceEnd": "end",
+    }
+    _original = accepts_original_names()
+
     operation: Operation = Field("map", description="What to do with the list")
     expression: str | None = Field(
         None,
         description="Per-item Jinja2 expression over `item`, `index` (and `acc` for reduce), "
-        "e.g. item.price * 2; the key for sort/group/unique",
+        "e.g. item.price * 2; the key for sort/group/unique. Without one: map is the "
+        "identity, filter keeps truthy items, reduce adds (acc + item)",
     )
-    initial: Any = Field(None, description="reduce: the starting accumulator")
+    initial: Any = Field(0, description="reduce: the starting accumulator")
     order: Literal["asc", "desc"] = Field("asc", description="sort: direction")
-    depth: int = Field(1, ge=1, description="flatten: how many levels")
+    depth: int = Field(1, ge=1, le=10, description="flatten: how many levels (1-10)")
     count: int | None = Field(None, ge=0, description="limit / skip: how many items")
     start: int | None = Field(None, description="slice: first index (negative counts from end)")
     end: int | None = Field(None, description="slice: index to stop before")
@@ -127,8 +199,56 @@ class TransformParams(Parameters):
         description="reduce: a JavaScript function (acc, item, index) => ..., as in the original",
     )
     reduce_initial: str | None = Field(
-        None, description="reduce with reduceFunction: the starting accumulator, read as JSON"
+        None, description="reduce: the starting accumulator as text, read as JSON (the original's)"
     )
+    # What the original's flows put on a transform and its transform never read: refused,
+    # each with what to do instead (not in the schema: an editor never offers them).
+    code: SkipJsonSchema[Any] = None
+    input_params: SkipJsonSchema[Any] = None
+    return_type: SkipJsonSchema[Any] = None
+    async_: SkipJsonSchema[Any] = Field(None, alias="async")
+    input_type: SkipJsonSchema[Any] = None
+    output_type: SkipJsonSchema[Any] = None
+
+    @classmethod
+    def from_original(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """``sortKey`` / ``groupKey`` / ``groupBy`` (property names) become the ``expression``
+        of the operation that read them, ``limitCount`` / ``skipCount`` the ``count`` of
+        theirs; those the operation did not read are dropped, as the original ignored them."""
+        operation = data.get("operation", "map")
+        keys = {n: data.pop(n) for n in ("sortKey", "groupKey", "groupBy") if n in data}
+        name = next((n for n in _KEYS_READ.get(operation, ()) if n in keys), None)
+        if name is not None:
+            if data.get("expression") is not None:
+                raise ValueError(
+                    f"{name!r} (a property name) and 'expression' both give the {operation} "
+                    "key: give one of them"
+                )
+            data["expression"] = _key_expression(name, keys[name], operation)
+        for reads, original in (("limit", "limitCount"), ("skip", "skipCount")):
+            if original in data:
+                value = data.pop(original)
+                if operation == reads:
+                    if data.get("count") is not None:
+                        raise ValueError(
+                            f"{original!r} is the original's name for 'count': give one of them"
+                        )
+                    data["count"] = value
+        return super().from_original(data)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _trivial_javascript(cls, data: Any) -> Any:
+        """The original's default functions (``item => item``, ``(acc, item) => acc + item``)
+        are what this transform does without one: they need no JavaScript."""
+        if not isinstance(data, dict):
+            return data
+        for names, trivial in _TRIVIAL_JAVASCRIPT.items():
+            for key in names:
+                value = data.get(key)
+                if isinstance(value, str) and re.sub(r"\s+", "", value) in trivial:
+                    data = {k: v for k, v in data.items() if k != key}
+        return data
 
     @field_validator("expression")
     @classmethod
@@ -137,8 +257,40 @@ class TransformParams(Parameters):
             try:
                 compile_expression(value)
             except ExpressionError as exc:
+                if looks_like_javascript(value):
+                    raise ValueError(
+                        "'expression' is a Jinja2 expression, and this is JavaScript, which "
+                        "the original's transform never read under 'expression' (it passed "
+                        "the list through unchanged, its default map item => item). To run it "
+                        f"as written, {javascript_node_hint()}; or write it in Jinja2, e.g. "
+                        "operation: filter with expression: item.active == 'true'"
+                    ) from None
                 raise ValueError(exc.message + "; " + (exc.hint or "")) from None
         return value
+
+    @field_validator("code", "input_params", "return_type", "async_", "input_type", "output_type")
+    @classmethod
+    def _never_read(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return value
+        name = cls.model_fields[info.field_name or ""].alias or info.field_name
+        if name == "code":
+            raise ValueError(
+                "the original's transform never read 'code' (a code node's parameter): it "
+                "passed the list through unchanged, its default map item => item. To run "
+                f"this JavaScript as written, {javascript_node_hint()}: it takes code, "
+                "inputParams, returnType and async as the original's code node did; to keep "
+                "the original's result, remove it"
+            )
+        if name in _SNIPPET:
+            raise ValueError(
+                f"the original's transform never read {name!r}: it goes with a code node's "
+                "'code'; move them to a node of type 'javascript' (atomiton-lang-js), or "
+                "remove it"
+            )
+        raise ValueError(
+            f"the original's transform never read {name!r} (it did nothing): remove it"
+        )
 
     def javascript(self) -> str | None:
         """The JavaScript function this operation runs, if the flow gave one (the original's
@@ -177,15 +329,22 @@ class TransformParams(Parameters):
 
     @model_validator(mode="after")
     def _expression_needed(self) -> TransformParams:
-        if (
-            self.operation in _NEEDS_EXPRESSION
-            and self.expression is None
-            and self.javascript() is None
-        ):
-            raise ValueError(f"operation {self.operation!r} needs an 'expression'")
+        if self.operation == "group" and self.expression is None:
+            raise ValueError(
+                "operation 'group' needs an 'expression' (the key, e.g. item.category) or "
+                "the original's groupKey (a property name)"
+            )
         if self.operation in ("limit", "skip") and self.count is None:
-            raise ValueError(f"operation {self.operation!r} needs a 'count'")
+            name = "limitCount" if self.operation == "limit" else "skipCount"
+            raise ValueError(
+                f"operation {self.operation!r} needs a 'count' (the original's {name})"
+            )
         return self
+
+    def starting_value(self) -> Any:
+        """reduce's accumulator: ``reduceInitial`` read as the original read it, else
+        ``initial``."""
+        return _initial(self.reduce_initial) if self.reduce_initial is not None else self.initial
 
 
 def _hashable(value: Any) -> Any:
@@ -214,15 +373,11 @@ async def _javascript(ctx: NodeContext, params: TransformParams, items: list[Any
     evaluation for the whole list, errors its own (JS_SYNTAX_ERROR with the line, JS_ERROR,
     TIMEOUT, RESOURCE_LIMIT)."""
     run = importlib.import_module(JAVASCRIPT_PACKAGE).run_javascript
-    if params.reduce_initial is not None:
-        initial = _initial(params.reduce_initial)
-    else:
-        initial = params.initial if params.initial is not None else 0  # the original's "0"
     done = await run(
         params.javascript(),
         operation=params.operation,
         items=items,
-        initial=initial,
+        initial=params.starting_value(),
         names={"vars": dict(ctx.variables)},
         time_limit=ctx.settings.timeout or 1000.0,
         node_id=ctx.node_id,
@@ -274,10 +429,9 @@ async def transform(ctx: NodeContext, params: TransformParams, input: Any) -> di
                 retryable=False,
             ) from exc
 
+    source = params.expression or _DEFAULT_EXPRESSION.get(op)
     fn: Callable[..., Any] = (
-        compile_expression(params.expression)
-        if params.expression
-        else (lambda **names: names["item"])
+        compile_expression(source) if source else (lambda **names: names["item"])
     )
     result: Any
     if op == "map":
@@ -285,7 +439,7 @@ async def transform(ctx: NodeContext, params: TransformParams, input: Any) -> di
     elif op == "filter":
         result = [item for i, item in enumerate(items) if call(item, i)]
     elif op == "reduce":
-        acc = params.initial
+        acc = params.starting_value()
         for i, item in enumerate(items):
             acc = call(item, i, acc=acc)
         result = acc

@@ -1,4 +1,13 @@
-"""``group``: a sub-flow run as one node."""
+"""``group``: a sub-flow run as one node.
+
+Its children run along their edges, independent ones at once unless ``parallel: false``
+(one at a time, in plan order). The original's group (``definitions/group/index.ts``)
+defaulted to ``parallel: false`` and ran its children one after another in list order, each
+fed the previous one's outputs (it did not follow edges); here the edges decide what a child
+receives, so running independent children at once gives the same outputs, sooner: the default
+stays ``true``. Its ``timeout`` and ``retries`` are, here as on every node, the group's own
+execution settings (the whole group, per attempt); the original applied them to each child.
+"""
 
 from __future__ import annotations
 

@@ -62,6 +62,7 @@ async def iterate(
     until: Callable[[int, Outputs | None], bool] | None = None,
     progress: Callable[[float, int], None] | None = None,
     progress_on_error: bool = True,
+    stop_on_failure: bool = False,
 ) -> Iterated:
     """Run ``run_one(0)``, ``run_one(1)``, ... once per item; outputs come back in input order.
 
@@ -76,14 +77,20 @@ async def iterate(
     ``progress(fraction, index)``: when ``count`` is known, after each item that succeeded
     and, with ``progress_on_error``, each whose error was collected; past
     :data:`PROGRESS_REPORTS` items, after every ``count // PROGRESS_REPORTS``-th such item
-    and the last.
+    and the last. ``stop_on_failure``: once an error is collected, no further item starts
+    (those running finish); the items never started are neither in ``completed`` nor in
+    ``failures``.
     """
     call = run_one if timeout is None else _with_timeout(run_one, *timeout)
     tick = _progress_counter(progress, count) if progress is not None and count else None
     tick_error = tick if progress_on_error else None
     if concurrency == 1 or count is None:
-        return await _one_by_one(call, count, collect, first, until, tick, tick_error)
-    return await _side_by_side(call, count, concurrency, collect, first, tick, tick_error)
+        return await _one_by_one(
+            call, count, collect, first, until, tick, tick_error, stop_on_failure
+        )
+    return await _side_by_side(
+        call, count, concurrency, collect, first, tick, tick_error, stop_on_failure
+    )
 
 
 def _progress_counter(progress: Callable[[float, int], None], count: int) -> Callable[[int], None]:
@@ -118,6 +125,7 @@ async def _one_by_one(
     until: Callable[[int, Outputs | None], bool] | None,
     tick: Callable[[int], None] | None,
     tick_error: Callable[[int], None] | None,
+    stop_on_failure: bool,
 ) -> Iterated:
     run = Iterated([])
     outputs, failures, completed = run.outputs, run.failures, run.completed
@@ -130,6 +138,9 @@ async def _one_by_one(
             out = None
             if tick_error is not None:
                 tick_error(i)
+            if stop_on_failure:
+                outputs.append(out)
+                break
         else:
             completed.append(i)
             if tick is not None:
@@ -156,6 +167,7 @@ async def _side_by_side(
     first: bool,
     tick: Callable[[int], None] | None,
     tick_error: Callable[[int], None] | None,
+    stop_on_failure: bool,
 ) -> Iterated:
     run = Iterated([None] * count)
     if not count:
@@ -164,12 +176,13 @@ async def _side_by_side(
     over: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     next_item = 0
     working = min(concurrency, count)
+    stopped = False  # stop_on_failure: an error was collected
 
     async def work() -> None:
-        nonlocal next_item, working
+        nonlocal next_item, working, stopped
         ran = 0
         try:
-            while next_item < count and not over.done():
+            while next_item < count and not over.done() and not stopped:
                 i = next_item
                 next_item += 1
                 try:
@@ -180,6 +193,7 @@ async def _side_by_side(
                             over.set_exception(err)
                         return
                     failures[i] = err
+                    stopped = stop_on_failure
                     if tick_error is not None:
                         tick_error(i)
                 else:

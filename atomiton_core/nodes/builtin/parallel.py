@@ -1,17 +1,25 @@
 """``parallel``: run the child nodes once per operation, concurrently, with the strategies
 all (the first failure fails the node), race (the first to finish wins) and allSettled
-(every outcome collected), a timeout per operation and one for them all."""
+(every outcome collected, the original's default), a timeout per operation and one for them
+all.
+
+The original's parameters (``definitions/parallel/index.ts``, ``docs/nodes/parallel.md``) mean
+the same here, ``failFast`` included; ``preserveOrder`` (in its example flows) is
+``maintainOrder``. A ``timeout`` on a parallel node is, as on every node of the original, the
+node's own time limit (all its operations together, per attempt): the reserved execution
+setting, not a per-operation one (that is ``operationTimeout``).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import Any, Literal
+from collections.abc import Awaitable, Mapping
+from typing import Any, ClassVar, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 
 from atomiton_core.errors import NodeTimeout
-from atomiton_core.nodes.builtin._params import Parameters
+from atomiton_core.nodes.builtin._params import Parameters, accepts_original_names
 from atomiton_core.nodes.builtin.iteration import (
     ITEM_SOURCES,
     Outputs,
@@ -25,18 +33,25 @@ from atomiton_core.nodes.definition import node
 
 
 class ParallelParams(Parameters):
-    concurrency: int = Field(4, ge=1, description="Operations running at once")
+    #: ``preserveOrder``: the name the original's example flows use for ``maintainOrder``.
+    original_names: ClassVar[Mapping[str, str]] = {"preserveOrder": "maintainOrder"}
+    _original = accepts_original_names()
+
+    concurrency: int = Field(5, ge=1, description="Operations running at once")
     strategy: Literal["all", "race", "allSettled"] = Field(
-        "all",
+        "allSettled",
         description="all: the first failure cancels the rest; race: the first result wins and "
         "the rest are cancelled; allSettled: every outcome collected",
     )
     operation_timeout: float | None = Field(None, gt=0, description="Per operation, ms")
     global_timeout: float | None = Field(None, gt=0, description="For all operations, ms")
+    fail_fast: bool = Field(
+        False,
+        description="allSettled: start no further operation after one fails (those running "
+        "finish; those never started are `skipped`)",
+    )
     maintain_order: bool = Field(
-        True,
-        validation_alias=AliasChoices("maintainOrder", "preserveOrder", "maintain_order"),
-        description="Results in input order (else in completion order)",
+        True, description="Results in input order (else in completion order)"
     )
     operations: list[Any] | None = Field(None, description="Items when no `operations` input")
 
@@ -108,6 +123,7 @@ async def _run_operations(
         timeout=None if op_timeout is None else (op_timeout / 1000, timed_out),
         progress=report,
         progress_on_error=False,  # a rejected operation does not move the progress
+        stop_on_failure=params.fail_fast,
     )
     if run.winner is not None:  # race
         winner, out = run.winner
@@ -115,15 +131,28 @@ async def _run_operations(
     if params.strategy == "all":
         order = range(len(ops)) if params.maintain_order else run.completed
         return collect_outputs([run.outputs[i] for i in order], [], names)
-    order = range(len(ops)) if params.maintain_order else [*run.completed, *sorted(run.failures)]
+    # failFast: the operations never started (none without it)
+    unstarted: set[int] = set()
+    if len(run.completed) + len(run.failures) < len(ops):
+        unstarted = set(range(len(ops))) - set(run.completed) - run.failures.keys()
+    settled_order = (
+        range(len(ops))
+        if params.maintain_order
+        else [*run.completed, *sorted(run.failures), *sorted(unstarted)]
+    )
+    outputs = run.outputs
     settled: list[dict[str, Any]] = []
     listed: list[Outputs | None] = []
     errors: list[dict[str, Any]] = []
-    for i in order:
+    for i in settled_order:
         err = run.failures.get(i)
-        if err is None:
-            listed.append(run.outputs[i])
-            settled.append({"index": i, "status": "fulfilled", "outputs": run.outputs[i]})
+        got = outputs[i] if i < len(outputs) else None
+        if i in unstarted:
+            listed.append(None)
+            settled.append({"index": i, "status": "skipped"})
+        elif err is None:
+            listed.append(got)
+            settled.append({"index": i, "status": "fulfilled", "outputs": got})
         else:
             listed.append(None)
             errors.append(error_entry(i, err))

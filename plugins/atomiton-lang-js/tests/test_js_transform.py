@@ -120,12 +120,12 @@ def test_without_this_package_validation_names_it(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(FlowValidationError) as caught:
-        transform({"operation": "map", "transformFunction": "item => item"}, [1])
+        transform({"operation": "map", "transformFunction": "item => item * 2"}, [1])
     (problem,) = caught.value.report.errors
     assert problem.location.endswith("parameters.transformFunction")
     assert "pip install atomiton-lang-js" in problem.message
     # an operation that does not run the function does not need the package
-    assert transform({"operation": "reverse", "transformFunction": "item => item"}, [1, 2]) == [
+    assert transform({"operation": "reverse", "transformFunction": "x => x * 2"}, [1, 2]) == [
         2,
         1,
     ]
