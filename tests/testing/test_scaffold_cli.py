@@ -22,6 +22,7 @@ def test_new_writes_a_publishable_package(tmp_path: Path) -> None:
     files = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
     assert files == [
         ".gitignore",
+        "LICENSE",
         "README.md",
         "pyproject.toml",
         "src/atomiton_nodes_acme/__init__.py",
