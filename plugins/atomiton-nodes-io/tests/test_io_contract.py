@@ -58,6 +58,8 @@ def test_file_system_contract() -> None:
             "pattern": st.sampled_from(["*.txt", "*.{csv,json}", "[", "{a,b"]),
             "includeStats": st.booleans(),
         },
+    ).filter(  # copy / move without a destination is a validation error, not a run
+        lambda p: p["operation"] not in ("copy", "move") or "destination" in p
     )
     inputs = st.fixed_dictionaries({}, optional={"input": _TEXT})
     check_node(

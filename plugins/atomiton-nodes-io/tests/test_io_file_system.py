@@ -89,9 +89,15 @@ def test_overwrite_false_refuses_existing(run_node: RunNode, tmp_path: Path) -> 
 
 
 def test_missing_parent_needs_create_directories(run_node: RunNode, tmp_path: Path) -> None:
+    # createDirectories defaults to true, as in the original; false refuses a missing parent
     res = run_node(
         "file-system",
-        {"operation": "write", "path": str(tmp_path / "no" / "x.txt"), "content": "x"},
+        {
+            "operation": "write",
+            "path": str(tmp_path / "no" / "x.txt"),
+            "content": "x",
+            "createDirectories": False,
+        },
     )
     assert res.status == "failed"
     assert "createDirectories" in str(res.nodes["n"].error)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 from atomiton_core import NodeContext, Parameters, node
-from pydantic import Field, model_validator
+from atomiton_core.nodes.definition import accepts_original_names
+from pydantic import Field, field_validator, model_validator
 
-__all__ = ["ImageParams", "Point", "image"]
+__all__ = ["BLEND_MODES", "COMPOSITIONS", "ImageParams", "Point", "image"]
 
 Operation = Literal[
     "resize",
@@ -43,6 +45,26 @@ NamedPosition = Literal[
 ]
 
 
+#: The original's blend modes (sharp's) that Pillow gives; ``normal`` is image-composite's
+#: name for ``over``. Its Porter-Duff operators (``in``, ``dest-atop``...), ``exclusion``,
+#: ``color-dodge`` and ``color-burn`` are refused when the flow is validated.
+BLEND_MODES = (
+    "over",
+    "normal",
+    "multiply",
+    "screen",
+    "overlay",
+    "darken",
+    "lighten",
+    "hard-light",
+    "soft-light",
+    "difference",
+    "add",
+)
+#: The original's image operations whose second images stack over the first.
+COMPOSITIONS = ("overlay", "composite", "blend", "merge")
+
+
 class _Model(Parameters):
     pass
 
@@ -55,7 +77,45 @@ class Point(_Model):
 
 
 class ImageParams(_Model):
-    operation: Operation = Field(description="What to do with the image")
+    """The original's names are accepted too (its ``image`` and ``image-composite``
+    definitions): ``images`` (the first is the image, the others are stacked over it),
+    ``output``, ``outputFormat``, ``backgroundColor`` and ``padding``."""
+
+    original_names: ClassVar[Mapping[str, str]] = {
+        "images": "inputPath",
+        "output": "outputPath",
+        "outputFormat": "format",
+        "backgroundColor": "background",
+        "padding": "margin",
+    }
+    _original = accepts_original_names()
+
+    @classmethod
+    def from_original(cls, data: dict[str, Any]) -> dict[str, Any]:
+        images = data.pop("images", None)
+        if images is not None:
+            if isinstance(images, str):
+                images = [images]
+            if not isinstance(images, list) or not images:
+                raise ValueError("'images' must be a list of image paths, the first the base")
+            for taken in ("inputPath", "input_path", "overlayPath", "overlay_path"):
+                if taken in data:
+                    raise ValueError(
+                        f"'images' gives the image and the images over it: drop {taken!r}"
+                    )
+            data["inputPath"] = images[0]
+            if len(images) > 1:
+                data["overlayPath"] = images[1:]
+            if data.get("operation") == "merge" and "direction" not in data:
+                # the original's merge stacked the images over the first, it did not tile them
+                data["operation"] = "overlay"
+        if str(data.get("backgroundColor", "")).lower() == "transparent":
+            data["backgroundColor"] = "#00000000"
+        return super().from_original(data)
+
+    operation: Operation = Field(
+        "overlay", description="What to do with the image (the original's default: overlay)"
+    )
     input_path: str | None = Field(
         None, description="Image to read (any fsspec URL) when the `input` port is not connected"
     )
@@ -65,7 +125,7 @@ class ImageParams(_Model):
     format: Format | None = Field(
         None, description="Output format; default: from outputPath's extension, else the input's"
     )
-    quality: int | None = Field(None, ge=1, le=100, description="jpeg / webp quality")
+    quality: int = Field(90, ge=1, le=100, description="jpeg / webp quality")
     width: int | None = Field(None, gt=0, description="resize / crop: target width in pixels")
     height: int | None = Field(None, gt=0, description="resize / crop: target height in pixels")
     maintain_aspect_ratio: bool = Field(
@@ -99,8 +159,9 @@ class ImageParams(_Model):
     )
     blur: float | None = Field(
         None,
-        gt=0,
-        description="Gaussian blur radius (operation blur: default 2); else blur after it",
+        ge=0,
+        le=100,
+        description="Gaussian blur sigma, 0-100 (operation blur: default 2); else blur after it",
     )
     sharpen: bool = Field(False, description="Sharpen after the operation")
     grayscale: bool = Field(False, description="Convert to grayscale after the operation")
@@ -109,8 +170,16 @@ class ImageParams(_Model):
         description="Colour for new pixels (contain, rotate, merge gaps) and for flattening "
         "transparency into jpeg; default transparent (jpeg: white)",
     )
-    overlay_path: str | None = Field(
-        None, description="overlay / composite / blend / merge: the second image (or the port)"
+    overlay_path: str | list[str] | None = Field(
+        None,
+        description="overlay / composite / blend / merge: the second image, or several (also "
+        "the `overlay` port); overlay and composite stack each in turn",
+    )
+    blend_mode: str = Field(
+        "over",
+        json_schema_extra={"enum": list(BLEND_MODES)},
+        description="How an overlay's colours mix with the image's: over (normal), multiply, "
+        "screen, overlay, darken, lighten, hard-light, soft-light, difference, add",
     )
     direction: Literal["horizontal", "vertical"] = Field(
         "horizontal", description="merge: side by side or stacked"
@@ -121,6 +190,46 @@ class ImageParams(_Model):
         None, gt=0, description="watermark text size in pixels (default: image height / 20)"
     )
     color: str = Field("#ffffff", description="watermark text colour")
+
+    @field_validator("blend_mode")
+    @classmethod
+    def _known_mode(cls, value: str) -> str:
+        if value not in BLEND_MODES:
+            raise ValueError(
+                f"blend mode {value!r} is not supported; the supported are "
+                + ", ".join(BLEND_MODES)
+            )
+        return value
+
+    def missing_inputs(self, connected: frozenset[str]) -> list[tuple[str, str]]:
+        """What a run would lack given the ``connected`` input ports (see the io plugin's
+        ``IOParams.missing_inputs``): the image, and for the compositions a second one."""
+        missing: list[tuple[str, str]] = []
+        if self.input_path is None and "input" not in connected:
+            missing.append(("inputPath", "no image: connect the `input` port or set 'inputPath'"))
+        second = self.overlay_path is not None or "overlay" in connected
+        if self.operation in COMPOSITIONS and not second:
+            missing.append(
+                (
+                    "overlayPath",
+                    f"operation {self.operation!r} needs a second image: connect the "
+                    "`overlay` port or set 'overlayPath'",
+                )
+            )
+        if (
+            self.operation == "watermark"
+            and not second
+            and self.watermark_path is None
+            and self.watermark_text is None
+        ):
+            missing.append(
+                (
+                    "watermarkPath",
+                    "operation 'watermark' needs a second image: set 'watermarkPath' or "
+                    "'watermarkText', or connect the `overlay` port",
+                )
+            )
+        return missing
 
     @model_validator(mode="after")
     def _operation_needs(self) -> ImageParams:

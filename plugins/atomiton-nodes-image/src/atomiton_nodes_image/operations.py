@@ -13,6 +13,7 @@ from typing import Any
 from atomiton_core import ExecutionError, NodeContext, atomic_write_bytes
 from PIL import (
     Image,
+    ImageChops,
     ImageColor,
     ImageDraw,
     ImageFilter,
@@ -21,7 +22,7 @@ from PIL import (
     UnidentifiedImageError,
 )
 
-from atomiton_nodes_image.node import ImageParams, Point
+from atomiton_nodes_image.node import COMPOSITIONS, ImageParams, Point
 
 __all__ = ["process"]
 
@@ -37,6 +38,18 @@ _FORMATS = {
 _NO_ALPHA = {"JPEG", "BMP"}
 _SOURCE_KEYS = ("result", "path", "content", "data", "buffer", "image")
 _LANCZOS = Image.Resampling.LANCZOS
+#: How an overlay's RGB mixes with the image's, by the original's (sharp's) blend mode names.
+_BLENDS: dict[str, Callable[[Image.Image, Image.Image], Image.Image]] = {
+    "multiply": ImageChops.multiply,
+    "screen": ImageChops.screen,
+    "overlay": ImageChops.overlay,
+    "darken": ImageChops.darker,
+    "lighten": ImageChops.lighter,
+    "hard-light": ImageChops.hard_light,
+    "soft-light": ImageChops.soft_light,
+    "difference": ImageChops.difference,
+    "add": ImageChops.add,
+}
 
 
 class _Fail:
@@ -138,7 +151,7 @@ def _encode(img: Image.Image, fmt: str, params: ImageParams, fail: _Fail) -> byt
     options: dict[str, Any] = {}
     if fmt in _NO_ALPHA:
         img = _flatten(img, _colour(params.background, fail, "white"))
-    if fmt in ("JPEG", "WEBP") and params.quality is not None:
+    if fmt in ("JPEG", "WEBP"):
         options["quality"] = params.quality
     buffer = io.BytesIO()
     try:
@@ -224,11 +237,12 @@ class _Job:
     def opacity(self, default: float = 1.0) -> float:
         return self.params.opacity if self.params.opacity is not None else default
 
-    def second_images(self, op: str, path: str | None) -> list[Image.Image]:
+    def second_images(self, op: str, path: str | list[str] | None) -> list[Image.Image]:
         sources = list(self.overlays)
-        rendered = _render(self.ctx, path, self.input)
-        if rendered is not None:
-            sources.append(rendered)
+        for one in [path] if isinstance(path, str) or path is None else path:
+            rendered = _render(self.ctx, one, self.input)
+            if rendered is not None:
+                sources.append(rendered)
         if not sources:
             raise self.fail(
                 f"operation {op!r} needs a second image",
@@ -238,14 +252,14 @@ class _Job:
             )
         return [_load(s, f"{op} image", self.fail) for s in sources]
 
-    def resize(self, img: Image.Image) -> Image.Image:
+    def resize(self, img: Image.Image, default_fit: str | None = None) -> Image.Image:
         p = self.params
         w0, h0 = img.size
         if p.width is None and p.height is None:
             assert p.scale is not None
             size = (max(1, round(w0 * p.scale)), max(1, round(h0 * p.scale)))
             return img.resize(size, _LANCZOS)
-        fit = p.fit or ("inside" if p.maintain_aspect_ratio else "fill")
+        fit = p.fit or default_fit or ("inside" if p.maintain_aspect_ratio else "fill")
         if p.width is None or p.height is None:
             keep = fit != "fill"
             if p.width is not None:
@@ -303,8 +317,9 @@ class _Job:
         return img.rotate(-angle, Image.Resampling.BICUBIC, expand=True, fillcolor=fill)
 
     def overlay(self, img: Image.Image, op: str = "overlay") -> Image.Image:
-        second = self.second_images(op, self.params.overlay_path)[0]
-        return self.stamp(img, second, self.position(), self.opacity())
+        for second in self.second_images(op, self.params.overlay_path):
+            img = self.stamp(img, second, self.position(), self.opacity())
+        return img
 
     def stamp(
         self, img: Image.Image, second: Image.Image, position: Any, opacity: float
@@ -313,6 +328,10 @@ class _Job:
         base = img.convert("RGBA")
         layer = Image.new("RGBA", base.size, (0, 0, 0, 0))
         layer.paste(layer_src, _place(base.size, layer_src.size, position, self.params.margin))
+        mix = _BLENDS.get(self.params.blend_mode)
+        if mix is not None:  # the mixed colours, where the layer covers the image
+            rgb = mix(base.convert("RGB"), layer.convert("RGB"))
+            layer = Image.merge("RGBA", (*rgb.split(), layer.getchannel("A")))
         return _restore_mode(Image.alpha_composite(base, layer), img)
 
     def blend(self, img: Image.Image) -> Image.Image:
@@ -372,7 +391,7 @@ class _Job:
             "crop": self.crop,
             "rotate": self.rotate,
             "convert": lambda i: i,
-            "blur": lambda i: _filter(i, ImageFilter.GaussianBlur(p.blur or 2)),
+            "blur": lambda i: _filter(i, ImageFilter.GaussianBlur(2 if p.blur is None else p.blur)),
             "sharpen": lambda i: _filter(i, ImageFilter.SHARPEN),
             "grayscale": _grayscale,
             "overlay": self.overlay,
@@ -381,10 +400,12 @@ class _Job:
             "merge": self.merge,
             "watermark": self.watermark,
         }
+        if op in COMPOSITIONS and (p.width is not None or p.height is not None):
+            img = self.resize(img, "cover")  # as the original: the base first, cover by default
         out = steps[op](img)
         if p.grayscale and op != "grayscale":
             out = _grayscale(out)
-        if p.blur is not None and op != "blur":
+        if p.blur and op != "blur":
             out = _filter(out, ImageFilter.GaussianBlur(p.blur))
         if p.sharpen and op != "sharpen":
             out = _filter(out, ImageFilter.SHARPEN)
@@ -403,15 +424,23 @@ def _filter(img: Image.Image, kernel: Any) -> Image.Image:
 
 def process(ctx: NodeContext, params: ImageParams, input: Any, overlay: Any) -> dict[str, Any]:
     fail = _Fail(ctx)
-    source: Any = input if input is not None else _render(ctx, params.input_path, input)
-    if source is None:
-        raise fail("no image: connect the `input` port or set 'inputPath'")
     if overlay is None:
         overlays: list[Any] = []
     elif isinstance(overlay, list):
         overlays = [o for o in overlay if o is not None]
     else:
         overlays = [overlay]
+    if isinstance(input, list | tuple):  # the original's `images`: the base, then the others
+        images = [i for i in input if i is not None]
+        input = images[0] if images else None
+        overlays = images[1:] + overlays
+    connected = frozenset(n for n, v in (("input", input), ("overlay", overlays)) if v)
+    missing = params.missing_inputs(connected)
+    if missing:
+        raise ExecutionError(missing[0][1], node_id=ctx.node_id, parameter=missing[0][0])
+    source: Any = input if input is not None else _render(ctx, params.input_path, input)
+    if source is None:
+        raise fail("no image: 'inputPath' rendered nothing")
     img = _load(source, "image", fail)
     ctx.progress(0.3, "decoded")
     try:

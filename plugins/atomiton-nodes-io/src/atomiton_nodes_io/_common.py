@@ -13,6 +13,8 @@ __all__ = [
     "IOParams",
     "Location",
     "check_writable",
+    "fail_missing",
+    "is_template",
     "locate",
     "normalise_encoding",
     "os_errors",
@@ -23,22 +25,49 @@ __all__ = [
 class IOParams(Parameters):
     """camelCase keys in flow files; unknown keys are reported, not ignored."""
 
+    def missing_inputs(self, connected: frozenset[str]) -> list[tuple[str, str]]:
+        """What a run of this node would lack, as ``(parameter, message)`` pairs: the values
+        that neither a parameter nor one of the ``connected`` input ports gives. The node
+        raises the first when it runs; validation can report them all before it (see the
+        plugin's compatibility notes for the core hook that calls this)."""
+        return []
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def fail_missing(ctx: NodeContext, params: IOParams, given: dict[str, Any]) -> None:
+    """Raise the first of ``params.missing_inputs`` for the ports that received a value."""
+    missing = params.missing_inputs(frozenset(k for k, v in given.items() if v is not None))
+    if missing:
+        name, message = missing[0]
+        raise ExecutionError(message, node_id=ctx.node_id, parameter=name, retryable=False)
+
+
+#: Encodings that are bytes <-> text transforms rather than codecs (the original's ``hex``).
+_BINARY_TEXT = ("base64", "hex")
+
 
 def normalise_encoding(value: str | None) -> str | None:
-    """``utf8`` -> ``utf-8``; ``binary`` / ``buffer`` / None -> None (bytes); checks the codec."""
+    """``utf8`` -> ``utf-8``; ``binary`` / ``buffer`` / None -> None (bytes); ``base64`` and
+    ``hex`` stay as they are (bytes as base64 / hex text); checks that a codec is text's."""
     if value is None:
         return None
     lowered = value.strip().lower()
     if lowered in ("binary", "buffer", "bytes", "null", "none", ""):
         return None
-    if lowered == "base64":
-        return "base64"
+    if lowered in _BINARY_TEXT:
+        return lowered
     try:
-        return codecs.lookup(lowered).name
+        info = codecs.lookup(lowered)
     except LookupError:
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):
         raise ValueError(
-            f"unknown encoding {value!r}; use e.g. utf-8, latin-1, base64 or binary"
+            f"unknown encoding {value!r}; use e.g. utf-8, latin-1, ascii, base64, hex or binary"
         ) from None
+    return info.name
 
 
 def render_str(ctx: NodeContext, value: str | None, what: str, **names: Any) -> str | None:
@@ -93,27 +122,28 @@ def check_writable(
 class FileMissing(ExecutionError):
     """A file or folder a node needs does not exist."""
 
-    code = "FILE_NOT_FOUND"
+    # the core types its own codes as ErrorCode members; a plugin's code is a str
+    code = "FILE_NOT_FOUND"  # type: ignore[assignment]
 
 
 class FileAlreadyExists(ExecutionError):
     """A node would replace a file it was told to keep."""
 
-    code = "FILE_EXISTS"
+    code = "FILE_EXISTS"  # type: ignore[assignment]
 
 
 class PermissionDenied(ExecutionError):
-    code = "PERMISSION_DENIED"
+    code = "PERMISSION_DENIED"  # type: ignore[assignment]
 
 
 class HttpError(ExecutionError):
     """A request failed, or its answer was an HTTP error."""
 
-    code = "HTTP_ERROR"
+    code = "HTTP_ERROR"  # type: ignore[assignment]
 
 
 class ResponseTooLarge(ExecutionError):
-    code = "RESPONSE_TOO_LARGE"
+    code = "RESPONSE_TOO_LARGE"  # type: ignore[assignment]
 
 
 _OS_ERRORS: dict[type[OSError], type[ExecutionError]] = {

@@ -7,12 +7,16 @@ are atomic on local disk. The conductor-wide setting ``allowedRoots`` confines e
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from atomiton_core import ExecutionError, NodeContext, atomic_write_bytes, node
-from pydantic import AliasChoices, Field, field_validator
+from atomiton_core.nodes.definition import accepts_original_names
+from pydantic import Field, ValidationInfo, field_validator
 
 from atomiton_nodes_io._common import (
     FileAlreadyExists,
@@ -20,6 +24,7 @@ from atomiton_nodes_io._common import (
     IOParams,
     Location,
     check_writable,
+    fail_missing,
     locate,
     normalise_encoding,
     os_errors,
@@ -33,17 +38,27 @@ Operation = Literal["read", "write", "list", "exists", "create", "delete", "copy
 
 
 class FileSystemParams(IOParams):
+    """The original's names are accepted too: ``filePath``, ``targetPath`` and
+    ``createDirectory``; ``fileFilter``, ``fullPaths``, ``recursive``, ``encoding`` (its
+    ``schemas/file-system``) are ours as well."""
+
+    original_names: ClassVar[Mapping[str, str]] = {
+        "filePath": "path",
+        "targetPath": "destination",
+        "createDirectory": "createDirectories",
+    }
+    _original = accepts_original_names()
+
     operation: Operation = Field("read", description="What to do with `path`")
     path: str | None = Field(
         None,
-        validation_alias=AliasChoices("path", "filePath"),
         description="A path or fsspec URL (memory://, s3://...); a template over `input` and "
         "variables; the `path` input port wins when connected",
     )
     destination: str | None = Field(
         None,
-        validation_alias=AliasChoices("destination", "targetPath", "destinationPath"),
-        description="copy / move: where to",
+        validate_default=True,
+        description="copy / move: where to (a template, like `path`)",
     )
     content: Any = Field(
         None,
@@ -51,13 +66,11 @@ class FileSystemParams(IOParams):
     )
     encoding: str | None = Field(
         "utf8",
-        description="Text encoding (utf8, latin-1...); `base64` reads/writes base64 text; "
-        "`binary` or null reads bytes",
+        description="Text encoding (utf8, ascii, latin-1...); `base64` / `hex` read and write "
+        "bytes as base64 / hex text; `binary` or null reads bytes",
     )
     create_directories: bool = Field(
-        False,
-        validation_alias=AliasChoices("createDirectories", "createDirectory"),
-        description="write / copy / move: create missing parent directories",
+        True, description="write / copy / move: create missing parent directories"
     )
     overwrite: bool = Field(True, description="write / copy / move: replace an existing file")
     recursive: bool = Field(
@@ -66,14 +79,69 @@ class FileSystemParams(IOParams):
     pattern: str | None = Field(
         None, description="list: glob on file names, braces allowed: *.{jpg,png}"
     )
+    file_filter: str | None = Field(
+        None, description="list: a regular expression names must contain (searched, not matched)"
+    )
     include_stats: bool = Field(False, description="list: add size and modification time")
     include_directories: bool = Field(True, description="list: include directories")
+    include_hidden: bool = Field(
+        False, description="list: include names starting with '.' (and descend into them)"
+    )
+    full_paths: bool | None = Field(
+        None,
+        description="list: `files` as strings, full paths (true) or paths relative to `path` "
+        "(false); default: entries {name, path, type...}",
+    )
 
     @field_validator("encoding")
     @classmethod
     def _encoding(cls, value: str | None) -> str | None:
         normalise_encoding(value)
         return value
+
+    @field_validator("file_filter")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"{value!r} is not a regular expression: {exc}") from None
+        return value
+
+    @field_validator("destination")
+    @classmethod
+    def _destination(cls, value: str | None, info: ValidationInfo) -> str | None:
+        op = info.data.get("operation")
+        if op in ("copy", "move") and not value:
+            raise ValueError(
+                f"operation {op!r} needs a `destination` (the original's `targetPath`)"
+            )
+        return value
+
+    def missing_inputs(self, connected: frozenset[str]) -> list[tuple[str, str]]:
+        missing: list[tuple[str, str]] = []
+        if not self.path and "path" not in connected:
+            missing.append(
+                (
+                    "path",
+                    f"operation {self.operation!r} needs a `path` (the original's `filePath`): "
+                    "set the parameter or connect the `path` input port",
+                )
+            )
+        if (
+            self.operation == "write"
+            and self.content is None
+            and not connected & {"content", "input"}
+        ):
+            missing.append(
+                (
+                    "content",
+                    "operation 'write' has nothing to write: set `content` or connect the "
+                    "`input` (or `content`) port",
+                )
+            )
+        return missing
 
 
 _OUTPUTS = {"output": dict, "content": Any, "files": list, "exists": bool, "path": str}
@@ -97,8 +165,15 @@ def file_system(
     content: Any = None,
 ) -> dict[str, Any]:
     """Run one file operation; ``output`` holds the whole result."""
+    fail_missing(ctx, params, {"path": path, "content": content, "input": input})
     raw = path if path is not None else render_str(ctx, params.path, "path", input=input)
-    loc = locate(ctx, raw or "")
+    if not raw:
+        raise _fail(
+            ctx,
+            f"parameter 'path' {params.path!r} rendered an empty path",
+            hint="check the variables and the input the template reads",
+        )
+    loc = locate(ctx, raw)
     with os_errors(ctx, f"{params.operation} {loc.url!r}"):
         result = _operate(ctx, params, loc, input, content)
     return {
@@ -180,6 +255,11 @@ def _encode(ctx: NodeContext, data: Any, encoding: str | None) -> bytes:
             return base64.b64decode(text, validate=True)
         except ValueError as exc:
             raise _fail(ctx, f"content is not valid base64: {exc}") from exc
+    if encoding == "hex":
+        try:
+            return bytes.fromhex(text)
+        except ValueError as exc:
+            raise _fail(ctx, f"content is not valid hex: {exc}") from exc
     try:
         return text.encode(encoding or "utf-8")
     except UnicodeEncodeError as exc:
@@ -207,6 +287,8 @@ def _read(ctx: NodeContext, params: FileSystemParams, loc: Location) -> dict[str
         text = data
     elif encoding == "base64":
         text = base64.b64encode(data).decode("ascii")
+    elif encoding == "hex":
+        text = binascii.hexlify(data).decode("ascii")
     else:
         try:
             text = data.decode("utf-8-sig" if encoding == "utf-8" else encoding)
@@ -261,19 +343,29 @@ def _list(ctx: NodeContext, params: FileSystemParams, loc: Location) -> dict[str
     else:
         infos = fs.ls(loc.path, detail=True)
     match = matcher(params.pattern).fullmatch if params.pattern else None
+    search = re.compile(params.file_filter).search if params.file_filter else None
     root = loc.path.rstrip("/")
-    files = []
+    files: list[Any] = []
     for info in sorted(infos, key=lambda i: str(i["name"])):
         if ctx.cancelled:
             break
         name = str(info["name"]).rstrip("/")
         if name == root:
             continue
+        relative = name[len(root) + 1 :] if name.startswith(root + "/") else name
+        if not params.include_hidden and any(p.startswith(".") for p in relative.split("/")):
+            continue  # as the original: hidden names are left out, and not descended into
         if not params.include_directories and info.get("type") == "directory":
             continue
-        if match is not None and not match(name.rsplit("/", 1)[-1]):
+        base = name.rsplit("/", 1)[-1]
+        if match is not None and not match(base):
             continue
-        files.append(_entry(loc, info, params.include_stats))
+        if search is not None and not search(base):
+            continue
+        if params.full_paths is None:
+            files.append(_entry(loc, info, params.include_stats))
+        else:
+            files.append(loc.child_url(name) if params.full_paths else relative)
     return {"files": files, "count": len(files)}
 
 

@@ -9,12 +9,15 @@ the conductor waits out instead of its own backoff when longer; other 4xx are no
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from atomiton_core import NodeContext, node
+from atomiton_core.nodes.definition import accepts_original_names
 from pydantic import Field, field_validator, model_validator
 
-from atomiton_nodes_io._common import IOParams
+from atomiton_nodes_io._common import IOParams, fail_missing, is_template
 
 __all__ = ["HttpAuth", "HttpRequestParams", "http_request"]
 
@@ -40,8 +43,16 @@ class HttpAuth(IOParams):
 
 
 class HttpRequestParams(IOParams):
+    """The original's ``validateSSL`` is accepted for ``verifySsl``; its ``timeout``,
+    ``retries`` and ``retryDelay`` are the execution settings every node has."""
+
+    original_names: ClassVar[Mapping[str, str]] = {"validateSSL": "verifySsl"}
+    _original = accepts_original_names()
+
     method: Method = Field("GET", description="HTTP method")
-    url: str = Field("", description="The URL (a template); the `url` input port wins")
+    url: str = Field(
+        "", description="An absolute http(s) URL (a template); the `url` input port wins"
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="Request headers")
     params: dict[str, Any] = Field(default_factory=dict, description="Query parameters")
     body: Any = Field(
@@ -72,6 +83,22 @@ class HttpRequestParams(IOParams):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if value and not is_template(value):
+            parts = urlsplit(value.strip())
+            if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+                raise ValueError(
+                    f"{value!r} is not an absolute http(s) URL, such as https://example.com/api"
+                )
+        return value
+
+    def missing_inputs(self, connected: frozenset[str]) -> list[tuple[str, str]]:
+        if self.url or "url" in connected:
+            return []
+        return [("url", "no url given: set the `url` parameter or connect the `url` input port")]
+
 
 @node(
     "http-request",
@@ -82,6 +109,8 @@ class HttpRequestParams(IOParams):
     icon="globe",
     description="Call an HTTP API (GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS) and parse "
     "the answer as JSON, text or bytes",
+    # the original's default (definitions/http-request: timeout 30000 ms); a flow's own wins
+    settings={"timeout": 30_000},
 )
 async def http_request(
     ctx: NodeContext,
@@ -91,6 +120,7 @@ async def http_request(
     body: Any = None,
 ) -> dict[str, Any]:
     """Send one request; ``output`` is {result, status, statusText, headers, ok, duration, url}."""
+    fail_missing(ctx, params, {"url": url})
     from atomiton_nodes_io._http import send  # httpx (and ssl) load when a request is made
 
     return await send(ctx, params, input, url, body)

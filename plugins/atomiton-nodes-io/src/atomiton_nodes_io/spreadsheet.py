@@ -10,16 +10,19 @@ import csv
 import io
 import json
 import re
+from collections.abc import Mapping
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from atomiton_core import ExecutionError, NodeContext, atomic_write_bytes, node
-from pydantic import AliasChoices, Field, field_validator
+from atomiton_core.nodes.definition import accepts_original_names
+from pydantic import Field, field_validator
 
 from atomiton_nodes_io._common import (
     FileMissing,
     IOParams,
     check_writable,
+    fail_missing,
     locate,
     normalise_encoding,
     os_errors,
@@ -36,11 +39,18 @@ _FLOAT = re.compile(r"^-?(0|[1-9]\d*)?\.\d+([eE][-+]?\d+)?$|^-?(0|[1-9]\d*)[eE][
 
 
 class SpreadsheetParams(IOParams):
+    """The original's names are accepted too: ``filePath`` (its spreadsheet and csv-reader)
+    and ``skipEmpty`` (its csv-reader)."""
+
+    original_names: ClassVar[Mapping[str, str]] = {
+        "filePath": "path",
+        "skipEmpty": "skipEmptyLines",
+    }
+    _original = accepts_original_names()
+
     operation: Literal["read", "write"] = Field("read", description="read or write")
     path: str | None = Field(
-        None,
-        validation_alias=AliasChoices("path", "filePath"),
-        description="File path or fsspec URL (a template); the `path` input port wins",
+        None, description="File path or fsspec URL (a template); the `path` input port wins"
     )
     data: str | None = Field(
         None, description="read: raw CSV text instead of a file (the `data` port takes bytes)"
@@ -62,11 +72,7 @@ class SpreadsheetParams(IOParams):
         None, description="write: the columns, in order (default: keys of the records)"
     )
     overwrite: bool = Field(True, description="write: replace an existing file")
-    create_directories: bool = Field(
-        False,
-        validation_alias=AliasChoices("createDirectories", "createDirectory"),
-        description="write: create missing parent directories",
-    )
+    create_directories: bool = Field(False, description="write: create missing parent directories")
 
     @field_validator("delimiter")
     @classmethod
@@ -90,6 +96,21 @@ class SpreadsheetParams(IOParams):
         if value is not None:
             parse_range(value)
         return value
+
+    def missing_inputs(self, connected: frozenset[str]) -> list[tuple[str, str]]:
+        if self.path or "path" in connected:
+            return []
+        if self.operation == "write":
+            return [("path", "operation 'write' needs a `path` (the original's `filePath`)")]
+        if self.data is not None or "data" in connected:
+            return []
+        return [
+            (
+                "path",
+                "nothing to read: set `path` (the original's `filePath`) or `data`, or connect "
+                "the `path` or `data` input port",
+            )
+        ]
 
 
 _OUTPUTS = {
@@ -121,6 +142,7 @@ def spreadsheet(
     data: Any = None,
 ) -> dict[str, Any]:
     """Read (or write) one sheet; ``output`` holds the whole result."""
+    fail_missing(ctx, params, {"path": path, "data": data})
     target = path if path is not None else render_str(ctx, params.path, "path", input=input)
     if params.operation == "write":
         rows = records if records is not None else input

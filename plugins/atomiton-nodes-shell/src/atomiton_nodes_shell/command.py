@@ -24,6 +24,7 @@ Why each rule is there:
 from __future__ import annotations
 
 import asyncio
+import base64
 import codecs
 import contextlib
 import fnmatch
@@ -35,9 +36,10 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from atomiton_core import ExecutionError, NodeContext, Parameters, node
+from atomiton_core.nodes.definition import accepts_original_names
 from pydantic import Field, field_validator
 
 __all__ = ["SCRUBBED_ENVIRONMENT", "SCRUBBED_PREFIXES", "ShellCommandParams", "shell_command"]
@@ -83,6 +85,10 @@ SCRUBBED_PREFIXES = ("LD_", "DYLD_", "BASH_FUNC_")
 
 _CHUNK = 64 * 1024
 _TAIL = 2000
+#: Output encodings that turn bytes into text without a codec (the original's, besides utf8).
+_BINARY_TEXT = ("base64", "hex")
+#: The shells the original's ``shell`` parameter could name that run here.
+_SHELLS = ("bash", "sh", "zsh")
 
 
 def is_scrubbed(name: str) -> bool:
@@ -90,6 +96,41 @@ def is_scrubbed(name: str) -> bool:
 
 
 class ShellCommandParams(Parameters):
+    """The original's names are accepted too (its ``shell-command`` definitions):
+    ``throwOnError``, ``maxBuffer``, ``env``, ``inheritStdio``, and its older ``command``
+    (a shell command line) with ``shell``, which run as ``program: <shell>, args: [-c, line]``.
+    """
+
+    original_names: ClassVar[Mapping[str, str]] = {
+        "command": "program",
+        "shell": "program",
+        "env": "environment",
+        "inheritStdio": "captureOutput",
+        "throwOnError": "failOnNonZeroExit",
+        "maxBuffer": "maxOutputBytes",
+    }
+    _original = accepts_original_names()
+
+    @classmethod
+    def from_original(cls, data: dict[str, Any]) -> dict[str, Any]:
+        _shell_line(data)
+        env = data.pop("env", None)
+        if env is not None:  # the original merged both; its `environment` wins
+            own = data.get("environment", data.get("environment_", {}))
+            data["environment"] = {**env, **own} if isinstance(own, dict) else own
+        if "inheritStdio" in data:
+            inherit = data.pop("inheritStdio")
+            capture = next(
+                (data[k] for k in ("captureOutput", "capture_output") if k in data), None
+            )
+            if isinstance(inherit, bool):
+                if capture is not None and capture == inherit:
+                    raise ValueError(
+                        "'inheritStdio' (the original's) and 'captureOutput' disagree: give one"
+                    )
+                data["captureOutput"] = not inherit
+        return super().from_original(data)
+
     program: str = Field(
         min_length=1,
         description="The program to run: a name looked up on PATH, or a path. Never a shell "
@@ -116,16 +157,24 @@ class ShellCommandParams(Parameters):
         True, description="Collect stdout/stderr; false: they go to this process's own"
     )
     encoding: str | None = Field(
-        "utf-8", description="Decode stdout/stderr with it (invalid bytes replaced); null: bytes"
+        "utf-8",
+        description="Decode stdout/stderr with it (invalid bytes replaced); base64 / hex: the "
+        "bytes as base64 / hex text; binary or null: bytes",
     )
     max_output_bytes: int = Field(
         10 * 1024 * 1024,
         ge=0,
+        le=100 * 1024 * 1024,
         description="Keep at most this many bytes of stdout and of stderr; the rest is "
         "discarded and `truncated` is set",
     )
     kill_grace_period: float = Field(
-        2000, ge=0, description="ms between SIGTERM and SIGKILL when the node is stopped"
+        2000, ge=0, description="ms between `killSignal` and SIGKILL when the node is stopped"
+    )
+    kill_signal: str = Field(
+        "SIGTERM",
+        description="The signal the program's process group gets first when the node is "
+        "stopped (SIGTERM, SIGINT, SIGHUP...); SIGKILL follows after killGracePeriod",
     )
     cpu_time_limit: int | None = Field(
         None, gt=0, description="CPU seconds the program may use (RLIMIT_CPU)"
@@ -134,15 +183,41 @@ class ShellCommandParams(Parameters):
         True, description="A non-zero exit fails the node; false: it is just a result"
     )
 
+    @field_validator("args", mode="before")
+    @classmethod
+    def _json_args(cls, value: Any) -> Any:
+        """The original also took ``args`` as a JSON array in a string."""
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError(f"args {value!r} is not a JSON array of strings") from None
+        return value
+
     @field_validator("encoding")
     @classmethod
     def _known_encoding(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                codecs.lookup(value)
-            except LookupError:
-                raise ValueError(f"unknown encoding {value!r}") from None
+        if value is None or value.lower() in ("binary", "buffer"):
+            return None
+        if value.lower() in _BINARY_TEXT:
+            return value.lower()
+        try:
+            info = codecs.lookup(value)
+        except LookupError:
+            info = None
+        if info is None or not getattr(info, "_is_text_encoding", True):
+            raise ValueError(
+                f"unknown encoding {value!r}; use e.g. utf-8, ascii, latin-1, base64, hex or binary"
+            )
         return value
+
+    @field_validator("kill_signal")
+    @classmethod
+    def _signal(cls, value: str) -> str:
+        name = value.upper() if value.upper().startswith("SIG") else f"SIG{value.upper()}"
+        if name not in signal.Signals.__members__:
+            raise ValueError(f"{value!r} is not a signal name, such as SIGTERM or SIGINT")
+        return name
 
     @field_validator("environment")
     @classmethod
@@ -154,6 +229,43 @@ class ShellCommandParams(Parameters):
                 "interpreter run code the flow does not name (see SCRUBBED_ENVIRONMENT)"
             )
         return value
+
+    @property
+    def text_codec(self) -> str:
+        """The codec for text going in (stdin) and for error messages."""
+        enc = self.encoding
+        return "utf-8" if enc is None or enc in _BINARY_TEXT else enc
+
+
+def _shell_line(data: dict[str, Any]) -> None:
+    """The original's ``command`` (a shell command line, its ``args`` joined after it as its
+    ``spawn(..., {shell: true})`` did) becomes ``program: <shell>, args: [-c, line]``."""
+    command = data.pop("command", None)
+    shell = data.pop("shell", None)
+    if command is None:
+        if shell is not None:
+            raise ValueError(
+                "'shell' goes with the original's 'command'; 'program' runs without a shell"
+            )
+        return
+    if "program" in data:
+        raise ValueError("give 'program' (with 'args') or the original's 'command', not both")
+    if not isinstance(command, str) or not command.strip():
+        raise ValueError("'command' must be a shell command line, such as 'ls -la'")
+    shell = shell if shell is not None else "bash"
+    if shell not in _SHELLS:
+        raise ValueError(f"shell {shell!r} does not run here; the shells are: {', '.join(_SHELLS)}")
+    args = data.pop("args", [])
+    if isinstance(args, str):
+        args = json.loads(args) if args.lstrip().startswith("[") else [args]
+    line = " ".join([command, *(str(a) for a in args)])
+    if "{{" in line or "{%" in line:
+        raise ValueError(
+            "a shell command line cannot hold templates: the shell would parse the values "
+            "they give; use 'program' with 'args', one templated value per argument"
+        )
+    data["program"] = shell
+    data["args"] = ["-c", line]
 
 
 def _environment(params: ShellCommandParams) -> dict[str, str]:
@@ -281,7 +393,7 @@ def _stdin_bytes(
         value = json.dumps(value, default=str)
     text: str = value
     try:
-        return text.encode(params.encoding or "utf-8")
+        return text.encode(params.text_codec)
     except UnicodeEncodeError as exc:
         raise ExecutionError(
             f"stdin cannot be encoded as {params.encoding}: {exc}",
@@ -438,11 +550,13 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-async def _terminate(proc: asyncio.subprocess.Process, grace_s: float) -> None:
-    """SIGTERM the program's process group, SIGKILL what is left after ``grace_s``."""
+async def _terminate(
+    proc: asyncio.subprocess.Process, grace_s: float, first: int = signal.SIGTERM
+) -> None:
+    """Signal the program's process group (``first``), SIGKILL what is left after ``grace_s``."""
     pgid = proc.pid
     try:
-        if _signal_group(pgid, signal.SIGTERM):
+        if _signal_group(pgid, first):
             deadline = time.monotonic() + grace_s
             while time.monotonic() < deadline and _group_alive(pgid):
                 await asyncio.sleep(0.02)
@@ -463,7 +577,13 @@ async def _finish_pipes(proc: asyncio.subprocess.Process, out: _Capped, err: _Ca
 
 
 def _decode(data: bytes | bytearray, encoding: str | None) -> str | bytes:
-    return data.decode(encoding, errors="replace") if encoding is not None else bytes(data)
+    if encoding is None:
+        return bytes(data)
+    if encoding == "base64":
+        return base64.b64encode(data).decode("ascii")
+    if encoding == "hex":
+        return bytes(data).hex()
+    return data.decode(encoding, errors="replace")
 
 
 def _signal_name(code: int) -> str:
@@ -488,6 +608,8 @@ def _signal_name(code: int) -> str:
     description="Run a program with arguments (no shell), with output caps, resource limits "
     "and the whole process group killed on timeout or cancel",
     own_limits=("cpuLimit", "memoryLimit"),
+    # the original's default (definitions/shell-command: timeout 30000 ms); a flow's own wins
+    settings={"timeout": 30_000},
 )
 async def shell_command(
     ctx: NodeContext, params: ShellCommandParams, input: Any = None, stdin: Any = None
@@ -548,7 +670,7 @@ async def shell_command(
         code = await _ended(proc, family, out, err, pumps)
     except BaseException:  # timeout or cancel reach us as CancelledError
         pumps.cancel()
-        await _terminate(proc, params.kill_grace_period / 1000)
+        await _terminate(proc, params.kill_grace_period / 1000, signal.Signals[params.kill_signal])
         family.kill()
         await _finish_pipes(proc, out, err)
         raise
@@ -598,7 +720,7 @@ def _failure(
             how += f" ({' / '.join(limits)} exceeded)"
     else:
         how = f"exited with code {code}"
-    tail = stderr[-_TAIL:].decode(params.encoding or "utf-8", errors="replace").strip()
+    tail = stderr[-_TAIL:].decode(params.text_codec, errors="replace").strip()
     message = f"program {params.program!r} {how}"
     message += f"; stderr ends with:\n{tail}" if tail else "; stderr was empty"
     return ExecutionError(
