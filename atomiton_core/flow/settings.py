@@ -12,13 +12,22 @@ a flow's value wins over the type's default.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Container, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-__all__ = ["DEFAULT_SETTINGS", "LIMITS", "RESERVED_PARAMETERS", "ExecutionSettings", "Isolation"]
+__all__ = [
+    "ANNOTATIONS",
+    "DEFAULT_SETTINGS",
+    "LIMITS",
+    "RESERVED_PARAMETERS",
+    "ExecutionSettings",
+    "Isolation",
+    "own_parameters",
+]
 
 #: Where a node's body runs: ``none`` (the conductor's loop or a thread, as its type says),
 #: ``process`` (a worker process of the conductor's pool, killed on timeout or cancel).
@@ -40,6 +49,23 @@ RESERVED_PARAMETERS = frozenset(
         "cacheTtl",
     }
 )
+#: Parameters every node accepts that only annotate it (the original's common fields): kept
+#: in the flow for editors and reports, never given to a node, unless its type declares a
+#: parameter of that name itself (see :func:`own_parameters`).
+ANNOTATIONS = frozenset({"label", "description"})
+
+
+def own_parameters(
+    parameters: Mapping[str, Any], model: type[BaseModel] | None = None
+) -> dict[str, Any]:
+    """A node's parameters less the execution settings, and less the annotations unless its
+    type's parameter ``model`` declares a parameter of that name."""
+    declared: Container[str] = () if model is None else _annotations_declared(model)
+    return {
+        k: v
+        for k, v in parameters.items()
+        if k not in RESERVED_PARAMETERS and (k not in ANNOTATIONS or k in declared)
+    }
 
 
 class ExecutionSettings(BaseModel):
@@ -95,6 +121,13 @@ class ExecutionSettings(BaseModel):
         if not picked:
             return DEFAULT_SETTINGS
         return cls.model_validate(picked)
+
+
+@functools.cache
+def _annotations_declared(model: type[BaseModel]) -> frozenset[str]:
+    names = set(model.model_fields)
+    names.update(info.alias for info in model.model_fields.values() if info.alias)
+    return ANNOTATIONS & names
 
 
 #: The limits, by field name and by their name in flow files.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
@@ -72,6 +72,16 @@ class Parameters(BaseModel):
                 )
             data[new] = data.pop(old)
         return data
+
+    def missing_inputs(self, connected: frozenset[str]) -> Sequence[tuple[str, str]]:
+        """What a run of a node with these parameters would lack, given the input ports
+        that have an incoming edge (``connected``): ``(parameter, message)`` each, reported
+        by validation at that parameter. None by default; a type whose parameters may come
+        from a port instead (a ``path`` parameter or a ``path`` input) overrides it."""
+        return ()
+
+    #: Validation skips types that keep this default (it cannot import this layer).
+    missing_inputs.unchanged = True  # type: ignore[attr-defined]
 
 
 def _field_of(model: type[BaseModel], name: str) -> str | None:

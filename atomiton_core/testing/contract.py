@@ -29,11 +29,16 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import strategies as st
 from hypothesis.errors import FlakyFailure
 
-from atomiton_core.errors import AtomitonError, NodeTimeout, OutputContractError
+from atomiton_core.errors import (
+    AtomitonError,
+    FlowValidationError,
+    NodeTimeout,
+    OutputContractError,
+)
 from atomiton_core.nodes.definition import NodeType, type_name
 from atomiton_core.storage.flows import FlowStorage
 from atomiton_core.testing.runner import (
@@ -223,6 +228,8 @@ class _Checker:
         t0 = time.perf_counter()
         try:
             out = await self.runner.arun(self.nt, params, inputs, children=self.children)
+        except FlowValidationError:
+            raise  # not an example of the node: see _example
         except AtomitonError as exc:
             return _Outcome(None, exc, time.perf_counter() - t0)
         return _Outcome(out, None, time.perf_counter() - t0)
@@ -412,7 +419,7 @@ def check_node(
             @chosen
             @given(params=params_strategy, inputs=inputs_strategy)
             def contract(params: dict[str, Any], inputs: dict[str, Any]) -> None:
-                asyncio.run(checker.example(params, inputs))
+                _example(checker, params, inputs)
 
             contract.__name__ = contract.__qualname__ = name
             contract()
@@ -427,7 +434,7 @@ def check_node(
             )
             @given(params=params_strategy, inputs=inputs_strategy)
             def timing(params: dict[str, Any], inputs: dict[str, Any]) -> None:
-                asyncio.run(timer.example(params, inputs))
+                _example(timer, params, inputs)
 
             timing.__name__ = timing.__qualname__ = name
             try:
@@ -436,6 +443,16 @@ def check_node(
                 raise _first_violation(exc) from exc
     finally:
         runner.close()
+
+
+def _example(checker: _Checker, params: dict[str, Any], inputs: dict[str, Any]) -> None:
+    """One drawn example. Parameters and inputs that validation refuses (a value neither
+    set nor connected, say) never reach the node: hypothesis draws others (and says so, with
+    a failed health check, if it can find too few valid ones)."""
+    try:
+        asyncio.run(checker.example(params, inputs))
+    except FlowValidationError:
+        reject()
 
 
 def _first_violation(group: BaseExceptionGroup[BaseException]) -> BaseException:

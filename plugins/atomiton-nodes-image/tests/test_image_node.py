@@ -303,16 +303,15 @@ def test_image_unreadable_inputs_name_the_path(
 
 
 def test_image_missing_second_image_and_bad_crop_are_clear(conductor: Conductor, base: str) -> None:
-    result = conductor.run(image_flow({"operation": "overlay", "inputPath": base}))
-    assert "operation 'overlay' needs a second image" in result.nodes["img"].error.message
+    (problem,) = conductor.validate(image_flow({"operation": "overlay", "inputPath": base})).errors
+    assert "operation 'overlay' needs a second image" in problem.message
     result = conductor.run(
         image_flow({"operation": "crop", "width": 50, "height": 5, "inputPath": base})
     )
     assert "does not fit the 40x30 image" in result.nodes["img"].error.message
-    result = conductor.run(image_flow({"operation": "convert"}))
-    assert "no image: connect the `input` port or set 'inputPath'" in (
-        result.nodes["img"].error.message
-    )
+    (problem,) = conductor.validate(image_flow({"operation": "convert"})).errors
+    assert "no image: connect the `input` port or set 'inputPath'" in problem.message
+    assert problem.code == "MISSING_PARAMETER" and problem.node_id == "img"
 
 
 @pytest.mark.parametrize(

@@ -13,17 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from atomiton_core import Conductor, create_conductor, loads_flow
+from atomiton_core import Conductor, ExecutionError, create_conductor, loads_flow
+from atomiton_core.testing import run_node
 from PIL import Image
 
 from atomiton_nodes_image.node import ImageParams
-
-#: The core does not yet ask a node type what a run would lack given the flow's edges
-#: (``missing_inputs``): see the compatibility notes (/tmp/compat/plugins.md) for the hook.
-NEEDS_CORE_HOOK = pytest.mark.xfail(
-    strict=True,
-    reason="validation calls no node-type hook with the edges into the node (missing_inputs)",
-)
 
 
 @pytest.fixture
@@ -56,6 +50,14 @@ def opened(result: Any) -> Image.Image:
 
 def problems_at(conductor: Conductor, parameters: dict[str, Any], where: str) -> list[Any]:
     return [p for p in conductor.validate(flow(parameters)).errors if p.location == where]
+
+
+def run_error(parameters: dict[str, Any], **ports: Any) -> ExecutionError:
+    """The error of a run whose ``ports`` are connected (so validation lets it run) with
+    these values, None being nothing: the node's own check must catch what is missing."""
+    with pytest.raises(ExecutionError) as caught:
+        run_node("image", parameters, inputs=ports)
+    return caught.value
 
 
 def test_images_output_and_output_format(conductor: Conductor, tmp_path: Path) -> None:
@@ -167,7 +169,8 @@ def test_width_and_height_resize_the_base_first(conductor: Conductor, tmp_path: 
 
 def test_a_list_into_input_is_the_base_and_the_rest(conductor: Conductor, tmp_path: Path) -> None:
     """The original's ``images`` input port (definitions/image-composite/ports.ts, 259a5052)
-    becomes our ``input``: a list is the base, then images over it."""
+    becomes our ``input``: a list is the base, then images over it. So an ``overlay`` whose
+    ``input`` is connected needs no ``overlay`` port nor ``overlayPath`` before the run."""
     base = png(tmp_path / "base.png", (20, 20), (255, 0, 0))
     mark = png(tmp_path / "mark.png", (20, 20), (0, 0, 255))
     nodes = [
@@ -198,17 +201,69 @@ def test_image_composite_is_not_a_node_type(conductor: Conductor) -> None:
     ImageParams.model_validate({**params, "maintainAspectRatio": True, "blendMode": "normal"})
 
 
-def test_no_image_fails_naming_the_parameter(conductor: Conductor) -> None:
-    result = conductor.run(flow({"operation": "convert"}))
-    err = result.nodes["img"].error
-    assert err is not None and err.node_id == "img" and err.context["parameter"] == "inputPath"
-    assert ImageParams(operation="convert").missing_inputs(frozenset({"input"})) == []
-    overlay = ImageParams(operation="overlay", inputPath="a.png")
-    assert [n for n, _ in overlay.missing_inputs(frozenset())] == ["overlayPath"]
-    assert overlay.missing_inputs(frozenset({"overlay"})) == []
+def test_a_list_into_input_gives_the_watermark_too(tmp_path: Path) -> None:
+    """A watermark stamps the second image of a list into ``input``, as an overlay does."""
+    base = png(tmp_path / "base.png", (40, 40), (255, 0, 0))
+    mark = png(tmp_path / "mark.png", (8, 8), (0, 0, 255))
+    out = run_node("image", {"operation": "watermark", "opacity": 1}, input=[base, mark])
+    img = opened(out["result"]).convert("RGB")
+    assert img.getpixel((35, 35)) == (0, 0, 255) and img.getpixel((5, 5)) == (255, 0, 0)
 
 
-@NEEDS_CORE_HOOK
+def test_no_image_fails_naming_the_parameter(tmp_path: Path) -> None:
+    """What validation cannot know, the run checks: a connected ``input`` that brings
+    nothing, or one image where a second is needed, fails naming the parameter to set."""
+    err = run_error({"operation": "convert"}, input=None)
+    assert err.node_id == "node" and err.context["parameter"] == "inputPath"
+    assert "no image" in err.message
+    base = png(tmp_path / "base.png", (20, 20), (255, 0, 0))
+    for op in ("overlay", "composite", "blend", "merge"):
+        err = run_error({"operation": op}, input=base)
+        assert err.context["parameter"] == "overlayPath", op
+        assert f"operation {op!r} needs a second image" in err.message
+        err = run_error({"operation": op}, input=[base])
+        assert err.context["parameter"] == "overlayPath", op
+    err = run_error({"operation": "watermark"}, input=base)
+    assert err.context["parameter"] == "watermarkPath"
+    err = run_error({"operation": "watermark", "overlayPath": base}, input=base)
+    assert err.context["parameter"] == "watermarkPath"  # a watermark's is watermarkPath
+
+
+@pytest.mark.parametrize(
+    ("parameters", "connected", "missing"),
+    [
+        ({"operation": "convert"}, {"input"}, []),
+        ({"operation": "convert"}, set(), ["inputPath"]),
+        ({"operation": "overlay", "inputPath": "a.png"}, set(), ["overlayPath"]),
+        ({"operation": "overlay", "inputPath": "a.png"}, {"overlay"}, []),
+        ({"operation": "overlay"}, {"input"}, []),  # a list into input may bring both
+        ({"operation": "merge"}, set(), ["inputPath", "overlayPath"]),
+        ({"operation": "watermark", "inputPath": "a.png"}, set(), ["watermarkPath"]),
+        ({"operation": "watermark", "inputPath": "a.png"}, {"overlay"}, []),
+        ({"operation": "watermark"}, {"input"}, []),
+        (
+            {"operation": "watermark", "inputPath": "a", "overlayPath": "b"},
+            set(),
+            ["watermarkPath"],
+        ),
+        ({"operation": "watermark", "inputPath": "a", "watermarkText": "(c)"}, set(), []),
+    ],
+)
+def test_missing_inputs_given_the_connected_ports(
+    parameters: dict[str, Any], connected: set[str], missing: list[str]
+) -> None:
+    found = ImageParams.model_validate(parameters).missing_inputs(frozenset(connected))
+    assert [name for name, _ in found] == missing
+
+
 def test_no_image_is_a_validation_problem(conductor: Conductor) -> None:
-    [problem] = problems_at(conductor, {"operation": "convert"}, "nodes[0].parameters.inputPath")
-    assert problem.node_id == "img"
+    cases = {
+        "inputPath": {"operation": "convert"},
+        "overlayPath": {"operation": "overlay", "inputPath": "a.png"},
+        "watermarkPath": {"operation": "watermark", "inputPath": "a.png"},
+    }
+    for name, parameters in cases.items():
+        [problem] = conductor.validate(flow(parameters)).errors
+        assert problem.code == "MISSING_PARAMETER", problem
+        assert problem.node_id == "img"
+        assert problem.location == f"nodes[0].parameters.{name}"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from atomiton_core import ExecutionResult
+from atomiton_core import Conductor, ExecutionResult, loads_flow
 
 RunNode = Callable[..., ExecutionResult]
 
@@ -218,5 +218,20 @@ def test_large_body_is_capped(run_node: RunNode, base_url: str) -> None:
 def test_url_template_and_missing_url(run_node: RunNode, base_url: str) -> None:
     out = _out(run_node("http-request", {"url": base_url + "/{{ $input }}"}, input="json"))
     assert out["result"]["hello"] == "world"
-    res = run_node("http-request", {})
+
+
+def test_no_url_is_refused_before_the_run_and_an_empty_url_port_fails_it(
+    conductor: Conductor,
+) -> None:
+    (problem,) = conductor.validate(
+        loads_flow("id: t\nname: t\nnodes:\n  - {id: n, type: http-request}\n")
+    ).errors
+    assert problem.code == "MISSING_PARAMETER" and problem.location == "nodes[0].parameters.url"
+    res = conductor.run(
+        loads_flow(
+            "id: t\nname: t\nnodes:\n  - {id: none, type: const, parameters: {value: null}}\n"
+            "  - {id: n, type: http-request}\n"
+            "edges:\n  - {source: none, target: n, targetHandle: url}\n"
+        )
+    )
     assert res.status == "failed" and "no url" in str(res.nodes["n"].error)

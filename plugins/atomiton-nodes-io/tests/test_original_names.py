@@ -13,20 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from atomiton_core import Conductor, ExecutionResult, loads_flow
+from atomiton_core import Conductor, ExecutionError, ExecutionResult, loads_flow
+from atomiton_core.testing import run_node as run_fed
 
 from atomiton_nodes_io.file_system import FileSystemParams
 from atomiton_nodes_io.http_request import HttpRequestParams
 from atomiton_nodes_io.spreadsheet import SpreadsheetParams
 
 RunNode = Callable[..., ExecutionResult]
-
-#: The core does not yet ask a node type what a run would lack given the flow's edges
-#: (``missing_inputs``): see the compatibility notes (/tmp/compat/plugins.md) for the hook.
-NEEDS_CORE_HOOK = pytest.mark.xfail(
-    strict=True,
-    reason="validation calls no node-type hook with the edges into the node (missing_inputs)",
-)
 
 
 def one_node(node_type: str, parameters: dict[str, Any], *, source: bool = False) -> Any:
@@ -43,6 +37,24 @@ def one_node(node_type: str, parameters: dict[str, Any], *, source: bool = False
 
 def problems_at(conductor: Conductor, flow: Any, location: str) -> list[Any]:
     return [p for p in conductor.validate(flow).errors if p.location == location]
+
+
+def missing_parameter(conductor: Conductor, flow: Any, name: str) -> Any:
+    """The one problem of ``flow``: a MISSING_PARAMETER of its node ``n`` at ``name``."""
+    [problem] = conductor.validate(flow).errors
+    assert problem.code == "MISSING_PARAMETER", problem
+    assert problem.node_id == "n"
+    i = [node.id for node in flow.nodes].index("n")
+    assert problem.location == f"nodes[{i}].parameters.{name}"
+    return problem
+
+
+def run_error(node_type: str, parameters: dict[str, Any], **ports: Any) -> ExecutionError:
+    """The error of a run whose ``ports`` are connected (so validation lets it run) but
+    bring these values, None being nothing: the node's own check must catch it."""
+    with pytest.raises(ExecutionError) as caught:
+        run_fed(node_type, parameters, inputs=ports)
+    return caught.value
 
 
 # -- file-system ---------------------------------------------------------------------------
@@ -157,23 +169,28 @@ def test_file_system_original_encodings(run_node: RunNode, tmp_path: Path) -> No
     assert read.nodes["n"].outputs["content"] == "plain"
 
 
-def test_file_system_without_a_path_fails_naming_it(run_node: RunNode) -> None:
-    """The original's ``path`` is required ("Path is required", schemas/file-system)."""
-    res = run_node("file-system", {"operation": "read"})
-    err = res.nodes["n"].error
-    assert res.status == "failed" and err is not None and err.node_id == "n"
-    assert "needs a `path`" in err.message and err.context["parameter"] == "path"
+def test_file_system_without_a_path_fails_naming_it() -> None:
+    """The original's ``path`` is required ("Path is required", schemas/file-system): a
+    connected ``path`` port that brings nothing fails the run, naming it; so does a write
+    whose ``input`` brings nothing to write."""
+    err = run_error("file-system", {"operation": "read"}, path=None)
+    assert err.node_id == "node" and err.context["parameter"] == "path"
+    assert "needs a `path`" in err.message
+    err = run_error("file-system", {"operation": "write", "path": "memory://x/y"}, input=None)
+    assert err.context["parameter"] == "content" and "nothing to write" in err.message
     assert FileSystemParams().missing_inputs(frozenset({"path"})) == []
     write = FileSystemParams(operation="write", path="x")
     assert [n for n, _ in write.missing_inputs(frozenset())] == ["content"]
     assert write.missing_inputs(frozenset({"input"})) == []
 
 
-@NEEDS_CORE_HOOK
 def test_file_system_without_a_path_is_a_validation_problem(conductor: Conductor) -> None:
-    flow = one_node("file-system", {"operation": "read"})
-    [problem] = problems_at(conductor, flow, "nodes[0].parameters.path")
-    assert problem.node_id == "n"
+    problem = missing_parameter(conductor, one_node("file-system", {"operation": "read"}), "path")
+    assert "needs a `path`" in problem.message and "filePath" in problem.message
+    write = one_node("file-system", {"operation": "write", "path": "memory://x/y"})
+    assert "nothing to write" in missing_parameter(conductor, write, "content").message
+    fed = one_node("file-system", {"operation": "write", "path": "memory://x/y"}, source=True)
+    assert conductor.validate(fed).ok
 
 
 # -- http-request --------------------------------------------------------------------------
@@ -201,17 +218,19 @@ def test_http_request_url_must_be_a_url(conductor: Conductor) -> None:
     assert conductor.validate(templated).ok
 
 
-def test_http_request_without_a_url_fails_naming_it(run_node: RunNode) -> None:
-    res = run_node("http-request", {})
-    err = res.nodes["n"].error
-    assert err is not None and err.node_id == "n" and err.context["parameter"] == "url"
+def test_http_request_without_a_url_fails_naming_it() -> None:
+    """A connected ``url`` port that brings nothing fails the run, naming ``url``."""
+    err = run_error("http-request", {}, url=None)
+    assert err.node_id == "node" and err.context["parameter"] == "url"
+    assert "no url given" in err.message
     assert HttpRequestParams().missing_inputs(frozenset({"url"})) == []
+    assert [n for n, _ in HttpRequestParams().missing_inputs(frozenset({"input"}))] == ["url"]
 
 
-@NEEDS_CORE_HOOK
 def test_http_request_without_a_url_is_a_validation_problem(conductor: Conductor) -> None:
-    [problem] = problems_at(conductor, one_node("http-request", {}), "nodes[0].parameters.url")
-    assert problem.node_id == "n"
+    """The original's ``url`` is required (schemas/http-request/index.ts, 46b0171c)."""
+    problem = missing_parameter(conductor, one_node("http-request", {}), "url")
+    assert "no url given" in problem.message
 
 
 # -- spreadsheet (and the original's csv-reader) -------------------------------------------
@@ -262,17 +281,22 @@ def test_spreadsheet_fods_is_reported(conductor: Conductor) -> None:
     assert problem.node_id == "n"
 
 
-def test_spreadsheet_without_path_or_data_fails_naming_it(run_node: RunNode) -> None:
-    res = run_node("spreadsheet", {})
-    err = res.nodes["n"].error
-    assert err is not None and err.node_id == "n" and err.context["parameter"] == "path"
-    assert "nothing to read" in err.message
+def test_spreadsheet_without_path_or_data_fails_naming_it() -> None:
+    """Connected ``path`` / ``data`` ports that bring nothing fail the run, naming ``path``."""
+    for ports in ({"path": None}, {"data": None}, {"path": None, "data": None}):
+        err = run_error("spreadsheet", {}, **ports)
+        assert err.node_id == "node" and err.context["parameter"] == "path", ports
+        assert "nothing to read" in err.message
+    err = run_error("spreadsheet", {"operation": "write"}, path=None, input=[{"a": 1}])
+    assert err.context["parameter"] == "path" and "needs a `path`" in err.message
     assert SpreadsheetParams().missing_inputs(frozenset({"data"})) == []
     write = SpreadsheetParams(operation="write", data="a,b")
     assert [n for n, _ in write.missing_inputs(frozenset({"data"}))] == ["path"]
 
 
-@NEEDS_CORE_HOOK
 def test_spreadsheet_without_path_or_data_is_a_validation_problem(conductor: Conductor) -> None:
-    [problem] = problems_at(conductor, one_node("spreadsheet", {}), "nodes[0].parameters.path")
-    assert problem.node_id == "n"
+    problem = missing_parameter(conductor, one_node("spreadsheet", {}), "path")
+    assert "nothing to read" in problem.message
+    write = one_node("spreadsheet", {"operation": "write"}, source=True)
+    assert "needs a `path`" in missing_parameter(conductor, write, "path").message
+    assert conductor.validate(one_node("spreadsheet", {"data": "a,b\n1,2"})).ok

@@ -203,12 +203,21 @@ class ImageParams(_Model):
 
     def missing_inputs(self, connected: frozenset[str]) -> list[tuple[str, str]]:
         """What a run would lack given the ``connected`` input ports (see the io plugin's
-        ``IOParams.missing_inputs``): the image, and for the compositions a second one."""
+        ``IOParams.missing_inputs``): the image, and for the compositions a second one. A
+        list into ``input`` is the image and the images over it (the original's ``images``
+        port), so with ``input`` connected a second image may come that way: only the run
+        can tell (:meth:`lacking`)."""
+        into_input = "input" in connected
+        return self.lacking(image=into_input, second=into_input or "overlay" in connected)
+
+    def lacking(self, *, image: bool, second: bool) -> list[tuple[str, str]]:
+        """What a run lacks, given whether the ports brought an ``image`` and a ``second``
+        one: before the run, whether they may (:meth:`missing_inputs`); in it, whether they
+        did. (A watermark's second image is 'watermarkPath', not 'overlayPath'.)"""
         missing: list[tuple[str, str]] = []
-        if self.input_path is None and "input" not in connected:
+        if self.input_path is None and not image:
             missing.append(("inputPath", "no image: connect the `input` port or set 'inputPath'"))
-        second = self.overlay_path is not None or "overlay" in connected
-        if self.operation in COMPOSITIONS and not second:
+        if self.operation in COMPOSITIONS and not second and self.overlay_path is None:
             missing.append(
                 (
                     "overlayPath",

@@ -434,8 +434,7 @@ def process(ctx: NodeContext, params: ImageParams, input: Any, overlay: Any) -> 
         images = [i for i in input if i is not None]
         input = images[0] if images else None
         overlays = images[1:] + overlays
-    connected = frozenset(n for n, v in (("input", input), ("overlay", overlays)) if v)
-    missing = params.missing_inputs(connected)
+    missing = params.lacking(image=bool(input), second=bool(overlays))
     if missing:
         raise ExecutionError(missing[0][1], node_id=ctx.node_id, parameter=missing[0][0])
     source: Any = input if input is not None else _render(ctx, params.input_path, input)
