@@ -10,16 +10,21 @@ one keyword argument ``event`` holding a typed payload. Connect to all senders, 
         print(event.path, event.duration_ms)
 
 The conductor checks ``signal.receivers`` before building a payload, so a signal nobody
-listens to costs one attribute test. A receiver that raises while a run is going fails that
-run with its error; one raising on a finishing event is logged (``atomiton.signals``).
+listens to costs one attribute test. A receiver that raises never fails what it observes (a
+run, a save) and never keeps the other receivers from the event: its error is logged
+(``atomiton.signals``), once per receiver and run, with the traceback, and the run says at
+its end how often it raised. (A plugin's ``atomiton_before_node`` hook, which rides on
+``node_started``, is the exception its hookspec documents: raising fails the run.)
 Payloads travel as JSON through ``atomiton_core.wire`` (``wire.dump(event)``).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from typing import Any
 
-from blinker import Namespace
+from blinker import NamedSignal, Namespace
 
 from atomiton_core.results import ExecutionResult
 from atomiton_core.wire import CONFIG, Error, Timestamp, Value
@@ -44,9 +49,11 @@ __all__ = [
     "node_retrying",
     "node_skipped",
     "node_started",
+    "send_observed",
 ]
 
 _signals = Namespace()
+_log = logging.getLogger("atomiton.signals")
 
 execution_started = _signals.signal(
     "execution.started", doc="An execution began; event: ExecutionEvent (progress 0)."
@@ -107,6 +114,18 @@ ALL_SIGNALS = (
     flow_saved,
     flow_deleted,
 )
+
+
+def send_observed(signal: NamedSignal, sender: Any, event: Any) -> None:
+    """Send ``event`` to each receiver of ``signal`` for ``sender``, as ``signal.send`` does,
+    except that a receiver that raises is logged and the others still hear it: for what
+    storage and servers emit outside a run (a run's signals go through the conductor, which
+    also counts each receiver's errors per run)."""
+    for receiver in signal.receivers_for(sender):
+        try:
+            receiver(sender, event=event)
+        except Exception:
+            _log.exception("a receiver of signal %r raised; what it observed stands", signal.name)
 
 
 @dataclass(frozen=True, slots=True)

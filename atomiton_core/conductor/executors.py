@@ -213,11 +213,7 @@ class RemoteContext:
         )
 
     def _scope(self, names: Mapping[str, Any]) -> dict[str, Any]:
-        scope = {**self.variables, "vars": self.variables}
-        if self.secrets is not None:
-            scope["secrets"] = self.secrets
-        scope.update(names)
-        return scope
+        return expressions.node_scope(self.variables, self.secrets, names)
 
     def render(self, value: Any, /, **names: Any) -> Any:
         return expressions.render(value, self._scope(names))

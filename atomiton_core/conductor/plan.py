@@ -54,6 +54,7 @@ class PlannedNode:
         "params",
         "params_digest",
         "pinned",
+        "ports",
         "preds",
         "required",
         "runs_children",
@@ -106,6 +107,9 @@ class PlannedNode:
         #: Outputs needed after the graph finishes: a sink, or feeding the container's outputs.
         self.keep = False
         self.required = facts.required
+        #: The input ports it takes (None: any, ``**inputs``); a child with no edge into it
+        #: is given those of its container's inputs (see ``GraphRun``).
+        self.ports = facts.ports
         #: Input ports of a plain type (int, str, list...): what arrives is checked.
         self.typed_inputs = facts.typed_inputs
         self.children: GraphPlan | None = None
@@ -137,6 +141,7 @@ class _TypeFacts:
         "declared_outputs",
         "may_inline",
         "multiple",
+        "ports",
         "required",
         "runs_children",
         "typed_inputs",
@@ -158,6 +163,9 @@ class _TypeFacts:
             not node_type.is_async and not node_type.blocking and not node_type.container
         )
         self.multiple = frozenset(p.name for p in node_type.inputs.values() if p.multiple)
+        self.ports: frozenset[str] | None = (
+            None if node_type.dynamic_inputs else frozenset(node_type.inputs)
+        )
 
 
 _PLAIN = (bool, int, float, str, bytes, list, dict)
@@ -236,6 +244,9 @@ class GraphPlan:
     deferred: tuple[int, ...] = ()
     #: A chain (one root, at most one successor a node): never two nodes ready at once.
     one_at_a_time: bool = False
+    #: The container gives its inputs to the children no edge feeds (a group; not a loop or
+    #: a parallel, whose children take ``item``, ``index``... by name or by edge).
+    feeds_children: bool = False
 
 
 @dataclass(slots=True)
@@ -385,6 +396,7 @@ def _plan_graph(
                 child_concurrency if isinstance(child_concurrency, int) else None,
                 facts,
             )
+            pn.children.feeds_children = node_type.child_sources is None
         index[spec.id] = pn.index
         planned.append(pn)
         kinds.append(known)

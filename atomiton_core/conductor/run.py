@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["Run"]
 
 _log = logging.getLogger("atomiton.conductor")
+#: Where signal receivers' errors are told (as ``conductor.events`` says).
+_receivers_log = logging.getLogger("atomiton.signals")
 _perf = time.perf_counter
 _now = time.time
 _EMPTY: dict[str, Any] = {}
@@ -88,8 +90,12 @@ class Run:
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
         self.top: GraphRun | None = None
-        #: A signal receiver's error, failing the run (see conductor.events).
+        #: An error failing the run from outside its nodes: a plugin's node hook, the memory
+        #: ceiling (see ``receiver_failed``).
         self.receiver_error: AtomitonError | None = None
+        #: Signal receivers that raised during this run: their key -> (what it is, the signal
+        #: it first raised on, how many times it raised). See ``receiver_raised``.
+        self.receiver_errors: dict[Any, list[Any]] = {}
         #: Nodes whose thread was reported running on after their attempt ended.
         self.strays: set[str] = set()
         #: Plans of flows referenced by ``flow`` nodes, loaded once per run.
@@ -143,8 +149,41 @@ class Run:
         self.progress = overall(self.top, self.progress)
         return self.progress
 
+    def receiver_raised(self, signal: Any, receiver: Any, exc: BaseException) -> None:
+        """A signal receiver raised: the run goes on. The first error of each receiver in a
+        run is logged with its traceback; the count of them all, when the run ends."""
+        key = _receiver_key(receiver)
+        seen = self.receiver_errors.get(key)
+        if seen is not None:
+            seen[2] += 1
+            return
+        name = _receiver_name(receiver)
+        self.receiver_errors[key] = [name, signal.name, 1]
+        _receivers_log.error(
+            "run %s: receiver %s of signal %r raised %s: %s; the run goes on, and this "
+            "receiver's further errors in this run are counted, not logged",
+            self.execution_id,
+            name,
+            signal.name,
+            type(exc).__name__,
+            exc,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+
+    def _report_receivers(self) -> None:
+        """Say, as the run ends, how often each receiver that raised did."""
+        for name, signal_name, count in self.receiver_errors.values():
+            if count > 1:
+                _receivers_log.error(
+                    "run %s: receiver %s raised %d times (first on signal %r)",
+                    self.execution_id,
+                    name,
+                    count,
+                    signal_name,
+                )
+
     def receiver_failed(self, err: AtomitonError) -> None:
-        """A signal receiver raised (or the memory ceiling was crossed): the run fails."""
+        """A plugin's node hook raised (or the memory ceiling was crossed): the run fails."""
         if self.receiver_error is None:
             self.receiver_error = err
         if self.top is not None:
@@ -281,3 +320,21 @@ class Run:
             emit_execution(self, signals.execution_cancelled, "execution.cancelled")
         else:
             emit_execution(self, signals.execution_failed, "execution.failed")
+        if self.receiver_errors:
+            self._report_receivers()
+
+
+def _receiver_key(receiver: Any) -> Any:
+    """The same for every call of one receiver (blinker hands out a new bound method each time
+    for a receiver it holds weakly)."""
+    owner = getattr(receiver, "__self__", None)
+    func = getattr(receiver, "__func__", None)
+    if owner is not None and func is not None:
+        return (id(owner), id(func))
+    return id(receiver)
+
+
+def _receiver_name(receiver: Any) -> str:
+    name = getattr(receiver, "__qualname__", None) or type(receiver).__qualname__
+    module = getattr(receiver, "__module__", None)
+    return f"{module}.{name}" if module else str(name)

@@ -60,7 +60,7 @@ from atomiton_core.errors import (
     VariableError,
 )
 from atomiton_core.flow.models import pydantic_message
-from atomiton_core.flow.settings import RESERVED_PARAMETERS
+from atomiton_core.flow.settings import own_parameters
 from atomiton_core.flow.variables import check_inputs
 from atomiton_core.nodes import expressions
 from atomiton_core.nodes.context import NodeContext
@@ -254,7 +254,7 @@ class GraphRun(GraphProgress):
         for i in plan.deferred:
             pn = nodes[i]
             deferred = pn.deferred or {}
-            given = {k: v for k, v in pn.spec.parameters.items() if k not in RESERVED_PARAMETERS}
+            given = own_parameters(pn.spec.parameters, pn.node_type.params)
             try:
                 for key, template in deferred.items():
                     given[key] = expressions.render(template, names)
@@ -643,9 +643,9 @@ class GraphRun(GraphProgress):
                 return None
             parts.append(f"{tport}<{d}")
         if not pn.inputs and self.inputs and self.plan.feeds_children:  # _from_container
-            ports = pn.ports
+            accepted = pn.ports
             for port in self.inputs:
-                if ports is None or port in ports:
+                if accepted is None or port in accepted:
                     d = self._container_input_digest(port)
                     if d is None:
                         return None

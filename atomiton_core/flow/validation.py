@@ -18,7 +18,7 @@ from atomiton_core.errors import AtomitonError, Problem, ValidationReport
 from atomiton_core.flow import locate
 from atomiton_core.flow.models import Edge, Flow, NodeSpec, pydantic_message
 from atomiton_core.flow.protocols import CatalogueLike, FlowSource, NodeTypeLike, TemplateEngine
-from atomiton_core.flow.settings import DEFAULT_SETTINGS, RESERVED_PARAMETERS, ExecutionSettings
+from atomiton_core.flow.settings import DEFAULT_SETTINGS, ExecutionSettings, own_parameters
 from atomiton_core.flow.variables import VARIABLE_TYPES, convert
 
 #: The node type that runs another stored flow; its ``flowId`` parameter names it.
@@ -114,6 +114,18 @@ def _empty_params(model: type[BaseModel]) -> BaseModel | None:
         except ValidationError:
             return None
     return found
+
+
+def _translated(model: type[BaseModel], given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` in the model's own names, when it accepts the original's (what its "before"
+    validator does, for ``model_construct``, which runs none)."""
+    originals = getattr(model, "original_names", None)
+    if not originals or given.keys().isdisjoint(originals):
+        return given
+    try:
+        return model.from_original(dict(given))  # type: ignore[attr-defined,no-any-return]
+    except ValueError:
+        return given
 
 
 def _known_parameter_names(model: type[BaseModel]) -> list[str]:
@@ -248,7 +260,29 @@ class _Validator:
                         node_id=node_id,
                         hint=f"connect an output to {node_id}.{port}",
                     )
+            self.missing_inputs(specs[node_id], incoming.get(node_id), _loc(prefix, f"nodes[{i}]"))
         self.cycles(edges, prefix, specs)
+
+    def missing_inputs(self, spec: NodeSpec, incoming: Mapping[str, int] | None, here: str) -> None:
+        """What the node's parameters say a run would lack, given the ports with an edge
+        (``Parameters.missing_inputs`` of ``atomiton_core.nodes.definition``). A container's
+        child that no edge feeds is given its container's inputs, known only when it runs:
+        not checked."""
+        resolved = self.report.resolved.get(id(spec))
+        if resolved is None:
+            return
+        check = getattr(type(resolved.params), "missing_inputs", None)
+        if check is None or getattr(check, "unchanged", False):
+            return
+        if not incoming and self._in_container:
+            return
+        for name, message in resolved.params.missing_inputs(frozenset(incoming or ())):
+            self.add(
+                "MISSING_PARAMETER",
+                message,
+                f"{here}.parameters.{name}",
+                node_id=spec.id,
+            )
 
     def node(self, spec: NodeSpec, here: str) -> NodeTypeLike | None:
         nt = self.catalogue.get(spec.type)
@@ -421,7 +455,7 @@ class _Validator:
             shared = _empty_params(nt.params)
             if shared is not None:
                 return shared
-        given = {k: v for k, v in spec.parameters.items() if k not in RESERVED_PARAMETERS}
+        given = own_parameters(spec.parameters, nt.params)
         ok = True
         unknown = _unknown_parameter_names(nt.params, given)
         for name in unknown:
@@ -558,7 +592,8 @@ class _Validator:
         ``loop`` or ``parallel`` gives its children ``item``, ``index``... instead)."""
         fed: set[int] | None = getattr(self, "_fed", None)
         if fed is None:
-            fed = self._fed = set()
+            fed = set()
+            self._fed = fed
             levels: list[tuple[list[NodeSpec], list[Edge], bool]] = [
                 (self.flow.nodes, self.flow.edges, False)
             ]
@@ -593,7 +628,7 @@ class _Validator:
             return False, None
         if self.templates is None:  # checked when the run renders them
             self._deferred = templated
-            return True, nt.params.model_construct(**given)
+            return True, nt.params.model_construct(**_translated(nt.params, given))
         render = self.templates.render
         defaults = self.flow.variable_defaults()
         names = {**defaults, "vars": defaults, "secrets": _NoSecrets()}
@@ -644,7 +679,7 @@ class _Validator:
                 )
                 return True, None
             # what is left: required parameters known only when the run starts
-            model = nt.params.model_construct(**given)
+            model = nt.params.model_construct(**_translated(nt.params, given))
         self._deferred = templated
         return True, model
 

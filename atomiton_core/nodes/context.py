@@ -204,20 +204,17 @@ class NodeContext:
         self._host.node_progress(self._node.index, float(fraction), message)
 
     def render(self, value: Any, /, **names: Any) -> Any:
-        """Render a sandboxed Jinja2 template over the variables and ``names``."""
+        """Render a sandboxed Jinja2 template over the variables and ``names``; the fields of
+        a mapping given as ``input`` are names too (see
+        :func:`~atomiton_core.nodes.expressions.node_scope`)."""
         return expressions.render(value, self._scope(names))
 
     def evaluate(self, expression: str, /, **names: Any) -> Any:
-        """Evaluate a sandboxed Jinja2 expression over the variables and ``names``."""
+        """Evaluate a sandboxed Jinja2 expression over the same names as :meth:`render`."""
         return expressions.evaluate(expression, self._scope(names))
 
     def _scope(self, names: Mapping[str, Any]) -> dict[str, Any]:
-        variables = self._host.variables
-        scope = dict(variables)
-        scope["vars"] = variables
-        scope["secrets"] = self._host.secrets
-        scope.update(names)
-        return scope
+        return expressions.node_scope(self._host.variables, self._host.secrets, names)
 
     def run_children(
         self,

@@ -3,7 +3,15 @@
 Flows come from users, so nothing in a flow reaches Python's ``eval``. Expressions such as
 ``item.price * 2`` and templates such as ``"Hello {{ who }}"`` run in Jinja2's immutable
 sandbox (no attribute starting with ``_``, no method that changes the data it is given) with a
-short list of helpers. The original's ``{{$now}}`` / ``{{$input}}`` forms are accepted.
+short list of helpers. The original's ``{{$now}}`` / ``{{$input}}`` forms are accepted:
+``now`` is the time as JavaScript's ``toISOString()`` writes it (``2025-01-15T10:30:00.123Z``),
+and a mapping or a list printed inside a text renders as JSON (``{"a": 1}``, never Python's
+``{'a': 1}``); a template that is one ``{{ expr }}`` keeps the value's type.
+
+A node's template sees (:func:`node_scope`) the flow's variables, the fields of the mapping
+it gives as ``input`` by their own names (they win over variables of the same name: the
+original's templates saw only the input's fields), and then ``vars`` (the variables, always),
+``secrets`` and whatever the node passes by name (``input`` itself, ``item``...).
 
 What an expression may cost is bounded, so a 100-byte flow cannot freeze a server:
 
@@ -24,6 +32,7 @@ Over a bound, the expression fails with an ``ExpressionError`` that says which.
 from __future__ import annotations
 
 import contextvars
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -45,6 +54,8 @@ __all__ = [
     "compile_expression",
     "evaluate",
     "is_template",
+    "iso_now",
+    "node_scope",
     "render",
     "template_names",
 ]
@@ -252,8 +263,19 @@ def _bounded_concat(pieces: Iterable[str]) -> str:
     return "".join(out)
 
 
+def _printed(value: Any) -> Any:
+    """What a ``{{ }}`` inside a text prints: a mapping or a list as JSON, as the flow's
+    author means it (Python's repr, ``{'a': True}``, is no format anyone reads)."""
+    if isinstance(value, dict | list | tuple):
+        try:
+            return json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):  # keys JSON cannot have, a cycle: as Python shows it
+            return value
+    return value
+
+
 def _environment() -> _Environment:
-    env = _Environment(undefined=StrictUndefined, autoescape=False)
+    env = _Environment(undefined=StrictUndefined, autoescape=False, finalize=_printed)
     env.concat = _bounded_concat  # type: ignore[method-assign]
     for name in ("lipsum", "cycler", "joiner", "namespace"):
         env.globals.pop(name, None)
@@ -310,9 +332,14 @@ class CompiledExpression:
         self._fn = fn
 
     def __call__(self, **names: Any) -> Any:
+        return self.over(names)
+
+    def over(self, names: Mapping[str, Any]) -> Any:
+        """The same as calling it with ``**names``, without building keyword arguments (and
+        with any keys: one that is not a name is never read)."""
         token = _STEPS.set([MAX_STEPS])
         try:
-            value = self._fn(**names)
+            value = _called(self._fn, names)
         except _Limit as exc:
             raise ExpressionError(
                 f"expression {self.source!r} was stopped: {exc}",
@@ -343,6 +370,17 @@ class CompiledExpression:
         return value
 
 
+def _called(fn: Callable[[Mapping[str, Any]], Any], names: Mapping[str, Any]) -> Any:
+    """``fn(names)``; Jinja takes only text as names, so keys that are not (an input's
+    ``{1: ...}``) are left out, at the cost of a second call only when there are such keys."""
+    try:
+        return fn(names)
+    except TypeError as exc:
+        if str(exc) != "keywords must be strings":
+            raise
+    return fn({k: v for k, v in names.items() if isinstance(k, str)})
+
+
 @lru_cache(maxsize=4096)
 def compile_expression(source: str) -> CompiledExpression:
     """Compile a Jinja2 expression (``item.price * 2``) once; call the result with names."""
@@ -364,15 +402,50 @@ def _compile_template(source: str) -> Any:
         raise ExpressionError(f"cannot parse template {source!r}: {exc}") from exc
 
 
-def _names(names: Mapping[str, Any]) -> dict[str, Any]:
-    scope = {"now": datetime.now(UTC).isoformat()}
+def iso_now() -> str:
+    """The time now as JavaScript's ``new Date().toISOString()`` writes it, which is what the
+    original's ``{{$now}}`` rendered: UTC, milliseconds, ``Z`` (``2025-01-15T10:30:00.123Z``)."""
+    now = datetime.now(UTC)
+    return f"{now:%Y-%m-%dT%H:%M:%S}.{now.microsecond // 1000:03d}Z"
+
+
+def _names(source: str, names: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``names``, with ``now`` when the source may read it and nothing else defines it (the
+    clock is read only for the templates that need it)."""
+    if "now" in source and "now" not in names:
+        scope = dict(names)
+        scope["now"] = iso_now()
+        return scope
+    return names
+
+
+def node_scope(
+    variables: Mapping[str, Any], secrets: Any, names: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The names a node's template sees: the variables; the fields of ``names["input"]``
+    when it is a dict (by their own names, over variables of the same name; never ``now``,
+    which stays the time); ``vars`` (the variables); ``secrets`` unless None; then ``names``
+    themselves (what the node passes wins over everything)."""
+    given = names.get("input")
+    if isinstance(given, dict) and given:
+        scope = {**variables, **given}  # a key that is not text is dropped when it is used
+        if "now" in given:
+            if "now" in variables:
+                scope["now"] = variables["now"]
+            else:
+                del scope["now"]
+    else:
+        scope = dict(variables)
+    scope["vars"] = variables
+    if secrets is not None:
+        scope["secrets"] = secrets
     scope.update(names)
     return scope
 
 
 def evaluate(source: str, names: Mapping[str, Any]) -> Any:
     """Evaluate an expression against ``names``; errors name the expression."""
-    return compile_expression(source)(**_names(names))
+    return compile_expression(source).over(_names(source, names))
 
 
 def render(value: Any, names: Mapping[str, Any]) -> Any:
@@ -386,7 +459,7 @@ def render(value: Any, names: Mapping[str, Any]) -> Any:
             return evaluate(single.group("expr"), names)
         token = _STEPS.set([MAX_STEPS])
         try:
-            text = _compile_template(value).render(**_names(names))
+            text = _called(_compile_template(value).render, _names(value, names))
         except _Limit as exc:
             raise ExpressionError(
                 f"template {value!r} was stopped: {exc}",

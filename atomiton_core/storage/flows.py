@@ -13,6 +13,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from atomiton_core import signals, wire
@@ -25,7 +26,7 @@ from atomiton_core.errors import (
 )
 from atomiton_core.files import atomic_write_text, backend_hint
 from atomiton_core.flow.models import Flow
-from atomiton_core.flow.yaml_io import dumps_flow, loads_flow
+from atomiton_core.flow.yaml_io import dumps_flow, loads_flow, read_plain
 from atomiton_core.storage.runs import RunRecord, list_records
 
 __all__ = ["FlowStorage", "FlowSummary", "create_storage", "default_storage_url"]
@@ -87,18 +88,41 @@ class FlowStorage:
 
     # -- flows ---------------------------------------------------------------------------
     def save(self, flow: Flow) -> str:
-        """Store a flow as ``<id>.flow.yaml``; comments and layout it was loaded with stay."""
+        """Store a flow as ``<id>.flow.yaml``; comments and layout it was loaded with stay.
+
+        A save that changes what is stored stamps ``metadata.updated`` with the time, and
+        ``metadata.created`` too unless the flow or the stored file has one (the original's
+        storage did the same, ``engines/FilesystemStorage.ts``); the flow given is stamped as
+        well. A save that changes nothing (the flow's text is the stored file's) writes
+        nothing: the file keeps its bytes, its modification time and its stamps.
+        """
         location = self.flow_location(flow.id)
         text = dumps_flow(flow)
-        try:
-            atomic_write_text(location, text, fs=self.fs)
-        except OSError as exc:
-            raise StorageError(f"cannot save flow {flow.id!r} to {location}: {exc}") from exc
+        stored = self._stored_text(location)
+        if text != stored:
+            _stamp(flow, stored)
+            text = dumps_flow(flow)
+            try:
+                atomic_write_text(location, text, fs=self.fs)
+            except OSError as exc:
+                raise StorageError(f"cannot save flow {flow.id!r} to {location}: {exc}") from exc
         if signals.flow_saved.receivers:
-            signals.flow_saved.send(
-                self, event=signals.FlowEvent("flow.saved", flow.id, location, time.time())
+            signals.send_observed(
+                signals.flow_saved,
+                self,
+                signals.FlowEvent("flow.saved", flow.id, location, time.time()),
             )
         return location
+
+    def _stored_text(self, location: str) -> str | None:
+        """The text stored at ``location``; None if there is none, or it cannot be read (the
+        save then writes it anew)."""
+        try:
+            with self.fs.open(location, "rb") as fh:
+                data: bytes = fh.read()
+            return data.decode("utf-8")
+        except (OSError, UnicodeDecodeError):  # FileNotFoundError included
+            return None
 
     def save_text(self, text: str, *, source: str = "<text>") -> Flow:
         """Parse YAML text, then store it; a text that is not a flow is refused."""
@@ -130,8 +154,10 @@ class FlowStorage:
             raise FlowNotFound(f"no flow {flow_id!r} in storage {self.url}")
         self.fs.rm(location)
         if signals.flow_deleted.receivers:
-            signals.flow_deleted.send(
-                self, event=signals.FlowEvent("flow.deleted", flow_id, location, time.time())
+            signals.send_observed(
+                signals.flow_deleted,
+                self,
+                signals.FlowEvent("flow.deleted", flow_id, location, time.time()),
             )
 
     def list(self) -> list[FlowSummary]:
@@ -239,6 +265,37 @@ class FlowStorage:
             elif name.endswith(".json"):
                 ids.add(name[:-5])
         return sorted(i for i in ids if _SAFE_ID.fullmatch(i))
+
+
+def iso_now() -> str:
+    """The time as JavaScript's ``toISOString()`` writes it (``2025-01-15T10:30:00.123Z``), the
+    form of the original's ``metadata.created`` / ``metadata.updated``."""
+    now = datetime.now(UTC)
+    return f"{now:%Y-%m-%dT%H:%M:%S}.{now.microsecond // 1000:03d}Z"
+
+
+def _stamp(flow: Flow, stored: str | None) -> None:
+    """Set ``metadata.updated`` to now, and ``metadata.created`` when neither the flow nor
+    the ``stored`` text has one (its first save); other metadata keys stay, in their order."""
+    now = iso_now()
+    metadata = dict(flow.metadata or {})
+    if "created" not in metadata:
+        metadata["created"] = _created(stored) or now
+    metadata["updated"] = now
+    flow.metadata = metadata
+
+
+def _created(stored: str | None) -> str | None:
+    """``metadata.created`` of the stored text, if it is a flow that has one."""
+    if stored is None or "created" not in stored:
+        return None
+    try:
+        data = read_plain(stored)
+    except FlowLoadError:
+        return None
+    metadata = data.get("metadata") if isinstance(data, dict) else None
+    created = metadata.get("created") if isinstance(metadata, dict) else None
+    return created if isinstance(created, str) else None
 
 
 def _basename(path: Any) -> str:

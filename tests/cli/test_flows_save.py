@@ -100,8 +100,14 @@ def test_save_refuses_exactly_what_the_server_refuses(
             outcomes[name] = (saved.returncode, answer.status_code)
             if saved.returncode == 0:
                 assert body["report"]["valid"] is True
-                stored = loads_flow(Path(body["location"]).read_text())
-                assert stored.to_data() == loads_flow(text).to_data(), name
+                stored = loads_flow(Path(body["location"]).read_text()).to_data()
+                stamps = stored.get("metadata") or {}
+                assert {"created", "updated"} <= stamps.keys(), name  # storage stamps a save
+                for key in ("created", "updated"):
+                    stamps.pop(key)
+                if not stamps:
+                    stored.pop("metadata")
+                assert stored == loads_flow(text).to_data(), name
             else:
                 assert saved.returncode == 3, (name, saved.stderr)
                 assert body["error"]["code"] == answer.json()["error"]["code"], name
@@ -137,5 +143,11 @@ def test_save_reads_standard_input(cli: Cli, home: Path) -> None:
     text = "# kept\n" + MADE["valid"]
     saved = cli("flows", "save", "-", "--storage", "s", input=text)
     assert saved.returncode == 0, saved.stderr
-    assert (home / "s" / "flows" / "ok.flow.yaml").read_text() == text
+    stored = (home / "s" / "flows" / "ok.flow.yaml").read_text()
+    assert stored.startswith(text)  # as given, with the stamps of its first save after it
+    assert [line.split(":")[0] for line in stored[len(text) :].splitlines()] == [
+        "metadata",
+        "  created",
+        "  updated",
+    ]
     assert os.path.basename(saved.stdout.split(" -> ")[-1].strip()) == "ok.flow.yaml"

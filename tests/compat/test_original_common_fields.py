@@ -1,0 +1,43 @@
+"""The original's common node fields (``label``, ``description``; its
+``createNodeParameters.ts`` base schema, read at commit 259a5052) are accepted on every node
+type, kept in the flow, and never reach the node."""
+
+from __future__ import annotations
+
+from atomiton_core import Conductor, dumps_flow, loads_flow
+from atomiton_core.flow.settings import own_parameters
+from atomiton_core.nodes.definition import Parameters
+
+FLOW = """
+id: labelled
+name: Labelled
+nodes:
+  - id: a
+    type: const
+    parameters: {value: [3, 1, 2], label: Numbers, description: what the list starts as}
+  - id: b
+    type: transform
+    parameters: {operation: sort, label: Sorted, description: ascending}
+edges:
+  - {source: a, target: b}
+"""
+
+
+def test_label_and_description_are_accepted_on_every_node(conductor: Conductor) -> None:
+    flow = loads_flow(FLOW)
+    assert conductor.validate(flow).problems == []
+    result = conductor.run(flow)
+    assert result.ok, result.error
+    assert result.outputs == {"b": {"output": [1, 2, 3]}}
+    assert "label: Sorted" in dumps_flow(flow)
+
+
+class _Labelled(Parameters):
+    label: str = ""
+
+
+def test_a_type_that_declares_one_of_them_is_given_it() -> None:
+    """A plugin's own ``label`` parameter keeps working; the settings never reach a node."""
+    given = {"label": "L", "description": "D", "timeout": 10, "x": 1}
+    assert own_parameters(given, _Labelled) == {"label": "L", "x": 1}
+    assert own_parameters(given, Parameters) == {"x": 1}
