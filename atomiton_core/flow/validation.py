@@ -250,7 +250,14 @@ class _Validator:
             if nt is None:
                 continue
             i = positions[node_id]
-            for port in nt.required_inputs:
+            # a group's child that no edge feeds is given the group's inputs, by port name
+            fed_by_container = (
+                container is not None
+                and container[1] is not None
+                and container[1].child_sources is None
+                and not incoming.get(node_id)
+            )
+            for port in () if fed_by_container else nt.required_inputs:
                 if port not in incoming.get(node_id, ()):
                     self.add(
                         "MISSING_REQUIRED_INPUT",

@@ -118,6 +118,27 @@ edges:
     assert result.nodes["outer/inner/add"].outputs["output"] == 5
 
 
+def test_a_required_input_of_a_group_child_may_come_from_the_group(
+    conductor: Conductor,
+) -> None:
+    """A transform's ``input`` is required; in a group, with no edge, the group gives it."""
+    flow = loads_flow(
+        "id: g3\nname: G3\nnodes:\n  - {id: xs, type: const, parameters: {value: [2, 1]}}\n"
+        "  - id: grp\n    type: group\n    nodes:\n"
+        "      - {id: sorted, type: transform, parameters: {operation: sort}}\n"
+        "edges:\n  - {source: xs, target: grp, targetHandle: input}\n"
+    )
+    assert conductor.validate(flow).problems == []
+    assert conductor.run(flow).nodes["grp/sorted"].outputs["output"] == [1, 2]
+    loop = loads_flow(
+        "id: l3\nname: L3\nnodes:\n  - id: each\n    type: loop\n"
+        "    parameters: {array: [1]}\n    nodes:\n"
+        "      - {id: sorted, type: transform, parameters: {operation: sort}}\n"
+    )
+    (problem,) = conductor.validate(loop).errors  # a loop gives its children nothing so
+    assert problem.code == "MISSING_REQUIRED_INPUT" and problem.node_id == "sorted"
+
+
 def test_a_top_level_node_and_a_loops_children_get_nothing_implicitly(
     conductor: Conductor,
 ) -> None:
