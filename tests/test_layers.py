@@ -105,6 +105,8 @@ LAZY = {
     "atomiton_core/cli/main.py": "the engine loads only when a command runs: `atomiton --help` "
     "imports click alone (tests/test_startup.py)",
     "atomiton_core/cli/runs.py": "the same as cli/main.py: storage and engine load per command",
+    "atomiton_core/cli/migrate.py": "the same as cli/main.py: the engine loads only when the "
+    "command runs",
     "atomiton_core/testing/pytest_plugin.py": "pytest loads the plugin in every session: kept light",
     "atomiton_core/conductor/conductor.py": "the process pool (multiprocessing, 17 ms) loads only "
     "when an isolated node runs",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from atomiton_core.cli.main import main
+from atomiton_core.cli.migrate import migrate
 from atomiton_core.cli.plugin import plugin
 from atomiton_core.cli.runs import cache, replay, runs
 from atomiton_core.cli.serve import serve
@@ -12,5 +13,6 @@ main.add_command(plugin)
 main.add_command(runs)
 main.add_command(cache)
 main.add_command(replay)
+main.add_command(migrate)
 
 __all__ = ["main"]

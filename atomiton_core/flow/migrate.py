@@ -1,0 +1,1867 @@
+"""``atomiton migrate``: rewrite a flow written for the original Atomiton into one that runs here.
+
+What it changes, each change reported on a line of its own (:class:`Change`):
+
+- **parameter names**: each node type's parameter model declares the original's names
+  (``original_names``) and how its parameters become ours (``from_original``); the node's
+  parameters go through that, and only the keys that changed are written back (a renamed key
+  keeps its place and its comment);
+- **JavaScript**: the original's functions (a transform's ``transformFunction``,
+  ``filterCondition``, ``reduceFunction``) and conditions (a loop's ``condition``) become
+  Jinja2 expressions when they are simple (``item => item.price * 2`` is
+  ``item.price * 2``; see :func:`translate_function`); what is not simple is kept as it is
+  (the optional package ``atomiton-lang-js`` runs it) and flagged. JavaScript elsewhere that
+  the node type refuses (a transform's ``expression`` or ``code``, which the original never
+  read) is flagged too. A ``code`` node whose code is JavaScript (the original's code node
+  ran JavaScript, ours runs Python) becomes a ``javascript`` node;
+- **node types the original renamed**: ``csv-reader`` is ``spreadsheet``,
+  ``image-composite`` is ``image`` (when no installed plugin provides the old name);
+- **loops and parallels**: the original wired a ``loop``'s ``item`` (and a ``parallel``'s
+  ``output``) to the nodes that do the per-item work, side by side with it; here a container
+  runs the nodes nested in it. The per-item nodes move into the container (see
+  :meth:`_Migrator.nest` for which ones), the edges from it become edges from the container
+  inside, and an edge from a moved node to one left outside becomes an output of the
+  container (the list of that node's per-item values) feeding it.
+
+Everything else is left as it was: comments, key order, quoting, the layout of every line
+not changed (ruamel.yaml's round trip, with the original text's lines restored wherever the
+emitter re-wrote unchanged values). A flow that needs no change comes back byte for byte.
+
+The flow layer knows node types through :class:`~atomiton_core.flow.protocols.CatalogueLike`
+only: the caller passes the catalogue (``create_conductor().catalogue``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import difflib
+import io
+import itertools
+import json
+import re
+import warnings
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError, YAMLWarning
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
+
+from atomiton_core.errors import FlowLoadError
+from atomiton_core.flow.models import Flow, pydantic_message
+from atomiton_core.flow.settings import RESERVED_PARAMETERS
+from atomiton_core.flow.yaml_io import MAX_TEXT, dumps_flow, loads_flow, read_plain, to_plain
+from atomiton_core.wire import CONFIG
+
+if TYPE_CHECKING:
+    from atomiton_core.flow.protocols import CatalogueLike, NodeTypeLike
+
+__all__ = [
+    "Change",
+    "Migration",
+    "NotTranslated",
+    "Translation",
+    "migrate",
+    "translate_expression",
+    "translate_function",
+]
+
+#: Node types the original renamed itself (its registry at 259a5052 lists ``csv-reader`` and
+#: ``image-composite``; its later definitions are ``spreadsheet`` and ``image``).
+ORIGINAL_TYPES: Mapping[str, str] = {"csv-reader": "spreadsheet", "image-composite": "image"}
+
+#: The original's JavaScript functions, by node type: parameter -> (the operations that run
+#: it, the names its arguments have here). Each becomes the type's Jinja2 ``expression``.
+FUNCTIONS: Mapping[str, Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "transform": {
+        "filterCondition": (("filter",), ("item", "index")),
+        "transformFunction": (("map", "filter"), ("item", "index")),
+        "reduceFunction": (("reduce",), ("acc", "item", "index")),
+    },
+}
+#: The original's JavaScript conditions, by node type: parameter -> the names they read.
+CONDITIONS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
+    "loop": {"condition": ("iteration", "lastResult")},
+}
+#: Names every translated expression may read as they are (the flow's variables, as
+#: atomiton-lang-js gives them to JavaScript).
+_ALWAYS = ("vars",)
+
+#: Marks of JavaScript that neither a Jinja2 expression nor Python has (the same marks the
+#: built-in nodes' validation looks for).
+_JAVASCRIPT = re.compile(
+    r"=>|===|!==|\$\{|^\s*//|\b(?:const|let|var|function)\s+[\w$]|;\s*$", re.MULTILINE
+)
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One thing ``migrate`` changed, or kept as it was and flagged (``translated`` False)."""
+
+    __pydantic_config__ = CONFIG
+
+    #: renamed, translated, removed, retyped, nested, rewired, or kept
+    action: str
+    message: str
+    node_id: str | None = None
+    parameter: str | None = None
+    edge_id: str | None = None
+    #: The line of the original text it is about.
+    line: int | None = None
+    translated: bool = True
+
+    def __str__(self) -> str:
+        where = []
+        if self.node_id is not None:
+            where.append(f"node {self.node_id!r}")
+        if self.edge_id is not None:
+            where.append(f"edge {self.edge_id!r}")
+        if self.parameter is not None:
+            where.append(f"parameter {self.parameter!r}")
+        at = f" (line {self.line})" if self.line is not None else ""
+        verdict = "translated" if self.translated else "flagged   "
+        return f"{verdict} {', '.join(where) or 'flow'}{at}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """What :func:`migrate` made of a flow: the new text and every change, by the line of
+    the original text it is about."""
+
+    text: str
+    original: str
+    changes: tuple[Change, ...] = ()
+    source: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.text != self.original
+
+    @property
+    def flagged(self) -> tuple[Change, ...]:
+        """What was kept as it was: it needs a look (or atomiton-lang-js) to run here."""
+        return tuple(c for c in self.changes if not c.translated)
+
+    @property
+    def ok(self) -> bool:
+        """Everything it found was translated."""
+        return not self.flagged
+
+    def report(self) -> str:
+        """One line per change."""
+        return "\n".join(str(c) for c in self.changes)
+
+    def flow(self) -> Flow:
+        """The migrated flow, loaded."""
+        return loads_flow(self.text, source=self.source)
+
+
+# -- JavaScript -> Jinja2 -----------------------------------------------------------------
+
+
+class NotTranslated(ValueError):
+    """JavaScript the translator does not turn into Jinja2; the message says what it met."""
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """A Jinja2 expression, and where it may behave otherwise than the JavaScript did."""
+
+    expression: str
+    notes: tuple[str, ...] = ()
+
+
+_SPACE = re.compile(r"(?:\s+|//[^\n]*|/\*.*?\*/)+", re.S)
+_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_NAME = re.compile(r"[A-Za-z_$][\w$]*")
+_STRING = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"", re.S)
+_PUNCT = re.compile(
+    r"===|!==|\*\*|=>|==|!=|<=|>=|&&|\|\||\?\?|\?\.|\.\.\.|[-+*/%<>!?:.,;()\[\]{}=&|^~@#]"
+)
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "v": "\v", "\n": ""}
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str  # num, str, name, op, tpl, end
+    value: Any
+
+
+def _unescape(body: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if ch != "\\" or i + 1 == len(body):
+            out.append(ch)
+            i += 1
+            continue
+        nxt = body[i + 1]
+        if nxt == "x" and re.fullmatch(r"[0-9a-fA-F]{2}", body[i + 2 : i + 4]):
+            out.append(chr(int(body[i + 2 : i + 4], 16)))
+            i += 4
+        elif nxt == "u" and body[i + 2 : i + 3] == "{":
+            end = body.find("}", i)
+            if end < 0:
+                raise NotTranslated("a bad \\u{...} escape")
+            out.append(chr(int(body[i + 3 : end], 16)))
+            i = end + 1
+        elif nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", body[i + 2 : i + 6]):
+            out.append(chr(int(body[i + 2 : i + 6], 16)))
+            i += 6
+        elif nxt == "0" and not body[i + 2 : i + 3].isdigit():
+            out.append("\0")
+            i += 2
+        elif nxt.isdigit():
+            raise NotTranslated("an octal escape")
+        else:
+            out.append(_ESCAPES.get(nxt, nxt))
+            i += 2
+    return "".join(out)
+
+
+class _Lexer:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def tokens(self, pos: int = 0, *, in_template: bool = False) -> tuple[list[_Token], int]:
+        """The tokens from ``pos`` to the end, or (``in_template``) to the ``}`` closing a
+        ``${``; and the position after them."""
+        text = self.text
+        found: list[_Token] = []
+        depth = 0
+        while True:
+            space = _SPACE.match(text, pos)
+            if space:
+                pos = space.end()
+            if pos >= len(text):
+                if in_template:
+                    raise NotTranslated("an unterminated ${...} in a template literal")
+                found.append(_Token("end", None))
+                return found, pos
+            ch = text[pos]
+            if ch == "`":
+                token, pos = self.template(pos)
+                found.append(token)
+                continue
+            if ch in "'\"":
+                m = _STRING.match(text, pos)
+                if m is None:
+                    raise NotTranslated("an unterminated string")
+                found.append(_Token("str", _unescape(m.group()[1:-1])))
+                pos = m.end()
+                continue
+            m = _NUMBER.match(text, pos)
+            if m and (ch.isdigit() or (ch == "." and m.end() > pos + 1)):
+                found.append(_Token("num", m.group()))
+                pos = m.end()
+                continue
+            m = _NAME.match(text, pos)
+            if m:
+                found.append(_Token("name", m.group()))
+                pos = m.end()
+                continue
+            m = _PUNCT.match(text, pos)
+            if m is None:
+                raise NotTranslated(f"the character {ch!r}")
+            op = m.group()
+            pos = m.end()
+            if in_template and op == "}" and depth == 0:
+                found.append(_Token("end", None))
+                return found, pos
+            depth += {"{": 1, "}": -1}.get(op, 0)
+            found.append(_Token("op", op))
+
+    def template(self, pos: int) -> tuple[_Token, int]:
+        """A template literal from its opening backtick: text and ``${...}`` token lists."""
+        text = self.text
+        parts: list[Any] = []
+        buf: list[str] = []
+        pos += 1
+        while True:
+            if pos >= len(text):
+                raise NotTranslated("an unterminated template literal")
+            ch = text[pos]
+            if ch == "`":
+                parts.append(_unescape("".join(buf)))
+                return _Token("tpl", parts), pos + 1
+            if ch == "\\" and pos + 1 < len(text):
+                buf.append(text[pos : pos + 2])
+                pos += 2
+            elif text.startswith("${", pos):
+                parts.append(_unescape("".join(buf)))
+                buf = []
+                inner, pos = self.tokens(pos + 2, in_template=True)
+                parts.append(inner)
+            else:
+                buf.append(ch)
+                pos += 1
+
+
+#: JavaScript's binary operators and their precedence (higher binds tighter).
+_BINARY = {
+    "??": 1,
+    "||": 2,
+    "&&": 3,
+    "==": 4,
+    "!=": 4,
+    "===": 4,
+    "!==": 4,
+    "<": 5,
+    ">": 5,
+    "<=": 5,
+    ">=": 5,
+    "+": 6,
+    "-": 6,
+    "*": 7,
+    "/": 7,
+    "%": 7,
+    "**": 8,
+}
+_UNSUPPORTED_WORDS = {
+    "typeof": "`typeof`",
+    "instanceof": "`instanceof`",
+    "in": "the `in` operator",
+    "new": "`new`",
+    "void": "`void`",
+    "delete": "`delete`",
+    "await": "`await`",
+    "yield": "`yield`",
+    "this": "`this`",
+    "function": "a nested function",
+    "class": "a class",
+}
+
+
+class _Parser:
+    """A small expression grammar of JavaScript; an AST of tuples."""
+
+    def __init__(self, tokens: list[_Token]) -> None:
+        self.tokens = tokens
+        self.i = 0
+
+    def peek(self, ahead: int = 0) -> _Token:
+        return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
+
+    def next(self) -> _Token:
+        token = self.peek()
+        self.i += 1
+        return token
+
+    def at(self, value: str, ahead: int = 0) -> bool:
+        token = self.peek(ahead)
+        return token.kind in ("op", "name") and token.value == value
+
+    def accept(self, value: str) -> bool:
+        if self.at(value):
+            self.i += 1
+            return True
+        return False
+
+    def expect(self, value: str) -> None:
+        if not self.accept(value):
+            raise NotTranslated(f"{self.describe(self.peek())} where {value!r} was expected")
+
+    @staticmethod
+    def describe(token: _Token) -> str:
+        if token.kind == "end":
+            return "the end"
+        if token.kind == "tpl":
+            return "a template literal"
+        if token.kind == "str":
+            return f"the string {token.value!r}"
+        return f"{token.value!r}"
+
+    def end(self) -> None:
+        self.accept(";")
+        if self.peek().kind != "end":
+            token = self.peek()
+            if token.kind == "op" and token.value in ("=", "+=", "-="):
+                raise NotTranslated("an assignment")
+            if token.kind == "op" and token.value in ("&", "|", "^", "~"):
+                raise NotTranslated(f"the bitwise operator {token.value!r}")
+            raise NotTranslated(f"{self.describe(token)} after the expression")
+
+    # functions -----------------------------------------------------------------------------
+
+    def function(self) -> tuple[list[str], Any]:
+        """``x => e``, ``(a, b) => e``, ``x => { return e; }``, ``function (x) { return e; }``:
+        the parameter names and the body."""
+        if self.at("async"):
+            raise NotTranslated("an async function")
+        if self.accept("function"):
+            if self.peek().kind == "name":
+                self.next()
+            self.expect("(")
+            params = self.parameters()
+            return params, self.block()
+        if self.peek().kind == "name" and self.at("=>", 1):
+            params = [self.next().value]
+        elif self.at("("):
+            self.next()
+            params = self.parameters()
+        else:
+            raise NotTranslated("not a function (the original's functions are x => ...)")
+        self.expect("=>")
+        body = self.block() if self.at("{") else self.expression()
+        return params, body
+
+    def parameters(self) -> list[str]:
+        """Names up to and including the closing parenthesis."""
+        names: list[str] = []
+        while not self.accept(")"):
+            token = self.next()
+            if token.kind != "name":
+                if token.kind == "op" and token.value in ("{", "["):
+                    raise NotTranslated("a destructuring parameter")
+                if token.kind == "op" and token.value == "...":
+                    raise NotTranslated("a rest parameter")
+                raise NotTranslated(f"{self.describe(token)} in the parameter list")
+            names.append(token.value)
+            if self.at("="):
+                raise NotTranslated("a default parameter value")
+            if not self.at(")"):
+                self.expect(",")
+        return names
+
+    def block(self) -> Any:
+        self.expect("{")
+        if not self.accept("return"):
+            raise NotTranslated(
+                "a function body with statements (only `x => expression` and "
+                "`x => { return expression; }` are translated)"
+            )
+        body = self.expression()
+        self.accept(";")
+        if not self.accept("}"):
+            raise NotTranslated(
+                "a function body with more than a return statement (only `x => expression` "
+                "and `x => { return expression; }` are translated)"
+            )
+        return body
+
+    # expressions ---------------------------------------------------------------------------
+
+    def expression(self) -> Any:
+        test = self.binary(1)
+        if self.accept("?"):
+            yes = self.expression()
+            self.expect(":")
+            no = self.expression()
+            return ("cond", test, yes, no)
+        if self.at("=>"):
+            raise NotTranslated("a nested function")
+        return test
+
+    def binary(self, floor: int) -> Any:
+        left = self.unary()
+        while True:
+            token = self.peek()
+            if token.kind == "name" and token.value in ("in", "instanceof"):
+                raise NotTranslated(_UNSUPPORTED_WORDS[token.value])
+            prec = _BINARY.get(token.value) if token.kind == "op" else None
+            if prec is None or prec < floor:
+                return left
+            self.next()
+            right = self.binary(prec if token.value == "**" else prec + 1)
+            left = ("binary", token.value, left, right)
+
+    def unary(self) -> Any:
+        for op in ("!", "-", "+"):
+            if self.accept(op):
+                return ("unary", op, self.unary())
+        token = self.peek()
+        if token.kind == "op" and token.value in ("++", "--", "~"):
+            raise NotTranslated(f"the operator {token.value!r}")
+        return self.postfix(self.primary())
+
+    def postfix(self, node: Any) -> Any:
+        while True:
+            if self.accept("."):
+                token = self.next()
+                if token.kind != "name":
+                    raise NotTranslated(f"{self.describe(token)} after '.'")
+                node = ("member", node, token.value)
+            elif self.at("?."):
+                raise NotTranslated("optional chaining (?.)")
+            elif self.accept("["):
+                index = self.expression()
+                self.expect("]")
+                node = ("index", node, index)
+            elif self.accept("("):
+                node = ("call", node, self.arguments())
+            elif self.peek().kind == "tpl":
+                raise NotTranslated("a tagged template")
+            else:
+                return node
+
+    def arguments(self) -> list[Any]:
+        args: list[Any] = []
+        while not self.accept(")"):
+            if self.at("..."):
+                raise NotTranslated("a spread argument (...)")
+            if self.arrow_ahead():
+                raise NotTranslated("a callback function (e.g. .map(x => ...))")
+            args.append(self.expression())
+            if not self.at(")"):
+                self.expect(",")
+        return args
+
+    def arrow_ahead(self) -> bool:
+        """Whether a function starts here (``x =>``, ``(a, b) =>``, ``function``)."""
+        if self.at("function") or (self.peek().kind == "name" and self.at("=>", 1)):
+            return True
+        if not self.at("("):
+            return False
+        depth = 0
+        for k in range(self.i, len(self.tokens)):
+            token = self.tokens[k]
+            if token.kind == "op" and token.value == "(":
+                depth += 1
+            elif token.kind == "op" and token.value == ")":
+                depth -= 1
+                if depth == 0:
+                    nxt = self.tokens[k + 1] if k + 1 < len(self.tokens) else None
+                    return nxt is not None and nxt.kind == "op" and nxt.value == "=>"
+        return False
+
+    def primary(self) -> Any:
+        if self.arrow_ahead():
+            raise NotTranslated("a nested function")
+        token = self.next()
+        if token.kind == "num":
+            return ("num", token.value)
+        if token.kind == "str":
+            return ("str", token.value)
+        if token.kind == "tpl":
+            parts: list[Any] = []
+            for part in token.value:
+                if isinstance(part, str):
+                    parts.append(part)
+                else:
+                    inner = _Parser(part)
+                    parts.append(inner.expression())
+                    if inner.peek().kind != "end":
+                        raise NotTranslated(f"{self.describe(inner.peek())} inside ${{...}}")
+            return ("template", parts)
+        if token.kind == "name":
+            word = token.value
+            if word in ("true", "false"):
+                return ("bool", word == "true")
+            if word == "null":
+                return ("null",)
+            if word == "undefined":
+                return ("undefined",)
+            if word in _UNSUPPORTED_WORDS:
+                raise NotTranslated(_UNSUPPORTED_WORDS[word])
+            return ("name", word)
+        if token.kind == "op":
+            if token.value == "(":
+                inner_expr = self.expression()
+                if self.at(","):
+                    raise NotTranslated("the comma operator")
+                self.expect(")")
+                return inner_expr
+            if token.value == "[":
+                items: list[Any] = []
+                while not self.accept("]"):
+                    if self.at("..."):
+                        raise NotTranslated("a spread (...)")
+                    items.append(self.expression())
+                    if not self.at("]"):
+                        self.expect(",")
+                return ("array", items)
+            if token.value == "{":
+                return self.object()
+            if token.value == "/":
+                raise NotTranslated("a regular expression")
+        raise NotTranslated(f"{self.describe(token)}")
+
+    def object(self) -> Any:
+        entries: list[tuple[Any, Any]] = []
+        while not self.accept("}"):
+            if self.at("..."):
+                raise NotTranslated("a spread (...)")
+            token = self.next()
+            if token.kind == "op" and token.value == "[":
+                key: Any = self.expression()
+                self.expect("]")
+            elif token.kind in ("name", "str"):
+                key = ("str", token.value)
+            elif token.kind == "num":
+                key = ("str", _number_text(token.value))
+            else:
+                raise NotTranslated(f"{self.describe(token)} as a key")
+            if self.at("(") or (
+                token.kind == "name"
+                and token.value in ("get", "set", "async")
+                and self.peek().kind == "name"
+            ):
+                raise NotTranslated("a method in an object literal")
+            if self.accept(":"):
+                value = self.expression()
+            elif token.kind == "name" and (self.at(",") or self.at("}")):
+                value = ("name", token.value)  # shorthand {price}
+            else:
+                raise NotTranslated(f"{self.describe(self.peek())} in an object literal")
+            entries.append((key, value))
+            if not self.at("}"):
+                self.expect(",")
+        return ("object", entries)
+
+
+def _number_text(text: str) -> str:
+    """A JavaScript number literal as Jinja2 (and Python) write it."""
+    if text[:2] in ("0x", "0X"):
+        return str(int(text, 16))
+    if re.fullmatch(r"\d+", text):
+        return str(int(text))
+    return repr(float(text))
+
+
+# Jinja2's precedence, loosest first.
+_COND, _OR, _AND, _NOT, _CMP, _ADD, _CAT, _MUL, _POW, _UNARY, _FILTER, _ATOM = range(1, 13)
+
+#: Property names written ``x['name']`` rather than ``x.name``: Jinja2 looks a dotted name
+#: up as an attribute first, and a mapping's or a list's own methods would win.
+_SUBSCRIPTED = frozenset(
+    {
+        *("clear", "copy", "fromkeys", "get", "items", "keys", "pop", "popitem"),
+        *("setdefault", "update", "values", "append", "count", "extend", "index"),
+        *("insert", "remove", "reverse", "sort"),
+        *("and", "or", "not", "in", "is", "if", "else", "true", "false", "none"),
+        *("True", "False", "None"),
+    }
+)
+_GLOBAL_OBJECTS = frozenset({"Math", "JSON", "Number", "Object", "Array", "Date", "String"})
+_ATTRIBUTE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True, slots=True)
+class _Out:
+    text: str
+    prec: int
+    kind: str = "any"  # str, num, bool, none, any
+
+
+def _quote(text: str) -> str:
+    """A Jinja2 string literal. ``$`` is escaped: the engine reads ``$name`` as ``name``."""
+    body = (
+        text.replace("\\", "\\\\")
+        .replace("'", "\\'")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+        .replace("$", "\\x24")
+    )
+    return f"'{body}'"
+
+
+class _Emitter:
+    def __init__(self, names: Mapping[str, str], free: Iterable[str]) -> None:
+        self.names = dict(names)
+        self.free = frozenset(free)
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    @staticmethod
+    def wrap(out: _Out, floor: int) -> str:
+        return out.text if out.prec >= floor else f"({out.text})"
+
+    def emit(self, node: Any) -> _Out:
+        kind = node[0]
+        method = getattr(self, f"_{kind}")
+        result: _Out = method(*node[1:])
+        return result
+
+    def _num(self, text: str) -> _Out:
+        return _Out(_number_text(text), _ATOM, "num")
+
+    def _str(self, text: str) -> _Out:
+        return _Out(_quote(text), _ATOM, "str")
+
+    def _bool(self, value: bool) -> _Out:
+        return _Out("true" if value else "false", _ATOM, "bool")
+
+    def _null(self) -> _Out:
+        return _Out("none", _ATOM, "none")
+
+    def _undefined(self) -> _Out:
+        return _Out("none", _ATOM, "none")
+
+    def _name(self, name: str) -> _Out:
+        if name in self.names:
+            return _Out(self.names[name], _ATOM)
+        if name in self.free or name in _ALWAYS:
+            return _Out(name, _ATOM)
+        if name in ("NaN", "Infinity"):
+            raise NotTranslated(f"{name}")
+        allowed = ", ".join(sorted({*self.names, *self.free})) or "none"
+        raise NotTranslated(f"the name {name!r}, which is not one it is given (those: {allowed})")
+
+    def _member(self, obj: Any, name: str) -> _Out:
+        if obj[0] == "name" and obj[1] in _GLOBAL_OBJECTS and obj[1] not in self.names:
+            raise NotTranslated(f"{obj[1]}.{name}")
+        target = self.emit(obj)
+        if name == "length":
+            return _Out(f"{self.wrap(target, _FILTER)} | length", _FILTER, "num")
+        if _ATTRIBUTE.fullmatch(name) and name not in _SUBSCRIPTED:
+            return _Out(f"{self.wrap(target, _ATOM)}.{name}", _ATOM)
+        return _Out(f"{self.wrap(target, _ATOM)}[{_quote(name)}]", _ATOM)
+
+    def _index(self, obj: Any, index: Any) -> _Out:
+        if index[0] == "unary" and index[1] == "-":
+            raise NotTranslated("a negative index (undefined in JavaScript, from the end here)")
+        return _Out(f"{self.wrap(self.emit(obj), _ATOM)}[{self.emit(index).text}]", _ATOM)
+
+    def _unary(self, op: str, operand: Any) -> _Out:
+        value = self.emit(operand)
+        if op == "!":
+            return _Out(f"not {self.wrap(value, _NOT)}", _NOT, "bool")
+        if op == "-":
+            return _Out(f"-{self.wrap(value, _FILTER)}", _UNARY, "num")
+        raise NotTranslated("unary + (a conversion to a number)")
+
+    def _cond(self, test: Any, yes: Any, no: Any) -> _Out:
+        t, a, b = self.emit(test), self.emit(yes), self.emit(no)
+        kind = a.kind if a.kind == b.kind else "any"
+        return _Out(
+            f"{self.wrap(a, _OR)} if {self.wrap(t, _OR)} else {self.wrap(b, _COND)}", _COND, kind
+        )
+
+    def _binary(self, op: str, left: Any, right: Any) -> _Out:
+        if op in ("==", "!=", "===", "!=="):
+            return self._equality(op, left, right)
+        a, b = self.emit(left), self.emit(right)
+        if op == "&&":
+            return _Out(f"{self.wrap(a, _AND)} and {self.wrap(b, _AND + 1)}", _AND)
+        if op == "||":
+            return _Out(f"{self.wrap(a, _OR)} or {self.wrap(b, _OR + 1)}", _OR)
+        if op == "??":
+            self.note("a missing property is an error here, not undefined")
+            return _Out(
+                f"{self.wrap(a, _OR)} if {self.wrap(a, _FILTER)} is not none "
+                f"else {self.wrap(b, _COND)}",
+                _COND,
+            )
+        if op in ("<", ">", "<=", ">="):
+            return _Out(f"{self.wrap(a, _ADD)} {op} {self.wrap(b, _ADD)}", _CMP, "bool")
+        if op == "+" and "str" in (a.kind, b.kind):
+            return _Out(f"{self.wrap(a, _CAT)} ~ {self.wrap(b, _CAT + 1)}", _CAT, "str")
+        if op in ("+", "-"):
+            if op == "+" and "num" not in (a.kind, b.kind):
+                self.note("+ adds numbers or joins texts here, but not a text and a number")
+            kind = "num" if a.kind == b.kind == "num" else "any"
+            return _Out(f"{self.wrap(a, _ADD)} {op} {self.wrap(b, _ADD + 1)}", _ADD, kind)
+        if op in ("*", "/", "%"):
+            return _Out(f"{self.wrap(a, _MUL)} {op} {self.wrap(b, _MUL + 1)}", _MUL, "num")
+        # "**": JavaScript's is right-associative, Jinja2's left: nested ones get parentheses
+        return _Out(f"{self.wrap(a, _POW + 1)} ** {self.wrap(b, _POW + 1)}", _POW, "num")
+
+    def _equality(self, op: str, left: Any, right: Any) -> _Out:
+        negate = op.startswith("!")
+        loose = len(op) == 2
+        if right[0] in ("null", "undefined") or left[0] in ("null", "undefined"):
+            other, empty = (left, right) if right[0] in ("null", "undefined") else (right, left)
+            value = self.wrap(self.emit(other), _FILTER)
+            if loose:  # == null: null or undefined
+                if negate:
+                    return _Out(f"{value} is defined and {value} is not none", _AND, "bool")
+                return _Out(f"{value} is undefined or {value} is none", _OR, "bool")
+            test = "undefined" if empty[0] == "undefined" else "none"
+            if negate:
+                test = "defined" if test == "undefined" else "not none"
+            return _Out(f"{value} is {test}", _FILTER, "bool")
+        a, b = self.emit(left), self.emit(right)
+        if loose and not (a.kind == b.kind and a.kind != "any"):
+            self.note(f"JavaScript's {op} converts types ('1' == 1); here it compares as {op}=")
+        return _Out(
+            f"{self.wrap(a, _ADD)} {'!=' if negate else '=='} {self.wrap(b, _ADD)}", _CMP, "bool"
+        )
+
+    def _array(self, items: list[Any]) -> _Out:
+        return _Out("[" + ", ".join(self.emit(i).text for i in items) + "]", _ATOM)
+
+    def _object(self, entries: list[tuple[Any, Any]]) -> _Out:
+        pairs = [f"{self.emit(k).text}: {self.emit(v).text}" for k, v in entries]
+        return _Out("{" + ", ".join(pairs) + "}", _ATOM)
+
+    def _template(self, parts: list[Any]) -> _Out:
+        pieces: list[_Out] = []
+        for part in parts:
+            if isinstance(part, str):
+                if part:
+                    pieces.append(self._str(part))
+            else:
+                pieces.append(self.emit(part))
+        if not pieces:
+            return _Out("''", _ATOM, "str")
+        if len(pieces) == 1:
+            only = pieces[0]
+            if only.kind == "str":
+                return only
+            return _Out(f"{self.wrap(only, _FILTER)} | string", _FILTER, "str")
+        if any(p.kind != "str" for p in pieces):
+            self.note("a null value is written None here (null in JavaScript)")
+        text = " ~ ".join(self.wrap(p, _CAT + 1) for p in pieces)
+        return _Out(text, _CAT, "str")
+
+    def _call(self, callee: Any, args: list[Any]) -> _Out:
+        if callee[0] == "member":
+            owner, name = callee[1], callee[2]
+            if owner[0] == "name" and owner[1] in _GLOBAL_OBJECTS and owner[1] not in self.names:
+                if owner[1] == "Math":
+                    return self._math(name, args)
+                raise NotTranslated(f"{owner[1]}.{name}()")
+            return self._method(owner, name, args)
+        if callee[0] == "name" and callee[1] not in self.names:
+            return self._global(callee[1], args)
+        raise NotTranslated("a call of a function value")
+
+    def _args(self, args: list[Any], counts: Sequence[int], what: str) -> list[_Out]:
+        if len(args) not in counts:
+            raise NotTranslated(f"{what} with {len(args)} argument(s)")
+        return [self.emit(a) for a in args]
+
+    def _math(self, name: str, args: list[Any]) -> _Out:
+        if name == "abs":
+            (x,) = self._args(args, (1,), "Math.abs")
+            return _Out(f"abs({x.text})", _ATOM, "num")
+        if name in ("max", "min"):
+            if len(args) < 2:
+                raise NotTranslated(f"Math.{name} with fewer than 2 arguments")
+            return _Out(f"{name}({', '.join(self.emit(a).text for a in args)})", _ATOM, "num")
+        if name in ("floor", "ceil"):
+            (x,) = self._args(args, (1,), f"Math.{name}")
+            return _Out(f"{self.wrap(x, _FILTER)} | round(0, {name!r}) | int", _FILTER, "num")
+        if name == "round":  # half up, as JavaScript rounds (Python rounds half to even)
+            (x,) = self._args(args, (1,), "Math.round")
+            return _Out(f"({self.wrap(x, _ADD)} + 0.5) | round(0, 'floor') | int", _FILTER, "num")
+        if name == "sqrt":
+            (x,) = self._args(args, (1,), "Math.sqrt")
+            return _Out(f"{self.wrap(x, _POW + 1)} ** 0.5", _POW, "num")
+        if name == "pow":
+            x, y = self._args(args, (2,), "Math.pow")
+            return _Out(f"{self.wrap(x, _POW + 1)} ** {self.wrap(y, _POW + 1)}", _POW, "num")
+        raise NotTranslated(f"Math.{name}")
+
+    def _global(self, name: str, args: list[Any]) -> _Out:
+        if name == "parseFloat":
+            (x,) = self._args(args, (1,), name)
+            self.note("parseFloat('12px') is 12 in JavaScript, an error here")
+            return _Out(f"float({x.text})", _ATOM, "num")
+        if name == "Number":
+            (x,) = self._args(args, (1,), name)
+            self.note("Number('') is 0 in JavaScript, an error here")
+            return _Out(f"float({x.text})", _ATOM, "num")
+        if name == "parseInt":
+            outs = self._args(args, (1, 2), name)
+            self.note("parseInt('12px') is 12 in JavaScript, an error here")
+            if len(outs) == 2 and outs[1].text != "10":
+                return _Out(f"int({outs[0].text}, {outs[1].text})", _ATOM, "num")
+            return _Out(f"int({outs[0].text})", _ATOM, "num")
+        if name == "String":
+            (x,) = self._args(args, (1,), name)
+            self.note("String(null) is 'null' in JavaScript, 'None' here")
+            return _Out(f"{self.wrap(x, _FILTER)} | string", _FILTER, "str")
+        if name == "Boolean":
+            (x,) = self._args(args, (1,), name)
+            self.note("an empty list or mapping is true in JavaScript, false here")
+            return _Out(f"bool({x.text})", _ATOM, "bool")
+        if name in self.free or name in _ALWAYS:
+            raise NotTranslated(f"a call of {name!r}")
+        raise NotTranslated(f"the function {name}()")
+
+    def _method(self, owner: Any, name: str, args: list[Any]) -> _Out:
+        obj = self.emit(owner)
+        target = self.wrap(obj, _ATOM)
+        simple = {
+            "toUpperCase": "upper",
+            "toLowerCase": "lower",
+            "trim": "strip",
+            "trimStart": "lstrip",
+            "trimEnd": "rstrip",
+            "trimLeft": "lstrip",
+            "trimRight": "rstrip",
+        }
+        if name in simple:
+            self._args(args, (0,), f".{name}()")
+            return _Out(f"{target}.{simple[name]}()", _ATOM, "str")
+        if name in ("startsWith", "endsWith"):
+            (x,) = self._args(args, (1,), f".{name}()")
+            return _Out(f"{target}.{name.lower()}({x.text})", _ATOM, "bool")
+        if name == "includes":
+            (x,) = self._args(args, (1,), ".includes()")
+            return _Out(f"{self.wrap(x, _ADD)} in {self.wrap(obj, _ADD)}", _CMP, "bool")
+        if name == "toString":
+            self._args(args, (0,), ".toString()")
+            self.note("true.toString() is 'true' in JavaScript, 'True' here")
+            return _Out(f"{self.wrap(obj, _FILTER)} | string", _FILTER, "str")
+        if name == "toFixed":
+            if len(args) != 1 or args[0][0] != "num" or not re.fullmatch(r"\d{1,2}", args[0][1]):
+                raise NotTranslated(".toFixed() without a number of digits")
+            return _Out(f"'%.{int(args[0][1])}f' | format({obj.text})", _FILTER, "str")
+        if name == "join":
+            outs = self._args(args, (0, 1), ".join()")
+            sep = outs[0].text if outs else "','"
+            return _Out(f"{self.wrap(obj, _FILTER)} | join({sep})", _FILTER, "str")
+        if name == "split":
+            if len(args) != 1 or args[0] == ("str", ""):
+                raise NotTranslated(".split() without one separator")
+            (x,) = self._args(args, (1,), ".split()")
+            return _Out(f"{target}.split({x.text})", _ATOM)
+        if name in ("replace", "replaceAll"):
+            if len(args) != 2 or args[0][0] != "str":
+                raise NotTranslated(f".{name}() of anything but a text")
+            x, y = self._args(args, (2,), f".{name}()")
+            once = ", 1" if name == "replace" else ""  # JavaScript's replace: the first only
+            return _Out(f"{target}.replace({x.text}, {y.text}{once})", _ATOM, "str")
+        if name == "slice":
+            outs = self._args(args, (0, 1, 2), ".slice()")
+            bounds = (
+                ":".join(o.text for o in outs)
+                if len(outs) == 2
+                else (f"{outs[0].text}:" if outs else ":")
+            )
+            return _Out(f"{target}[{bounds}]", _ATOM, obj.kind)
+        raise NotTranslated(f"the method .{name}()")
+
+
+def _finish(emitter: _Emitter, body: Any) -> Translation:
+    out = emitter.emit(body)
+    _check_jinja(out.text)
+    return Translation(out.text, tuple(emitter.notes))
+
+
+def _check_jinja(expression: str) -> None:
+    """The translation must compile: a translator's mistake is not translated."""
+    import jinja2
+
+    try:
+        jinja2.Environment().compile_expression(expression)
+    except jinja2.TemplateError as exc:  # pragma: no cover - a bug of the translator
+        raise NotTranslated(f"its translation {expression!r} does not compile: {exc}") from None
+
+
+def translate_function(code: str, arguments: Sequence[str] = ("item", "index")) -> Translation:
+    """A simple JavaScript function (``row => row.active === 'true'``) as a Jinja2 expression
+    over ``arguments``, the names its parameters have here (``item.active == 'true'``).
+
+    Translated: ``x => expression`` and ``x => { return expression; }`` (and ``function``),
+    over literals (numbers, texts, template literals, arrays, objects), property access,
+    ``! && || ?? ?:``, comparisons (``=== null`` is ``is none``), arithmetic, a few methods
+    of texts and lists (``toUpperCase``, ``trim``, ``includes``, ``startsWith``, ``split``,
+    ``join``, ``slice``, ``replace``, ``toFixed``, ``length``) and of ``Math``
+    (``abs max min round floor ceil sqrt pow``), ``parseFloat``, ``parseInt``, ``String``,
+    ``Number``, ``Boolean``. Anything else raises :class:`NotTranslated` saying what it met.
+    """
+    parser = _Parser(_Lexer(code).tokens()[0])
+    params, body = parser.function()
+    parser.end()
+    if len(params) > len(arguments):
+        raise NotTranslated(
+            f"it takes {len(params)} arguments; it is called with {len(arguments)} "
+            f"({', '.join(arguments)})"
+        )
+    if len(set(params)) != len(params):
+        raise NotTranslated("a parameter name given twice")
+    emitter = _Emitter(dict(zip(params, arguments, strict=False)), ())
+    return _finish(emitter, body)
+
+
+def translate_expression(code: str, names: Sequence[str] = ()) -> Translation:
+    """A JavaScript expression over ``names`` (``iteration < 10 && lastResult !== null``) as
+    a Jinja2 expression (``iteration < 10 and lastResult is not none``); the same subset as
+    :func:`translate_function`."""
+    parser = _Parser(_Lexer(code).tokens()[0])
+    body = parser.expression()
+    parser.end()
+    return _finish(_Emitter({}, names), body)
+
+
+def _is_jinja(text: str) -> bool:
+    import jinja2
+
+    try:
+        jinja2.Environment().compile_expression(re.sub(r"\$([A-Za-z_]\w*)", r"\1", text))
+    except jinja2.TemplateError:
+        return False
+    return True
+
+
+def _short(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+# -- the document ---------------------------------------------------------------------------
+
+
+def _guess_indent(text: str) -> tuple[int, int, int]:
+    """(mapping indent, sequence indent, dash offset) of the text's block style, so that the
+    lines ruamel writes anew look like those around them (``nodes:`` then ``  - id:``)."""
+    mapping: int | None = None
+    sequence: tuple[int, int] | None = None
+    lines = [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    for line, nxt in itertools.pairwise(lines):
+        if not re.match(r"^\s*[^\s#-][^#]*:\s*$", line):
+            continue
+        own = len(line) - len(line.lstrip())
+        inner = len(nxt) - len(nxt.lstrip())
+        if inner <= own and not nxt.lstrip().startswith("- "):
+            continue
+        if nxt.lstrip().startswith("- "):
+            if sequence is None and inner >= own:
+                offset = inner - own
+                sequence = (offset + 2, offset)
+        elif mapping is None:
+            mapping = inner - own
+        if mapping is not None and sequence is not None:
+            break
+    seq, offset = sequence or (4, 2)
+    return mapping or 2, max(seq, offset + 2), offset
+
+
+def _yaml(text: str) -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    mapping, sequence, offset = _guess_indent(text)
+    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+    yaml.width = 4096
+    return yaml
+
+
+def _load(yaml: YAML, text: str, where: str, source: str | None) -> Any:
+    if len(text) > MAX_TEXT:
+        raise FlowLoadError(
+            f"{where}: {len(text):,} characters, over the limit of {MAX_TEXT:,} for a flow file",
+            source=source,
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", YAMLWarning)
+            return yaml.load(text)
+    except YAMLError as exc:
+        raise FlowLoadError.from_yaml(where, exc) from None
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise FlowLoadError(f"{where}: cannot be read: {exc}", source=source) from None
+
+
+def _dump(yaml: YAML, document: Any) -> str:
+    buf = io.StringIO()
+    yaml.dump(document, buf)
+    return buf.getvalue()
+
+
+_MARKERS = re.compile(r"^(?:---|\.\.\.|%.*)\s*$")
+
+
+def _restore(original: str, after: str) -> str:
+    """``after`` (ruamel's text of the edited document), with each run of its lines that says
+    what the original's lines there said, in other words (a value ruamel wrote on one line
+    that the original wrapped onto the next), as the original wrote it; and the document
+    markers (``---``, ``...``) ruamel leaves out."""
+    orig = original.splitlines(keepends=True)
+    new = after.splitlines(keepends=True)
+    head: list[str] = []
+    tail: list[str] = []
+    while orig and _MARKERS.match(orig[0]) and not (new and new[0] == orig[0]):
+        head.append(orig.pop(0))
+    while orig and orig[-1].strip() == "..." and not (new and new[-1] == orig[-1]):
+        tail.insert(0, orig.pop())
+    pieces = head
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, orig, new).get_opcodes():
+        if tag == "replace" and _same_block(orig[i1:i2], new[j1:j2]):
+            pieces.extend(orig[i1:i2])
+        else:
+            pieces.extend(new[j1:j2])
+    return "".join(pieces + tail)
+
+
+def _same_block(old: list[str], new: list[str]) -> bool:
+    """Whether two runs of lines at the same indentation write the same data."""
+
+    def indent(lines: list[str]) -> int:
+        return min((len(ln) - len(ln.lstrip()) for ln in lines if ln.strip()), default=0)
+
+    depth = indent(old)
+    if depth != indent(new):
+        return False
+    try:
+        a = read_plain("".join(ln[depth:] for ln in old))
+        b = read_plain("".join(ln[depth:] for ln in new))
+    except FlowLoadError:
+        return False
+    return a is not None and json.dumps(a, default=repr) == json.dumps(b, default=repr)
+
+
+def _plain(value: Any) -> Any:
+    return to_plain(value, checked=True)
+
+
+def _like(old: Any, new: Any) -> Any:
+    """``new`` written in the quoting style of the value it replaces."""
+    if isinstance(new, str) and isinstance(
+        old, DoubleQuotedScalarString | SingleQuotedScalarString
+    ):
+        return type(old)(new)
+    return new
+
+
+def _line(holder: Any, key: Any = None) -> int | None:
+    lc = getattr(holder, "lc", None)
+    if lc is None:
+        return None
+    try:
+        if key is None:
+            return int(lc.line) + 1
+        return int(lc.key(key)[0] + 1) if isinstance(holder, dict) else int(lc.item(key)[0] + 1)
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+
+
+def _rename_key(mapping: Any, old: str, new: str, value: Any) -> None:
+    """Give ``old`` the name ``new`` (and ``value``) in place: same position, and the same
+    comment as far after the value as it was."""
+    position = list(mapping).index(old)
+    before = mapping[old]
+    comment = mapping.ca.items.pop(old, None)
+    del mapping[old]
+    mapping.insert(position, new, value)
+    if comment is None:
+        return
+    mapping.ca.items[new] = comment
+    mark = getattr(comment[2], "start_mark", None) if len(comment) > 2 else None
+    if mark is not None and not isinstance(value, dict | list):
+        with contextlib.suppress(AttributeError, TypeError):  # else ruamel places it
+            mark.column += len(new) - len(old) + len(str(value)) - len(str(before))
+
+
+def _insert_after(mapping: Any, after: Sequence[str], key: str, value: Any) -> None:
+    """Set ``key``: where it is, else just after the first of ``after`` there, else last."""
+    if key in mapping:
+        mapping[key] = _like(mapping[key], value)
+        return
+    keys = list(mapping)
+    for anchor in after:
+        if anchor in mapping:
+            mapping.insert(keys.index(anchor) + 1, key, value)
+            return
+    mapping[key] = value
+
+
+def _shift_comments(node: Any, delta: int) -> None:
+    """Indent the comments of a subtree moved ``delta`` columns deeper as its lines are."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        ca = getattr(item, "ca", None)
+        if ca is not None:
+            tokens: list[Any] = []
+            pending = [*ca.items.values(), ca.comment, getattr(ca, "end", None)]
+            while pending:
+                entry = pending.pop()
+                if isinstance(entry, list):
+                    pending.extend(entry)
+                elif entry is not None and hasattr(entry, "start_mark"):
+                    tokens.append(entry)
+            for token in tokens:
+                first, *rest = token.value.split("\n")
+                moved = [" " * delta + ln if ln.lstrip().startswith("#") else ln for ln in rest]
+                token.value = "\n".join([first, *moved])
+                if first.startswith("#") and token.start_mark is not None:
+                    token.start_mark.column += delta
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _flow_text(mapping: Any) -> str:
+    """How a mapping in flow style ({a: 1}) is written, to measure it."""
+    bare = CommentedMap(mapping.items())  # without the comment after it
+    bare.fa.set_flow_style()
+    buf = io.StringIO()
+    YAML(typ="rt").dump(bare, buf)
+    return buf.getvalue().strip()
+
+
+def _shown(value: Any) -> str:
+    """A value as a flow file writes it: true, "text", [1, 2]."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+
+# -- the migration --------------------------------------------------------------------------
+
+
+def migrate(flow: str | Flow, catalogue: CatalogueLike, *, source: str | None = None) -> Migration:
+    """Rewrite ``flow`` (its text, or a loaded :class:`~atomiton_core.Flow`) written for the
+    original Atomiton into one that runs here, against the node types of ``catalogue``.
+
+    Raises :class:`~atomiton_core.errors.FlowLoadError` for text that is not a flow.
+    """
+    if isinstance(flow, str):
+        text = flow
+    else:
+        text = dumps_flow(flow)
+        source = source or flow.source
+    where = source or "<string>"
+    yaml = _yaml(text)
+    document = _load(yaml, text, where, source)
+    if not isinstance(document, dict):
+        raise FlowLoadError(f"{where}: not a flow (a mapping with nodes and edges)", source=source)
+    to_plain(document, where)  # within the document budget, before anything walks it
+    migrator = _Migrator(catalogue, _guess_indent(text)[1])
+    migrator.level(document)
+    migrator.restructure(document)
+    changes = tuple(sorted(migrator.changes, key=lambda c: c.line or 0))
+    if not migrator.edited:
+        return Migration(text, text, changes, source)
+    after = _dump(yaml, document)
+    result = _restore(text, after)
+    if result != after:  # the restored text must read as the edited document
+        try:
+            same = read_plain(result) == _plain(document)
+        except FlowLoadError:
+            same = False
+        if not same:
+            result = after
+    return Migration(result, text, changes, source)
+
+
+@dataclass(slots=True)
+class _Level:
+    """The nodes and edges of one flow or container (``holder``)."""
+
+    holder: Any
+    nodes: list[Any] = field(default_factory=list)
+    edges: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, holder: Any) -> _Level:
+        nodes = holder.get("nodes")
+        edges = holder.get("edges")
+        return cls(
+            holder,
+            [n for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else [],
+            [e for e in edges if isinstance(e, dict)] if isinstance(edges, list) else [],
+        )
+
+    def ids(self) -> dict[str, Any]:
+        return {str(n["id"]): n for n in self.nodes if _text(n.get("id")) is not None}
+
+
+def _source_handle(edge: Any) -> str:
+    return str(edge.get("sourceHandle") or "output")
+
+
+def _target_handle(edge: Any) -> str:
+    return str(edge.get("targetHandle") or "input")
+
+
+class _Migrator:
+    def __init__(self, catalogue: CatalogueLike, indent: int) -> None:
+        self.catalogue = catalogue
+        #: How much deeper a node moved into a container is (the sequence indent).
+        self.indent = indent
+        self.changes: list[Change] = []
+        self.edited = False
+
+    def change(self, action: str, message: str, **where: Any) -> None:
+        translated = where.pop("translated", True)
+        self.changes.append(Change(action, message, translated=translated, **where))
+
+    def kept(self, message: str, **where: Any) -> None:
+        self.change("kept", message, translated=False, **where)
+
+    # nodes ---------------------------------------------------------------------------------
+
+    def level(self, holder: Any) -> None:
+        """Every node of the flow, children included: types, parameters, JavaScript."""
+        here = _Level.of(holder)
+        for node in here.nodes:
+            self.node(node, here)
+            if isinstance(node.get("nodes"), list):
+                self.level(node)
+
+    def node(self, node: Any, here: _Level) -> None:
+        node_id = _text(node.get("id"))
+        type_id = node.get("type")
+        if node_id is None or not isinstance(type_id, str):
+            return
+        type_id = self.retype(node, node_id, type_id, here)
+        nt = self.catalogue.get(type_id)
+        params = node.get("parameters")
+        if nt is None or not isinstance(params, CommentedMap):
+            return
+        # a comment after parameters written on one line ({a: 1}) stays as far after them
+        comment = node.ca.items.get("parameters") if params.fa.flow_style() else None
+        mark = getattr(comment[2], "start_mark", None) if comment and len(comment) > 2 else None
+        width = len(_flow_text(params)) if mark is not None else 0
+        self.rename(node_id, nt, params)
+        handled = self.functions(node_id, type_id, params)
+        handled |= self.conditions(node_id, type_id, params)
+        self.javascript_left(node_id, nt, params, handled)
+        if mark is not None:
+            mark.column = max(mark.column + len(_flow_text(params)) - width, 0)
+
+    def retype(self, node: Any, node_id: str, type_id: str, here: _Level) -> str:
+        """The original's renamed node types, and its JavaScript code node."""
+        new = ORIGINAL_TYPES.get(type_id)
+        if new is not None and self.catalogue.get(type_id) is None:
+            node["type"] = _like(node["type"], new)
+            self.edited = True
+            self.change(
+                "retyped",
+                f"type {type_id!r} -> {new!r} (the original's later name for it)",
+                node_id=node_id,
+                line=_line(node, "type"),
+            )
+            self.check_ports(node_id, new, here)
+            return new
+        code = (node.get("parameters") or {}).get("code") if type_id == "code" else None
+        nt = self.catalogue.get("code") if isinstance(code, str) else None
+        if nt is not None and isinstance(code, str) and _JAVASCRIPT.search(code):
+            try:
+                nt.params.model_validate({"code": code})
+            except ValueError:
+                node["type"] = _like(node["type"], "javascript")
+                self.edited = True
+                hint = (
+                    ""
+                    if self.catalogue.get("javascript")
+                    else f" ({self.catalogue.missing_hint('javascript')})"
+                )
+                self.change(
+                    "retyped",
+                    "type 'code' -> 'javascript': its code is JavaScript, which the "
+                    f"original's code node ran (ours runs Python){hint}",
+                    node_id=node_id,
+                    line=_line(node, "type"),
+                )
+                self.check_ports(node_id, "javascript", here)
+                return "javascript"
+        return type_id
+
+    def check_ports(self, node_id: str, type_id: str, here: _Level) -> None:
+        """Flag the edges of a retyped node that name a port its new type lacks."""
+        nt = self.catalogue.get(type_id)
+        if nt is None:
+            return
+        for edge in here.edges:
+            for end, handle, ports, dynamic in (
+                ("source", _source_handle(edge), nt.outputs, nt.dynamic_outputs),
+                ("target", _target_handle(edge), nt.inputs, nt.dynamic_inputs),
+            ):
+                if _text(edge.get(end)) == node_id and handle not in ports and not dynamic:
+                    self.kept(
+                        f"{end} port {handle!r} of {node_id!r}: type {type_id!r} has no such "
+                        f"port (its {'outputs' if end == 'source' else 'inputs'}: "
+                        f"{', '.join(ports) or 'none'}); wire it to one of those",
+                        edge_id=_text(edge.get("id")),
+                        line=_line(edge),
+                    )
+
+    def rename(self, node_id: str, nt: NodeTypeLike, params: Any) -> None:
+        """The type's ``from_original`` on a copy; the keys that changed are written back."""
+        model = nt.params
+        names: Mapping[str, str] = getattr(model, "original_names", None) or {}
+        convert = getattr(model, "from_original", None)
+        if not names or convert is None or params.keys().isdisjoint(names):
+            return
+        old = {k: v for k, v in _plain(params).items() if k not in RESERVED_PARAMETERS}
+        try:
+            new = convert(copy.deepcopy(old))
+        except ValueError as exc:
+            self.kept(str(exc), node_id=node_id, line=_line(params))
+            return
+        if not isinstance(new, dict) or new == old:
+            return
+        self.edited = True
+        added = [k for k in new if k not in old]
+        removed: list[str] = []
+        for key in [k for k in old if k not in new]:
+            target = names.get(key)
+            line = _line(params, key)
+            if target is not None and target in added:
+                added.remove(target)
+                same = new[target] == old[key]
+                _rename_key(
+                    params, key, target, params[key] if same else _like(params[key], new[target])
+                )
+                shown = "" if same else f" ({_short(_shown(old[key]))} -> "
+                shown += "" if same else f"{_short(_shown(new[target]))})"
+                self.change(
+                    "renamed", f"-> {target!r}{shown}", node_id=node_id, parameter=key, line=line
+                )
+            else:
+                removed.append(key)
+        for key in [k for k in old if k in new and new[k] != old[k]]:
+            params[key] = _like(params[key], new[key])
+            self.change(
+                "renamed",
+                f"{_short(_shown(old[key]))} -> {_short(_shown(new[key]))} (what the original's "
+                "parameters mean here)",
+                node_id=node_id,
+                parameter=key,
+                line=_line(params, key),
+            )
+        for key in added:
+            _insert_after(params, removed[:1], key, new[key])
+            self.change(
+                "renamed",
+                f"set to {_short(_shown(new[key]))} (from the original's "
+                f"{', '.join(repr(k) for k in removed) or 'parameters'})",
+                node_id=node_id,
+                parameter=key,
+                line=_line(params),
+            )
+        for key in removed:
+            line = _line(params, key)
+            del params[key]
+            self.change(
+                "removed",
+                "removed: the original did not read it here",
+                node_id=node_id,
+                parameter=key,
+                line=line,
+            )
+
+    def functions(self, node_id: str, type_id: str, params: Any) -> set[str]:
+        """The original's JavaScript functions -> the type's Jinja2 ``expression``."""
+        spec = FUNCTIONS.get(type_id)
+        if not spec:
+            return set()
+        operation = params.get("operation", "map")
+        reads = [name for name, (ops, _) in spec.items() if operation in ops]
+        active = next((n for n in reads if isinstance(params.get(n), str)), None)
+        if active is None:
+            return set()
+        code = str(params[active])
+        line = _line(params, active)
+        if params.get("expression") is not None:
+            self.kept(
+                "kept: the node gives both this function and an 'expression'; give one",
+                node_id=node_id,
+                parameter=active,
+                line=line,
+            )
+            return {active}
+        try:
+            done = translate_function(code, spec[active][1])
+        except NotTranslated as exc:
+            self.kept(
+                f"kept as JavaScript ({exc}): it runs with atomiton-lang-js, or write it as "
+                "a Jinja2 'expression'",
+                node_id=node_id,
+                parameter=active,
+                line=line,
+            )
+            return {active}
+        self.edited = True
+        _rename_key(params, active, "expression", _like(params[active], done.expression))
+        self.change(
+            "translated",
+            f"JavaScript {_short(code)} -> expression: {done.expression}" + _notes(done),
+            node_id=node_id,
+            parameter=active,
+            line=line,
+        )
+        for other in reads:  # those the operation ignored, as the original did
+            if other != active and other in params:
+                line = _line(params, other)
+                del params[other]
+                self.change(
+                    "removed",
+                    f"removed: {operation} ran {active!r}, not this one",
+                    node_id=node_id,
+                    parameter=other,
+                    line=line,
+                )
+        return {active}
+
+    def conditions(self, node_id: str, type_id: str, params: Any) -> set[str]:
+        """The original's JavaScript conditions -> Jinja2, where they are not Jinja2 already."""
+        handled: set[str] = set()
+        for name, names in CONDITIONS.get(type_id, {}).items():
+            code = params.get(name)
+            if not isinstance(code, str) or _is_jinja(code):
+                continue
+            handled.add(name)
+            line = _line(params, name)
+            try:
+                done = translate_expression(code, names)
+            except NotTranslated as exc:
+                self.kept(
+                    f"kept as JavaScript ({exc}): write it as a Jinja2 expression",
+                    node_id=node_id,
+                    parameter=name,
+                    line=line,
+                )
+                continue
+            self.edited = True
+            params[name] = _like(params[name], done.expression)
+            self.change(
+                "translated",
+                f"JavaScript {_short(code)} -> {done.expression}" + _notes(done),
+                node_id=node_id,
+                parameter=name,
+                line=line,
+            )
+        return handled
+
+    def javascript_left(
+        self, node_id: str, nt: NodeTypeLike, params: Any, handled: set[str]
+    ) -> None:
+        """Flag JavaScript the node type refuses (a transform's ``expression``, ``code``)."""
+        suspects = [
+            k
+            for k, v in params.items()
+            if isinstance(v, str) and k not in handled and _JAVASCRIPT.search(v)
+        ]
+        if not suspects:
+            return
+        given = {k: v for k, v in _plain(params).items() if k not in RESERVED_PARAMETERS}
+        refused: dict[str, str] = {}
+        try:
+            nt.params.model_validate(given)
+        except ValueError as exc:
+            for err in getattr(exc, "errors", list)():
+                loc = err.get("loc") or ()
+                if loc and isinstance(loc[0], str):
+                    refused.setdefault(loc[0], pydantic_message(err))
+        for key in suspects:
+            if key in refused:
+                message = f"kept as JavaScript: {refused[key]}"
+                suggestion = _suggest(str(params[key]))
+                if suggestion and suggestion.partition("expression: ")[2] not in message:
+                    message += f" (a Jinja2 version: {suggestion})"
+                self.kept(message, node_id=node_id, parameter=key, line=_line(params, key))
+
+    # loops and parallels -------------------------------------------------------------------
+
+    def restructure(self, holder: Any) -> None:
+        """Nest the per-item work of each container at this level, upstream first, then do
+        the same inside every container.
+
+        The level is indexed once: a node in the per-item work of a container is not
+        another's (its inputs would come from two), and a container inside another's is
+        nested with it and handled at the level it moves to.
+        """
+        here = _Level.of(holder)
+        graph = _Graph(here)
+        claimed: set[str] = set()
+        gone: set[int] = set()
+        for node_id in graph.upstream_first():
+            node = graph.nodes[node_id]
+            if node_id in claimed:
+                continue
+            moved = self.nest(graph, node_id, node)
+            claimed |= moved
+            gone.update(id(graph.nodes[n]) for n in moved)
+        if gone:
+            _drop(holder["nodes"], gone)
+            _drop(holder["edges"], graph.moved_edges)
+        for node in _Level.of(holder).nodes:
+            if isinstance(node.get("nodes"), list):
+                self.restructure(node)
+
+    def nest(self, graph: _Graph, cid: str, container: Any) -> set[str]:
+        """Move the nodes that do a container's per-item work into it; their ids.
+
+        The per-item edges are those from the container whose port is one it offers its
+        children (``item``, ``index``...) or ``output`` (the original's generic port, which
+        the container does not output here). The nodes they feed, and every node downstream
+        of those, are the per-item work, except a node that also takes an input from a node
+        that is not (it runs once, after the container: it gets the container's list of the
+        per-item values) and, in turn, the nodes downstream of it.
+        """
+        type_id = container.get("type")
+        nt = self.catalogue.get(type_id) if isinstance(type_id, str) else None
+        if nt is None or not nt.container or nt.child_sources is None:
+            return set()
+        inner = container.get("edges")
+        produced = {
+            _target_handle(e)
+            for e in (inner if isinstance(inner, list) else [])
+            if isinstance(e, dict) and _text(e.get("target")) == cid
+        }
+        ports = (set(nt.child_sources) | {"output"}) - set(nt.outputs) - produced
+        per_item = [
+            e
+            for e in graph.outgoing.get(cid, [])
+            if _source_handle(e) in ports and graph.target(e) in graph.nodes
+        ]
+        if not per_item:
+            return set()
+        feeds = {id(e) for e in per_item}
+        chain: set[str] = set()
+        stack = [graph.target(e) for e in per_item]
+        while stack:
+            n = stack.pop()
+            if n in chain or n == cid or n not in graph.nodes:
+                continue
+            chain.add(n)
+            stack.extend(graph.target(e) for e in graph.outgoing.get(n, []))
+
+        def fed_from_outside(n: str) -> Any:
+            return next(
+                (
+                    e
+                    for e in graph.incoming.get(n, [])
+                    if graph.source(e) not in chain and id(e) not in feeds
+                ),
+                None,
+            )
+
+        shrinking = True
+        while shrinking:
+            outside = {n for n in chain if fed_from_outside(n) is not None}
+            chain -= outside
+            shrinking = bool(outside)
+        kind = str(type_id)
+        back = next(
+            (e for n in chain for e in graph.outgoing.get(n, []) if graph.target(e) == cid), None
+        )
+        if back is not None:
+            self.kept(
+                f"not nested: node {graph.source(back)!r} of its per-item work feeds the "
+                f"{kind} itself; nest the per-item nodes by hand",
+                node_id=cid,
+                line=_line(container),
+            )
+            return set()
+        for e in per_item:
+            target = graph.target(e)
+            if target not in chain:
+                self.kept(
+                    f"{kind} {cid!r} feeds {target!r} per item, but {target!r} also takes "
+                    f"an input from {graph.source(fed_from_outside(target))!r}, which runs "
+                    f"once: move {target!r} into the {kind}'s nodes by hand (with what it "
+                    "needs)",
+                    edge_id=_text(e.get("id")),
+                    line=_line(e),
+                )
+        if chain:
+            self.move(
+                graph, cid, container, nt, chain, [e for e in per_item if graph.target(e) in chain]
+            )
+        return chain
+
+    def move(
+        self,
+        graph: _Graph,
+        cid: str,
+        container: Any,
+        nt: NodeTypeLike,
+        chain: set[str],
+        per_item: list[Any],
+    ) -> None:
+        self.edited = True
+        kind = nt.id
+        moved = [graph.nodes[n] for n in sorted(chain, key=graph.rank.__getitem__)]
+        inside: list[Any] = []
+        collected: dict[tuple[str, str], str] = {}
+        taken = {
+            *nt.outputs,
+            *(_target_handle(e) for e in (container.get("edges") or []) if isinstance(e, dict)),
+        }
+        rewired: list[Change] = []
+        for e in per_item:
+            if _source_handle(e) == "output":
+                _insert_after(e, ("source",), "sourceHandle", _like(e.get("sourceHandle"), "item"))
+                rewired.append(
+                    Change(
+                        "rewired",
+                        f"sourceHandle 'output' -> 'item': inside {kind} {cid!r}, the value "
+                        "of each item",
+                        edge_id=_text(e.get("id")),
+                        line=_line(e),
+                    )
+                )
+        inside.extend(per_item)
+        leaving = [e for n in chain for e in graph.outgoing.get(n, [])]
+        for e in sorted(leaving, key=lambda e: graph.edge_rank[id(e)]):
+            s, t = graph.source(e), graph.target(e)
+            if t in chain:
+                inside.append(e)
+                continue
+            key = (s, _source_handle(e))
+            port = collected.get(key)
+            if port is None:
+                port = collected[key] = _port_name(key, taken)
+                taken.add(port)
+                inside.append(self.collect_edge(e, graph, cid, key, port))
+            e["source"] = _like(e["source"], cid)
+            _insert_after(e, ("source",), "sourceHandle", _like(e.get("sourceHandle"), port))
+            rewired.append(
+                Change(
+                    "rewired",
+                    f"now from output {port!r} of {kind} {cid!r}: the list of what {s!r} "
+                    f"gives on {key[1]!r} per item (the original wired {s!r} to {t!r} "
+                    "directly)",
+                    edge_id=_text(e.get("id")),
+                    line=_line(e),
+                )
+            )
+        names = ", ".join(repr(_text(n.get("id"))) for n in moved)
+        self.change(
+            "nested",
+            f"moved {len(moved)} node(s) that did its per-item work into its nodes: {names}",
+            node_id=cid,
+            line=_line(container),
+        )
+        self.changes.extend(rewired)
+        graph.moved_edges.update(id(e) for e in inside)
+        children = container.get("nodes")
+        if not isinstance(children, list):
+            _insert_after(
+                container, ("parameters", "version", "name", "type"), "nodes", CommentedSeq()
+            )
+            children = container["nodes"]
+        for n in moved:
+            _shift_comments(n, self.indent)
+        children.extend(moved)
+        wires = container.get("edges")
+        if not isinstance(wires, list):
+            _insert_after(container, ("nodes",), "edges", CommentedSeq())
+            wires = container["edges"]
+        for e in inside:
+            _shift_comments(e, self.indent)
+        wires.extend(inside)
+
+    @staticmethod
+    def collect_edge(like: Any, graph: _Graph, cid: str, key: tuple[str, str], port: str) -> Any:
+        """The edge inside a container that makes ``port`` the list of what ``key`` gives."""
+        edge = CommentedMap()
+        if _text(like.get("id")) is not None:
+            edge["id"] = f"{like['id']}-collect"
+        edge["source"] = key[0]
+        edge["sourceHandle"] = key[1]
+        edge["target"] = cid
+        edge["targetHandle"] = port
+        if graph.flow_style:
+            edge.fa.set_flow_style()
+        return edge
+
+
+class _Graph:
+    """One level's nodes and edges, indexed by node id."""
+
+    def __init__(self, here: _Level) -> None:
+        self.nodes: dict[str, Any] = {}
+        for n in here.nodes:
+            node_id = _text(n.get("id"))
+            if node_id is not None and node_id not in self.nodes:
+                self.nodes[node_id] = n
+        self.order = list(self.nodes)
+        self.rank = {n: i for i, n in enumerate(self.order)}
+        self.edges = here.edges
+        self.edge_rank = {id(e): i for i, e in enumerate(self.edges)}
+        self.ends: dict[int, tuple[str | None, str | None]] = {}
+        self.outgoing: dict[str, list[Any]] = {}
+        self.incoming: dict[str, list[Any]] = {}
+        for e in self.edges:
+            s, t = _text(e.get("source")), _text(e.get("target"))
+            self.ends[id(e)] = (s, t)
+            if s is not None:
+                self.outgoing.setdefault(s, []).append(e)
+            if t is not None:
+                self.incoming.setdefault(t, []).append(e)
+        #: Edges moved into a container (by ``id()``), to drop from the level.
+        self.moved_edges: set[int] = set()
+        first = self.edges[0] if self.edges else None
+        self.flow_style = bool(getattr(getattr(first, "fa", None), "flow_style", bool)())
+
+    def source(self, edge: Any) -> str:
+        return str(self.ends[id(edge)][0])
+
+    def target(self, edge: Any) -> str:
+        return str(self.ends[id(edge)][1])
+
+    def upstream_first(self) -> list[str]:
+        """The node ids, each after those that feed it (file order within a cycle)."""
+        waiting = dict.fromkeys(self.order, 0)
+        feeds: dict[str, list[str]] = {}
+        for s, t in self.ends.values():
+            if s in waiting and t in waiting and s != t:
+                waiting[str(t)] += 1
+                feeds.setdefault(str(s), []).append(str(t))
+        ready = deque(n for n in self.order if waiting[n] == 0)
+        done: list[str] = []
+        while ready:
+            n = ready.popleft()
+            done.append(n)
+            for t in feeds.get(n, []):
+                waiting[t] -= 1
+                if waiting[t] == 0:
+                    ready.append(t)
+        seen = set(done)
+        return done + [n for n in self.order if n not in seen]
+
+
+def _drop(seq: Any, doomed: set[int]) -> None:
+    """Remove the items of a CommentedSeq whose ``id()`` is in ``doomed`` at once, their
+    comments with them (ruamel's own deletion renumbers the comments item by item)."""
+    keep = [i for i, item in enumerate(seq) if id(item) not in doomed]
+    if len(keep) == len(seq):
+        return
+    comments = {new: seq.ca.items[old] for new, old in enumerate(keep) if old in seq.ca.items}
+    items = [seq[i] for i in keep]
+    list.clear(seq)
+    list.extend(seq, items)
+    seq.ca.items.clear()
+    seq.ca.items.update(comments)
+
+
+def _port_name(key: tuple[str, str], taken: set[str]) -> str:
+    """A container output for what node ``key[0]``'s port ``key[1]`` gives per item."""
+    base = key[0] if key[1] == "output" else f"{key[0]}-{key[1]}"
+    base = re.sub(r"[^A-Za-z0-9_-]", "_", base)
+    if not re.match(r"[A-Za-z_]", base):
+        base = f"_{base}"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}-{n}", n + 1
+    return name
+
+
+def _notes(done: Translation) -> str:
+    return f" (note: {'; '.join(done.notes)})" if done.notes else ""
+
+
+_COLLECTION_CALL = re.compile(
+    r"^(?:return\s+)?[A-Za-z_$][\w$]*\.(filter|map)\((.*)\)\s*;?\s*$", re.S
+)
+
+
+def _suggest(code: str) -> str | None:
+    """``return data.filter(row => ...)`` as a transform's operation and expression."""
+    body = _SPACE.sub(" ", code).strip()
+    m = _COLLECTION_CALL.match(body)
+    if m is None:
+        return None
+    try:
+        done = translate_function(m.group(2))
+    except NotTranslated:
+        return None
+    return f"operation: {m.group(1)}, expression: {done.expression}"
