@@ -82,7 +82,7 @@ def test_a_recorded_run_replays_with_no_difference_and_names_what_changed(
 def test_a_node_added_since_that_is_not_pure_is_not_run(tmp_path: Path) -> None:
     with create_conductor(tmp_path / "store") as c:
         first = c.run(loads_flow(FLOW), {"out": str(tmp_path / "a.txt")})
-        extra = "  - {id: extra, type: file-system, parameters: {operation: write, path: x}}\n"
+        extra = "  - {id: extra, type: file-system, parameters: {operation: write, path: x, content: hi}}\n"
         more = FLOW.replace("edges:\n", extra + "edges:\n")
         report = c.replay(first.execution_id, loads_flow(more))
     extra = report.result.nodes["extra"]
