@@ -10,10 +10,17 @@ What it changes, each change reported on a line of its own (:class:`Change`):
   ``filterCondition``, ``reduceFunction``) and conditions (a loop's ``condition``) become
   Jinja2 expressions when they are simple (``item => item.price * 2`` is
   ``item.price * 2``; see :func:`translate_function`); what is not simple is kept as it is
-  (the optional package ``atomiton-lang-js`` runs it) and flagged. JavaScript elsewhere that
-  the node type refuses (a transform's ``expression`` or ``code``, which the original never
-  read) is flagged too. A ``code`` node whose code is JavaScript (the original's code node
-  ran JavaScript, ours runs Python) becomes a ``javascript`` node;
+  (the optional package ``atomiton-lang-js`` runs it) and flagged. A ``code`` node whose
+  code is JavaScript (the original's code node ran JavaScript, ours runs Python) becomes a
+  ``javascript`` node;
+- **what the original's transform never read**: ``inputType`` / ``outputType`` go; a
+  JavaScript ``expression`` ``return data.filter(f)`` / ``data.map(f)`` becomes that
+  operation with ``f`` (in Jinja2, else as its ``transformFunction``); a JavaScript ``code``
+  (with ``inputParams``, ``returnType``, ``async``) makes the node a ``javascript`` node
+  when the catalogue has that type. Other JavaScript the node type refuses is flagged;
+- **spreadsheets**: one written for the original reads every CSV cell as text
+  (``inferTypes: false``) and its edges from ``output`` come from ``records``, as the
+  original's did;
 - **node types the original renamed**: ``csv-reader`` is ``spreadsheet``,
   ``image-composite`` is ``image`` (when no installed plugin provides the old name);
 - **loops and parallels**: the original wired a ``loop``'s ``item`` (and a ``parallel``'s
@@ -1317,8 +1324,17 @@ class _Migrator:
         comment = node.ca.items.get("parameters") if params.fa.flow_style() else None
         mark = getattr(comment[2], "start_mark", None) if comment and len(comment) > 2 else None
         width = len(_flow_text(params)) if mark is not None else 0
+        handled: set[str] = set()
+        if type_id == "transform":
+            handled = self.never_read(node_id, params)
+            type_id = self.snippet(node, node_id, params, here)
+            nt = self.catalogue.get(type_id) or nt
+        names: Mapping[str, str] = getattr(nt.params, "original_names", None) or {}
+        written_for_the_original = not params.keys().isdisjoint(names)
         self.rename(node_id, nt, params)
-        handled = self.functions(node_id, type_id, params)
+        if type_id == "spreadsheet" and written_for_the_original:
+            self.spreadsheet(node_id, params, here)
+        handled |= self.functions(node_id, type_id, params, handled)
         handled |= self.conditions(node_id, type_id, params)
         self.javascript_left(node_id, nt, params, handled)
         if mark is not None:
@@ -1446,15 +1462,140 @@ class _Migrator:
                 line=line,
             )
 
-    def functions(self, node_id: str, type_id: str, params: Any) -> set[str]:
-        """The original's JavaScript functions -> the type's Jinja2 ``expression``."""
+    def never_read(self, node_id: str, params: Any) -> set[str]:
+        """What the original's flows put on a transform and its transform never read:
+        ``inputType`` / ``outputType`` go; a JavaScript ``data.filter(f)`` / ``data.map(f)``
+        in ``expression`` (which it never read either) becomes that operation with ``f``, in
+        Jinja2 where :func:`translate_function` can, else as its ``transformFunction``. The
+        parameters handled (and reported)."""
+        for key in _NEVER_READ:
+            if key in params:
+                line = _line(params, key)
+                del params[key]
+                self.edited = True
+                self.change(
+                    "removed",
+                    "removed: the original's transform never read it (it did nothing)",
+                    node_id=node_id,
+                    parameter=key,
+                    line=line,
+                )
+        code = params.get("expression")
+        if not isinstance(code, str) or _is_jinja(code):
+            return set()
+        call = _collection_call(code)
+        given = params.get("operation")
+        if (
+            call is None
+            or (given is not None and given != call[0])
+            or any(k in params for k in FUNCTIONS["transform"])
+        ):
+            return set()  # javascript_left flags it, as the transform refuses it
+        operation, function = call
+        line = _line(params, "expression")
+        self.edited = True
+        if given is None:
+            where = list(params).index("expression")
+            params.insert(where, "operation", _like(params["expression"], operation))
+        try:
+            done = translate_function(function, FUNCTIONS["transform"]["transformFunction"][1])
+        except NotTranslated as exc:
+            _rename_key(
+                params, "expression", "transformFunction", _like(params["expression"], function)
+            )
+            self.kept(
+                f"JavaScript {_short(code)} -> operation: {operation}, transformFunction: "
+                f"{_short(function)}; kept as JavaScript ({exc}): it runs with "
+                "atomiton-lang-js, or write it as a Jinja2 'expression'",
+                node_id=node_id,
+                parameter="expression",
+                line=line,
+            )
+            return {"transformFunction"}
+        params["expression"] = _like(params["expression"], done.expression)
+        self.change(
+            "translated",
+            f"JavaScript {_short(code)} -> operation: {operation}, expression: "
+            f"{done.expression} (the original's transform never read it: it passed the list "
+            "through)" + _notes(done),
+            node_id=node_id,
+            parameter="expression",
+            line=line,
+        )
+        return {"expression"}
+
+    def snippet(self, node: Any, node_id: str, params: Any, here: _Level) -> str:
+        """A transform holding a JavaScript ``code`` (the original's code node's
+        parameters, which its transform never read) -> a ``javascript`` node running it,
+        when the catalogue has that type and the node has nothing else for a transform to
+        do; its type."""
+        js = self.catalogue.get("javascript")
+        given = {k: v for k, v in _plain(params).items() if k not in RESERVED_PARAMETERS}
+        if js is None or not isinstance(given.get("code"), str) or not set(given) <= _SNIPPET:
+            return "transform"
+        try:
+            js.params.model_validate(given)
+        except ValueError:
+            return "transform"  # javascript_left says what the transform refuses
+        node["type"] = _like(node["type"], "javascript")
+        self.edited = True
+        self.change(
+            "retyped",
+            "type 'transform' -> 'javascript': the original's transform never read its "
+            "JavaScript 'code' (it passed the list through); a javascript node runs it as "
+            "written, with its inputParams, returnType and async (it needs the "
+            "atomiton-lang-js package)",
+            node_id=node_id,
+            parameter="code",
+            line=_line(node, "type"),
+        )
+        self.check_ports(node_id, "javascript", here)
+        return "javascript"
+
+    def spreadsheet(self, node_id: str, params: Any, here: _Level) -> None:
+        """A spreadsheet written for the original reads as it did: its CSV reader gave every
+        cell as text (``executables/spreadsheet/csvParser.ts``, 245a57bf), and its records
+        came out on ``records`` (``definitions/spreadsheet/index.ts``, bfae3ce6: it had no
+        ``output`` port, which here is the whole result)."""
+        if params.get("operation", "read") != "read":
+            return
+        if "inferTypes" not in params:
+            params["inferTypes"] = False
+            self.edited = True
+            self.change(
+                "translated",
+                "set to false: the original's CSV reader gave every cell as text (its "
+                "flows compare with 'true' and parseFloat)",
+                node_id=node_id,
+                parameter="inferTypes",
+                line=_line(params),
+            )
+        for edge in here.edges:
+            if _text(edge.get("source")) == node_id and _source_handle(edge) == "output":
+                line = _line(edge, "sourceHandle") or _line(edge)
+                edge["sourceHandle"] = _like(edge.get("sourceHandle"), "records")
+                self.edited = True
+                self.change(
+                    "rewired",
+                    "sourceHandle 'output' -> 'records': the original's spreadsheet had no "
+                    "'output' port (here it is the whole result); its records were 'records'",
+                    edge_id=_text(edge.get("id")),
+                    node_id=node_id,
+                    line=line,
+                )
+
+    def functions(
+        self, node_id: str, type_id: str, params: Any, reported: Iterable[str] = ()
+    ) -> set[str]:
+        """The original's JavaScript functions -> the type's Jinja2 ``expression`` (but
+        those ``reported`` already)."""
         spec = FUNCTIONS.get(type_id)
         if not spec:
             return set()
         operation = params.get("operation", "map")
         reads = [name for name, (ops, _) in spec.items() if operation in ops]
         active = next((n for n in reads if isinstance(params.get(n), str)), None)
-        if active is None:
+        if active is None or active in reported:
             return set()
         code = str(params[active])
         line = _line(params, active)
@@ -1865,3 +2006,72 @@ def _suggest(code: str) -> str | None:
     except NotTranslated:
         return None
     return f"operation: {m.group(1)}, expression: {done.expression}"
+
+
+#: What the original's flows put on a transform that nothing ever read.
+_NEVER_READ = ("inputType", "outputType")
+#: The original's code node's parameters, which its flows put on transforms too.
+_SNIPPET = frozenset({"code", "inputParams", "returnType", "async"})
+#: ``return data.filter(`` / ``data.map(``: the transform's input list, as the original's
+#: code node and atomiton-lang-js name it.
+_CALL_HEAD = re.compile(r"(?:return\s+)?(?:data|input)\s*\.\s*(filter|map)\s*\(")
+_CALL_TAIL = re.compile(r"\)(?:\s+|;|//[^\n]*|/\*.*?\*/)*", re.S)
+_OPEN = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
+
+
+def _collection_call(code: str) -> tuple[str, str] | None:
+    """``// comment\nreturn data.filter(<function>);`` as ("filter", "<function>"); None
+    for anything else (a chain, a second statement, text the lexer does not read)."""
+    lead = _SPACE.match(code)
+    start = lead.end() if lead else 0
+    head = _CALL_HEAD.match(code, start)
+    if head is None:
+        return None
+    try:
+        whole = _Lexer(code).tokens()[0]
+        prefix = _Lexer(code[start : head.end()]).tokens()[0][:-1]
+    except NotTranslated:
+        return None
+    closes = [m.start() for m in re.finditer(r"\)", code) if m.start() >= head.end()]
+    for close in reversed(closes):
+        if not _CALL_TAIL.fullmatch(code, close):
+            continue
+        function = code[head.end() : close].strip()
+        try:
+            inner = _Lexer(function).tokens()[0][:-1]
+            tail = _Lexer(code[close:]).tokens()[0]
+        except NotTranslated:
+            continue
+        if prefix + inner + tail == whole and _balanced(inner) and _is_function(inner):
+            return head.group(1), function
+    return None
+
+
+def _balanced(tokens: list[_Token]) -> bool:
+    depth = 0
+    for token in tokens:
+        if token.kind == "op":
+            depth += _OPEN.get(token.value, 0)
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def _is_function(tokens: list[_Token]) -> bool:
+    """``function (...) {...}``, ``async ...``, ``x => ...`` or ``(...) => ...``."""
+    if not tokens:
+        return False
+    first = tokens[0]
+    if first.kind == "name" and first.value in ("function", "async"):
+        return True
+    if first.kind == "name":
+        return len(tokens) > 1 and tokens[1] == _Token("op", "=>")
+    if first != _Token("op", "("):
+        return False
+    depth = 0
+    for i, token in enumerate(tokens):
+        if token.kind == "op":
+            depth += _OPEN.get(token.value, 0)
+        if depth == 0:
+            return tokens[i + 1 : i + 2] == [_Token("op", "=>")]
+    return False

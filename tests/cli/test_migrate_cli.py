@@ -27,6 +27,20 @@ def originals(home: Path) -> Path:
     return home
 
 
+@pytest.fixture
+def flagged_flow(originals: Path) -> str:
+    """data-transform with ``operation: sort`` on both transforms: its JavaScript then
+    contradicts what they do (a filter, a code node's code), so migrate keeps and flags it."""
+    text = (originals / "data-transform.flow.yaml").read_text()
+    for key in ("expression:", "code: |"):
+        text = text.replace(
+            f"    parameters:\n      {key}",
+            f'    parameters:\n      operation: "sort"\n      {key}',
+        )
+    (originals / "flagged.flow.yaml").write_text(text)
+    return "flagged.flow.yaml"
+
+
 def test_it_writes_out_and_reports_each_change(cli: Cli, originals: Path) -> None:
     flow = originals / "image-processor.flow.yaml"
     before = flow.read_bytes()
@@ -56,9 +70,9 @@ def test_without_out_the_flow_goes_to_stdout_and_the_report_to_stderr(
 
 
 def test_what_is_kept_and_flagged_exits_1_and_the_flow_is_written(
-    cli: Cli, originals: Path
+    cli: Cli, originals: Path, flagged_flow: str
 ) -> None:
-    done = cli("migrate", "data-transform.flow.yaml", "-o", "out.yaml")
+    done = cli("migrate", flagged_flow, "-o", "out.yaml")
     assert done.returncode == 1
     flagged = [line for line in done.stdout.splitlines() if line.startswith("flagged")]
     assert [line.split(" (line")[0] for line in flagged] == [
@@ -70,8 +84,11 @@ def test_what_is_kept_and_flagged_exits_1_and_the_flow_is_written(
     assert (originals / "out.yaml").exists()
 
 
-def test_json_report(cli: Cli, originals: Path) -> None:
-    done = cli("migrate", "data-transform.flow.yaml", "--json")
+def test_json_report(cli: Cli, originals: Path, flagged_flow: str) -> None:
+    clean = cli("migrate", "data-transform.flow.yaml", "--json")
+    assert clean.returncode == 0, clean.stdout
+    assert json.loads(clean.stdout)["ok"] is True
+    done = cli("migrate", flagged_flow, "--json")
     assert done.returncode == 1
     body = json.loads(done.stdout)
     assert body["ok"] is False and body["changed"] is True and body["output"] is None
