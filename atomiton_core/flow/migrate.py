@@ -1725,6 +1725,112 @@ class _Migrator:
         for node in _Level.of(holder).nodes:
             if isinstance(node.get("nodes"), list):
                 self.restructure(node)
+                self.fold(node)
+
+    def fold(self, loop: Any) -> None:
+        """A loop whose only per-item work is a parallel it feeds each item: the original
+        ran each item through the parallel's nodes, several items at once (a loop feeding a
+        parallel was how it said "process the items concurrently"). Here the parallel would
+        run once per item over that one item's fields: its nodes move into the loop, which
+        takes the parallel's concurrency (the original's default 5)."""
+        if _text(loop.get("type")) != "loop":
+            return
+        lid = _text(loop.get("id"))
+        here = _Level.of(loop)
+        if len(here.nodes) != 1 or _text(here.nodes[0].get("type")) != "parallel":
+            return
+        par = here.nodes[0]
+        pid = _text(par.get("id"))
+        inner = _Level.of(par)
+        if (
+            len(here.edges) != 1
+            or _text(here.edges[0].get("source")) != lid
+            or _source_handle(here.edges[0]) != "item"
+            or _text(here.edges[0].get("target")) != pid
+            or not inner.nodes
+            or any(_text(e.get("target")) == pid for e in inner.edges)
+            or any(
+                _text(e.get("source")) == pid and _source_handle(e) != "item" for e in inner.edges
+            )
+        ):
+            return
+        self.edited = True
+        settings = par.get("parameters") if isinstance(par.get("parameters"), dict) else {}
+        concurrency = settings.get("concurrency", 5)
+        for n in inner.nodes:
+            _shift_comments(n, -self.indent)
+        for e in inner.edges:
+            _shift_comments(e, -self.indent)
+            if _text(e.get("source")) == pid:
+                e["source"] = _like(e["source"], lid)
+        loop["nodes"] = CommentedSeq(inner.nodes)
+        loop["edges"] = CommentedSeq(inner.edges)
+        params = loop.get("parameters")
+        if not isinstance(params, dict):
+            _insert_after(loop, ("type", "name"), "parameters", CommentedMap())
+            params = loop["parameters"]
+        _insert_after(params, (), "concurrency", concurrency)
+        types = {_text(n.get("id")): _text(n.get("type")) for n in inner.nodes}
+        for n in inner.nodes:
+            self.per_item_file(n, lid)
+        for e in inner.edges:
+            target = _text(e.get("target"))
+            if (
+                types.get(_text(e.get("source"))) == "image"
+                and types.get(target) == "file-system"
+                and _source_handle(e) == "output"
+            ):
+                _insert_after(
+                    e, ("source",), "sourceHandle", _like(e.get("sourceHandle"), "result")
+                )
+                self.change(
+                    "rewired",
+                    "sourceHandle 'output' -> 'result': the file-system node writes the image "
+                    "itself (an image node's 'output' is its record: the image, its size, its "
+                    "format)",
+                    edge_id=_text(e.get("id")),
+                    line=_line(e),
+                )
+        names = ", ".join(repr(_text(n.get("id"))) for n in inner.nodes)
+        dropped = sorted(k for k in settings if k != "concurrency")
+        self.change(
+            "folded",
+            f"parallel {pid!r} ran each item of loop {lid!r} through its nodes: they are the "
+            f"loop's nodes now ({names}), the loop runs {concurrency} items at once"
+            + (
+                f"; the parallel's {', '.join(dropped)} no longer apply (a loop keeps the "
+                "items' order; put a per-item timeout on its nodes)"
+                if dropped
+                else ""
+            ),
+            node_id=pid,
+            line=_line(par),
+        )
+
+    def per_item_file(self, node: Any, lid: str | None) -> None:
+        """A file-system write run once per item of a loop, to a folder (a path whose last
+        part has no extension, ``/images/output``): the original's flows meant one file per
+        item there; each item's file takes the item's name (a file entry's ``name``)."""
+        params = node.get("parameters")
+        if _text(node.get("type")) != "file-system" or not isinstance(params, dict):
+            return
+        path = params.get("path")
+        if params.get("operation") != "write" or not isinstance(path, str) or "{{" in path:
+            return
+        last = path.rstrip("/").rsplit("/", 1)[-1]
+        if not last or "." in last:
+            return
+        line = _line(params, "path") or _line(params) or _line(node)
+        params["path"] = _like(path, path.rstrip("/") + "/{{ item.name }}")
+        self.change(
+            "per item",
+            f"path {path!r} -> {params['path']!r}: written once per item of loop {lid!r}, "
+            "to a folder; each item's file takes its name (the content's format is what the "
+            "nodes before it made)",
+            node_id=_text(node.get("id")),
+            parameter="path",
+            line=line,
+        )
 
     def nest(self, graph: _Graph, cid: str, container: Any) -> set[str]:
         """Move the nodes that do a container's per-item work into it; their ids.

@@ -67,11 +67,43 @@ def test_hello_world_as_written_runs_its_javascript(engine: Conductor, here: Pat
     _check_hello(here)
 
 
-def test_image_processor_migrated_nests_its_per_item_work_and_validates(
-    engine: Conductor,
+def test_image_processor_migrated_resizes_watermarks_and_saves_every_image(
+    engine: Conductor, here: Path
 ) -> None:
-    done = migrate(_original("image-processor"), engine.catalogue)
+    """Its description: batch process images (the folder's jpg, png and gif) in parallel,
+    each resized to 800x600 (aspect kept), watermarked bottom-right, saved to the output
+    folder."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    source, assets = here / "in", here / "assets"
+    source.mkdir()
+    assets.mkdir()
+    colours = {"a.jpg": (200, 0, 0), "b.png": (0, 200, 0), "c.gif": (0, 0, 200)}
+    for name, colour in colours.items():
+        Image.new("RGB", (1600, 1200), colour).save(source / name)
+    (source / "notes.txt").write_text("not an image")
+    Image.new("RGBA", (400, 200), (255, 255, 255, 255)).save(assets / "watermark.png")
+    text = _original("image-processor")
+    for old, new in (
+        ("/images/input", str(source)),
+        ("/assets/watermark.png", str(assets / "watermark.png")),
+        ("/images/output", str(here / "out")),
+    ):
+        text = text.replace(old, new)
+    done = migrate(text, engine.catalogue)
+    assert done.ok, done.report()
     flow = done.flow()
-    loop = next(n for n in flow.nodes if n.id == "image-loop")
-    assert [n.id for n in loop.nodes or []] == ["parallel-processor"]
     assert engine.validate(flow).errors == []
+    result = engine.run(flow)
+    assert result.ok, result.error
+    assert result.outputs["image-loop"]["iterationCount"] == 3
+    assert sorted(p.name for p in (here / "out").iterdir()) == sorted(colours)
+    for name, colour in colours.items():
+        with Image.open(here / "out" / name) as saved:
+            assert saved.format == "JPEG" and saved.size == (800, 600)  # format: jpeg
+            rgb = saved.convert("RGB")
+            far = rgb.getpixel((5, 5))  # the image itself
+            assert all(abs(a - b) < 16 for a, b in zip(far, colour, strict=True))
+            mark = rgb.getpixel((800 - 30, 600 - 20))  # under the watermark: lighter
+            assert sum(mark) > sum(far) + 100, (name, mark, far)
