@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     import socket
 
 #: Node types ``--safe`` disables outright: user code reaches everything the server can.
-SAFE_DISABLED = ("code",)
+#: Node types that run user code: off under --safe (a transform's JavaScript function too).
+SAFE_DISABLED = ("code", "javascript")
 INSTALL_HINT = "the server needs the 'server' extra: pip install 'atomiton-core[server]'"
 
 

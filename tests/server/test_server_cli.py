@@ -141,7 +141,7 @@ def test_serve_prints_url_and_token_and_serves(
     assert int(url.rsplit(":", 1)[1]) > 0
     assert len(token) >= 32  # secrets.token_urlsafe(32)
     assert f"live page: {url}/?token={token}" in text
-    assert "disabled node types: code, transform" in text
+    assert "disabled node types: code, javascript, transform" in text
     assert "safe mode: files under no folder; programs: none; hosts: public addresses only" in text
 
     auth = {"Authorization": f"Bearer {token}"}
@@ -151,7 +151,7 @@ def test_serve_prints_url_and_token_and_serves(
         "hello"
     ]
     nodes = httpx.get(f"{url}/api/nodes", headers=auth).json()
-    assert nodes["disabled"] == ["code", "transform"]
+    assert nodes["disabled"] == ["code", "javascript", "transform"]
     report = httpx.post(f"{url}/api/flows/validate", content=CODE_FLOW, headers=auth).json()
     assert report["valid"] is False
     assert "disabled" in report["problems"][0]["hint"]

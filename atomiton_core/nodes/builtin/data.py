@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from atomiton_core.errors import ExpressionError
+from atomiton_core.errors import CodeNotAllowed, ExpressionError
 from atomiton_core.nodes.builtin._params import (
     JAVASCRIPT_INSTALL,
     JAVASCRIPT_PACKAGE,
@@ -372,6 +372,13 @@ async def _javascript(ctx: NodeContext, params: TransformParams, items: list[Any
     """Run the original's function over the items in atomiton-lang-js's sandbox: one
     evaluation for the whole list, errors its own (JS_SYNTAX_ERROR with the line, JS_ERROR,
     TIMEOUT, RESOURCE_LIMIT)."""
+    if not ctx.security.allow_code:
+        raise CodeNotAllowed(
+            "user code is disabled on this conductor: this transform's function is JavaScript",
+            node_id=ctx.node_id,
+            hint="the server's --safe mode and the security setting allowCode: false turn "
+            "user code off; write the function as a Jinja2 'expression' instead",
+        )
     run = importlib.import_module(JAVASCRIPT_PACKAGE).run_javascript
     done = await run(
         params.javascript(),

@@ -1,6 +1,6 @@
 """The core's ``transform`` running the original's JavaScript functions through this package
-(``transformFunction``, ``filterCondition``, ``reduceFunction``), once the core consults it
-(core.patch beside this package); skipped while the core still refuses them."""
+(``transformFunction``, ``filterCondition``, ``reduceFunction``); skipped with a core too old
+to consult this package."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from atomiton_lang_js import JavaScriptError, JavaScriptSyntaxError
 
 pytestmark = pytest.mark.skipif(
     "filter_condition" not in data.TransformParams.model_fields,
-    reason="the core's transform does not run JavaScript yet (core.patch)",
+    reason="this atomiton-core's transform does not run JavaScript",
 )
 
 #: The original's flows, where the repository has them (the package's own sdist does not).

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from atomiton_core import NodeContext, Parameters, node
-from atomiton_core.errors import ConfigurationError
+from atomiton_core.errors import CodeNotAllowed, ConfigurationError
 from pydantic import Field, field_validator
 
 from atomiton_lang_js.errors import JavaScriptError
@@ -147,6 +147,13 @@ async def javascript(
 ) -> dict[str, Any]:
     """Evaluate the code over the inputs in a fresh V8 sandbox; ``output`` and ``result``
     are its value, ``stdout`` what it printed with ``console``."""
+    if not ctx.security.allow_code:
+        raise CodeNotAllowed(
+            "user code is disabled on this conductor",
+            node_id=ctx.node_id,
+            hint="the server's --safe mode and the security setting allowCode: false turn "
+            "the javascript node off",
+        )
     time_limit, heap_limit = _limits(ctx, params)
     done = await run_javascript(
         params.code,
