@@ -25,6 +25,7 @@ import pluggy
 
 from atomiton_core import hookspecs
 from atomiton_core.errors import NodeTypeNotFound, PluginError
+from atomiton_core.flow.original import ORIGINAL_TYPES
 from atomiton_core.nodes.definition import NodeType
 from atomiton_core.security import Security
 
@@ -283,6 +284,12 @@ class Catalogue(Mapping[str, NodeType]):
     def missing_hint(self, type_id: str) -> str:
         if type_id in self.disabled:
             return "this node type is disabled by the conductor's configuration"
+        renamed = ORIGINAL_TYPES.get(type_id)
+        if renamed is not None:
+            return (
+                f"the original Atomiton's {type_id!r} is {renamed!r} here: "
+                "`atomiton migrate FLOW` rewrites the flow (docs/compatibility.md)"
+            )
         provider = KNOWN_PROVIDERS.get(type_id)
         if provider:
             return f"it is provided by the package {provider!r}: pip install {provider}"

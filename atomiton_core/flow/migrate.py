@@ -60,6 +60,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScala
 
 from atomiton_core.errors import FlowLoadError
 from atomiton_core.flow.models import Flow, pydantic_message
+from atomiton_core.flow.original import ORIGINAL_TYPES
 from atomiton_core.flow.settings import RESERVED_PARAMETERS
 from atomiton_core.flow.yaml_io import MAX_TEXT, dumps_flow, loads_flow, read_plain, to_plain
 from atomiton_core.wire import CONFIG
@@ -79,7 +80,6 @@ __all__ = [
 
 #: Node types the original renamed itself (its registry at 259a5052 lists ``csv-reader`` and
 #: ``image-composite``; its later definitions are ``spreadsheet`` and ``image``).
-ORIGINAL_TYPES: Mapping[str, str] = {"csv-reader": "spreadsheet", "image-composite": "image"}
 
 #: The original's JavaScript functions, by node type: parameter -> (the operations that run
 #: it, the names its arguments have here). Each becomes the type's Jinja2 ``expression``.

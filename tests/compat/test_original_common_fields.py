@@ -41,3 +41,17 @@ def test_a_type_that_declares_one_of_them_is_given_it() -> None:
     given = {"label": "L", "description": "D", "timeout": 10, "x": 1}
     assert own_parameters(given, _Labelled) == {"label": "L", "x": 1}
     assert own_parameters(given, Parameters) == {"x": 1}
+
+
+def test_a_type_the_original_renamed_is_named_with_its_new_name(conductor: Conductor) -> None:
+    """The original replaced ``composite`` by ``group`` (``csv-reader``, ``image-composite``
+    likewise): validation says so, and ``atomiton migrate`` rewrites it."""
+    from atomiton_core.flow.migrate import migrate
+
+    text = "id: c\nname: C\nnodes:\n  - {id: box, type: composite, parameters: {parallel: false}}\n"
+    (problem,) = conductor.validate(loads_flow(text)).errors
+    assert problem.code == "NODE_TYPE_NOT_FOUND"
+    assert "the original Atomiton's 'composite' is 'group' here" in (problem.hint or "")
+    done = migrate(text, conductor.catalogue)
+    assert done.flow().nodes[0].type == "group"
+    assert conductor.validate(done.flow()).errors == []
