@@ -116,6 +116,20 @@ def _empty_params(model: type[BaseModel]) -> BaseModel | None:
     return found
 
 
+def _original_names_given(model: type[BaseModel], given: Mapping[str, Any]) -> dict[str, str]:
+    """Our names of the parameters ``given`` by the original's names -> the name given
+    (``depth`` -> ``flattenDepth``): a problem with one is reported where the flow has it."""
+    originals: Mapping[str, str] = getattr(model, "original_names", None) or {}
+    found: dict[str, str] = {}
+    for old, new in originals.items():
+        if old in given:
+            found[new] = old
+            for name, info in model.model_fields.items():
+                if info.alias == new:
+                    found[name] = old
+    return found
+
+
 def _translated(model: type[BaseModel], given: dict[str, Any]) -> dict[str, Any]:
     """``given`` in the model's own names, when it accepts the original's (what its "before"
     validator does, for ``model_construct``, which runs none)."""
@@ -488,8 +502,12 @@ class _Validator:
             if handled:
                 return deferred if ok else None
             names = _known_parameter_names(nt.params)
+            given_as = _original_names_given(nt.params, given)
             for err in exc.errors():
-                where = f"{here}.parameters{_pydantic_loc(err['loc'])}"
+                loc = err["loc"]
+                if loc and loc[0] in given_as:  # said where the flow wrote it
+                    loc = (given_as[str(loc[0])], *loc[1:])
+                where = f"{here}.parameters{_pydantic_loc(loc)}"
                 if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
                     name = str(err["loc"][0])
                     close = difflib.get_close_matches(name, names, n=1)

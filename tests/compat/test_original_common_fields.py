@@ -55,3 +55,18 @@ def test_a_type_the_original_renamed_is_named_with_its_new_name(conductor: Condu
     done = migrate(text, conductor.catalogue)
     assert done.flow().nodes[0].type == "group"
     assert conductor.validate(done.flow()).errors == []
+
+
+def test_a_problem_with_an_original_name_is_reported_where_the_flow_wrote_it(
+    conductor: Conductor,
+) -> None:
+    """``flattenDepth`` becomes ``depth`` (bounded 1..10 as in the original): out of bounds,
+    validation points at ``flattenDepth``, the key in the file."""
+    flow = loads_flow(
+        "id: f\nname: F\nnodes:\n  - {id: xs, type: const, parameters: {value: [[1]]}}\n"
+        "  - {id: t, type: transform, parameters: {operation: flatten, flattenDepth: 11}}\n"
+        "edges:\n  - {source: xs, target: t}\n"
+    )
+    (problem,) = conductor.validate(flow).errors
+    assert problem.location == "nodes[1].parameters.flattenDepth" and problem.line == 5
+    assert "less than or equal to 10" in problem.message
