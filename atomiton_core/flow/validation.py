@@ -835,7 +835,8 @@ class _Validator:
             if not spec.is_container:
                 hint += (
                     f"; a {nt.id} runs the nodes nested in it: move the per-item nodes into "
-                    f"its `nodes` and wire them with edges from {spec.id!r}"
+                    f"its `nodes` and wire them with edges from {spec.id!r} (`atomiton migrate "
+                    "FLOW` does it for a flow written for the original Atomiton)"
                 )
             self.add(
                 "PORT_NOT_FOUND",
