@@ -59,7 +59,8 @@ def test_max_buffer_is_max_output_bytes_with_the_originals_bound(conductor: Cond
     assert result.nodes["sh"].outputs["stdout"] == "abc"
     assert result.nodes["sh"].outputs["output"]["truncated"] is True
     [problem] = problems(conductor, program="true", maxBuffer=104_857_601)
-    assert problem.node_id == "sh" and problem.location == "nodes[0].parameters.maxOutputBytes"
+    # reported where the flow wrote it, under the original's name
+    assert problem.node_id == "sh" and problem.location == "nodes[0].parameters.maxBuffer"
 
 
 def test_env_merges_into_environment(conductor: Conductor) -> None:
