@@ -136,7 +136,8 @@ def test_the_originals_encodings(conductor: Conductor) -> None:
 
 def test_kill_signal(conductor: Conductor, tmp_path: Path) -> None:
     """``killSignal`` (schemas/shell-command/index.ts, 46b0171c, default SIGTERM): the
-    signal a timed-out program gets first."""
+    signal a timed-out program gets first (4 s: time for the child to set its handlers on
+    a loaded machine)."""
     assert ShellCommandParams(program="x").kill_signal == "SIGTERM"
     heard = tmp_path / "heard"
     code = (
@@ -148,7 +149,7 @@ def test_kill_signal(conductor: Conductor, tmp_path: Path) -> None:
         "time.sleep(60)\n"
     )
     result = conductor.run(
-        flow(program=PY, args=["-c", code, str(heard)], killSignal="INT", timeout=1500)
+        flow(program=PY, args=["-c", code, str(heard)], killSignal="INT", timeout=4000)
     )
     assert result.nodes["sh"].error is not None
     assert result.nodes["sh"].error.code == "TIMEOUT"
