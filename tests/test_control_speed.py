@@ -298,6 +298,8 @@ nodes:
 
 #: What the thread nodes below saw of their token when they returned, by item.
 seen: dict[Any, bool] = {}
+#: The ``x`` of each speed.polite node that has started waiting on its token.
+waiting: set[Any] = set()
 ended = threading.Event()
 release = threading.Event()
 
@@ -315,6 +317,7 @@ async def hold(ctx: NodeContext, params: Any, x: Any = None) -> dict[str, Any]:
 def polite(ctx: NodeContext, params: Any, x: Any = None) -> dict[str, Any]:
     """A thread node that waits ``x`` seconds on its token (returning early once it is set)
     and notes whether it was set."""
+    waiting.add(x)
     ctx.stop_event.wait(float(x or 0))
     seen[x] = ctx.cancelled
     ended.set()
@@ -402,15 +405,17 @@ def test_a_cancel_lands_in_the_item_a_loop_runs(tmp_path: Path, concurrency: int
 
 def test_a_cancel_sets_the_token_of_a_loop_items_thread(tmp_path: Path) -> None:
     seen.clear()
+    waiting.clear()
     ended.clear()
 
     async def scenario() -> Any:
         conductor = create_conductor(tmp_path, plugins=[Items()], record="off")
         try:
             execution = conductor.start(one_child_loop("speed.polite", [0, 30, 0]))
-            while 0 not in seen:
-                await asyncio.sleep(0.01)
-            await asyncio.sleep(0.05)  # item 1's thread waits on its token
+            deadline = time.monotonic() + 30
+            while 30 not in waiting and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)  # until item 1's thread waits on its token
+            assert 0 in seen and 30 in waiting
             ended.clear()
             execution.cancel()
             return await execution.result()
