@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -201,13 +202,15 @@ def test_timed_out_threads_never_starve_the_next_node(tmp_path: Path) -> None:
 
 
 counted = itertools.count()
-thousandth = threading.Event()
+#: Called by the 1000th t.count node, inside the run.
+at_thousandth: list[Callable[[], Any]] = []
 
 
 @node("t.count", outputs={"output": int}, multiple=["x"], blocking=False)
 def count_node(ctx: NodeContext, params: Any, x: list[int] | None = None) -> dict[str, Any]:
     if next(counted) == 1000:
-        thousandth.set()
+        for call in at_thousandth:
+            call()
     return {"output": 1}
 
 
@@ -231,10 +234,15 @@ def test_a_long_run_of_inline_nodes_can_be_cancelled(tmp_path: Path) -> None:
     plan = conductor.prepare(flow)
 
     async def main() -> Any:
+        loop = asyncio.get_running_loop()
         execution = conductor.start(plan)
-        await asyncio.get_running_loop().run_in_executor(None, thousandth.wait, 30)
-        execution.cancel()
-        return await execution.result()
+        # asked for by the 1000th node, the cancel runs only once the scheduler hands the loop
+        # back (no thread to wake: nothing but the scheduler decides when it lands)
+        at_thousandth.append(lambda: loop.call_soon(execution.cancel))
+        try:
+            return await execution.result()
+        finally:
+            at_thousandth.clear()
 
     result = asyncio.run(main())
     assert result.status == "cancelled"
