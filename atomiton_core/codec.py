@@ -218,14 +218,20 @@ class _Encoder:
             except Exception as exc:
                 raise self.refuse(where, f"its codec {custom.tag!r} failed: {exc}", value) from exc
             return self.blob(custom.tag, data)
+        held = getattr(type(value), "__atomiton_unstored__", None)
+        if isinstance(held, tuple):  # a value that says why it is not here to encode
+            raise self.refuse(where, held[0], value, held[1])
         raise self.refuse(where, "has no codec", value)
 
-    def refuse(self, where: str, why: str, value: Any) -> ValueNotEncodable:
+    def refuse(
+        self, where: str, why: str, value: Any, hint: str | None = None
+    ) -> ValueNotEncodable:
         tp = type(value)
         return ValueNotEncodable(
             f"{where} ({tp.__module__}.{tp.__qualname__}) {why}",
             node_id=self.node_id,
-            hint="pass JSON data, bytes, tuples, sets, dates, decimals, UUIDs or paths; "
+            hint=hint
+            or "pass JSON data, bytes, tuples, sets, dates, decimals, UUIDs or paths; "
             "a plugin can add a type with atomiton_core.codec.register",
             where=where,
             value_type=f"{tp.__module__}.{tp.__qualname__}",

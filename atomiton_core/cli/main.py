@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,11 +191,62 @@ def _log() -> logging.Logger:
     return logging.getLogger("atomiton.cli")
 
 
+def dask_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of a Dask executor (``--dask-workers`` ...), as ``dask`` (a dict)."""
+    options = [
+        click.option(
+            "--dask-workers",
+            type=click.IntRange(1),
+            metavar="N",
+            help="With --executor dask: worker processes of the local cluster (default: one "
+            "per CPU).",
+        ),
+        click.option(
+            "--dask-threads",
+            type=click.IntRange(1),
+            metavar="N",
+            help="With --executor dask: threads per worker (default 1).",
+        ),
+        click.option(
+            "--dask-memory",
+            metavar="SIZE",
+            help="With --executor dask: memory limit per worker (2GiB, 500MB).",
+        ),
+        click.option(
+            "--dask-adaptive",
+            metavar="MIN-MAX",
+            help="With --executor dask: scale the workers between MIN and MAX with the load.",
+        ),
+        click.option(
+            "--dask-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="SECONDS",
+            help="With a Dask executor: how long to wait for a first worker (default 60).",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _dask_given(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The executor options the ``--dask-*`` options gave (by the executor's names)."""
+    names = {
+        "dask_workers": "workers",
+        "dask_threads": "threads",
+        "dask_memory": "memory",
+        "dask_adaptive": "adaptive",
+        "dask_timeout": "timeout",
+    }
+    return {names[k]: v for k, v in given.items() if k in names and v is not None}
+
+
 def _conductor(
     storage: str | None,
     executor: str = "local",
     process_workers: int | None = None,
     memory_ceiling: float | None = None,
+    executor_options: Mapping[str, Any] | None = None,
 ) -> Conductor:
     from atomiton_core.conductor.conductor import create_conductor
     from atomiton_core.errors import AtomitonError
@@ -204,6 +255,7 @@ def _conductor(
         conductor = create_conductor(
             storage,
             executor=executor,
+            executor_options=executor_options or None,
             process_workers=process_workers,
             memory_ceiling=memory_ceiling,
         )
@@ -520,10 +572,12 @@ def _state(ctx: click.Context) -> CliState:
 @click.option(
     "--refresh-cache", is_flag=True, help="Run cached nodes and store fresh cache entries."
 )
+@dask_options
 @storage_option
 @click.pass_context
 def run(
     ctx: click.Context,
+    /,
     flow: str,
     inputs: tuple[str, ...],
     as_json: bool,
@@ -537,6 +591,7 @@ def run(
     no_cache: bool,
     refresh_cache: bool,
     storage: str | None,
+    **dask: Any,
 ) -> None:
     """Run FLOW: a flow file, a URL, the id of a stored flow, or - to read it from
     standard input.
@@ -555,7 +610,7 @@ def run(
         _fail("pins are written into a flow file or a stored flow, not standard input", EXIT_USAGE)
     cache = "off" if no_cache else "refresh" if refresh_cache else None
     quiet = quiet or _state(ctx).verbosity < 0
-    conductor = _conductor(storage, executor, process_workers, memory_ceiling)
+    conductor = _conductor(storage, executor, process_workers, memory_ceiling, _dask_given(dask))
     if pin_nodes or pin_from:
         _pin(conductor, flow, pin_from, pin_nodes)
     values = _parse_inputs(inputs)

@@ -6,9 +6,11 @@ Starlette and uvicorn, like the engine, are imported only when the command runs,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from atomiton_core.cli.main import _dask_given, dask_options
 
 if TYPE_CHECKING:
     import socket
@@ -143,6 +145,7 @@ def _bind(host: str, port: int) -> socket.socket:
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
 )
+@dask_options
 def serve(
     executor: str,
     host: str,
@@ -157,6 +160,7 @@ def serve(
     cors_origins: tuple[str, ...],
     max_body_bytes: int,
     log_level: str,
+    **dask: Any,
 ) -> None:
     """Serve the REST + WebSocket API and the live execution page."""
     try:
@@ -188,7 +192,11 @@ def serve(
     )
     try:
         conductor = create_conductor(
-            storage, disabled_types=disabled_types, security=policy, executor=executor
+            storage,
+            disabled_types=disabled_types,
+            security=policy,
+            executor=executor,
+            executor_options=_dask_given(dask) or None,
         )
     except AtomitonError as exc:
         raise click.ClickException(str(exc)) from None

@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, cast
 
 from atomiton_core import signals
+from atomiton_core.conductor.cluster import held
+from atomiton_core.conductor.dask_executor import on_cluster
 from atomiton_core.conductor.events import emit_node
 from atomiton_core.conductor.executors import LocalExecutor
 from atomiton_core.conductor.threads import ThreadCall
@@ -160,14 +162,24 @@ async def run_attempts(
     overlap; a thread that outlives the grace is reported once, naming the node.
     """
     run = graph.run_
-    ctx = NodeContext(graph, pn, res.path)
     settings = pn.settings
+    isolated = settings.isolated
+    cluster = run.cluster
+    remote = cluster is not None and not isolated and on_cluster(pn)
+    if cluster is not None and run.cluster_values and not remote and held(kwargs):
+        kwargs = await cluster.fetch(kwargs)  # a node here needs the values themselves
+        if pn.inline:
+            return run_inline(graph, pn, res, kwargs)
+    ctx = NodeContext(graph, pn, res.path)
     timeout_s = pn.timeout_s
     is_async = pn.node_type.is_async
-    isolated = settings.isolated
-    executor: Executor | ProcessPool = (
-        run.conductor.process_pool if isolated else run.conductor.executor
-    )
+    executor: Executor | ProcessPool
+    if isolated:
+        executor = run.conductor.process_pool
+    elif cluster is not None:
+        executor = run.conductor.threads
+    else:
+        executor = run.conductor.executor
     local = executor if isinstance(executor, LocalExecutor) else None
     t0 = _perf()
     attempt = 0
@@ -181,8 +193,11 @@ async def run_attempts(
             emit_node(run, signals.node_started, "node.started", pn, res)
         work: concurrent.futures.Future[Any] | ThreadCall | None = None
         try:
-            if is_async and not isolated:
-                pending: Any = pn.fn(ctx, pn.params, **kwargs)
+            if remote:
+                assert cluster is not None
+                pending: Any = cluster.run_node(run, pn, ctx, res, kwargs)
+            elif is_async and not isolated:
+                pending = pn.fn(ctx, pn.params, **kwargs)
                 clock = run.cpu_clock
                 if clock is not None and not pn.node_type.container:
                     pending = cpu_timed(pending, graph, pn.index, clock)

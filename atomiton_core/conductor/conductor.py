@@ -184,6 +184,7 @@ class Conductor:
         self.retain_results = retain_results
         #: Where blocking sync nodes run (threads by default; see conductor.executors).
         self.executor: Executor = executor if executor is not None else LocalExecutor()
+        self._threads: LocalExecutor | None = None
         #: Worker processes for isolated nodes at most (default: one per CPU).
         self.process_workers = process_workers
         self._process_pool: ProcessPool | None = None
@@ -221,11 +222,24 @@ class Conductor:
             pool = self._process_pool = ProcessPool(self.process_workers)
         return pool
 
+    @property
+    def threads(self) -> LocalExecutor:
+        """The threads of this process that blocking nodes kept here run in: the executor
+        itself, or, beside a cluster, a pool started on first use."""
+        if isinstance(self.executor, LocalExecutor):
+            return self.executor
+        if self._threads is None:
+            self._threads = LocalExecutor()
+        return self._threads
+
     def close(self) -> None:
         """Release worker threads and processes (and the Dask client and cluster this
         conductor started)."""
         self.log_writer.close()
         self.executor.close()
+        if self._threads is not None:
+            self._threads.close()
+            self._threads = None
         if self._process_pool is not None:
             self._process_pool.close()
             self._process_pool = None
@@ -500,6 +514,7 @@ def create_conductor(
     retain_results: Literal["all", "errors"] = "all",
     max_workers: int = 64,
     executor: str | Executor | None = None,
+    executor_options: Mapping[str, Any] | None = None,
     process_workers: int | None = None,
     memory_ceiling: float | None = None,
     secrets: Iterable[str | SecretProvider] | None = None,
@@ -527,7 +542,12 @@ def create_conductor(
     completed, so the table ends with only the nodes that failed, were skipped or cancelled
     (signals still report every node): for loops over very many items. ``executor``: where
     blocking sync nodes run — "local" threads (``max_workers`` of them, the default), "dask"
-    (a new LocalCluster), a scheduler address ("tcp://host:8786"), or an Executor object.
+    (a new LocalCluster), a scheduler address ("tcp://host:8786"), or an Executor object
+    (a ``DaskExecutor(client)`` around an existing ``distributed.Client``); on a cluster,
+    blocking sync nodes and nodes with ``executor: dask`` run there, their large outputs
+    kept there. ``executor_options``: the Dask executor's ``workers``, ``threads``,
+    ``memory`` (per worker, ``"2GiB"``), ``adaptive`` (``(min, max)`` workers), ``timeout``
+    (seconds to wait for a first worker) and ``shared_paths`` (see ``create_executor``).
     ``process_workers``: the size of the warm pool of worker processes isolated nodes
     (``isolation: process``) run in (default: one per CPU). ``memory_ceiling``: megabytes
     the conductor's process and its workers may use; a run going beyond fails.
@@ -557,7 +577,7 @@ def create_conductor(
         keep_runs=keep_runs,
         retain_outputs=retain_outputs,
         retain_results=retain_results,
-        executor=create_executor(executor, max_workers=max_workers),
+        executor=create_executor(executor, max_workers=max_workers, options=executor_options),
         process_workers=process_workers,
         memory_ceiling=memory_ceiling,
         secrets=secrets,

@@ -5,42 +5,32 @@ signals); an executor only decides where the body of a *blocking sync* node runs
 and containers stay in the loop; cheap sync nodes (``blocking=False``) run inline.
 
 - :class:`LocalExecutor` (the default): a thread pool.
-- :class:`DaskExecutor`: each blocking node call is a task on a ``distributed`` cluster — a
-  ``LocalCluster`` it starts itself, or the scheduler at ``address``. The node receives a
-  :class:`RemoteContext` (ids, variables, config, settings, templates, paths, progress —
-  relayed to the conductor as worker events); a timed-out or cancelled task is cancelled on
-  the cluster but cannot be interrupted once a worker has started it.
+- :class:`~atomiton_core.conductor.dask_executor.DaskExecutor`: the nodes placed on a Dask
+  ``distributed`` cluster as tasks, their data kept there (see that module). A node there
+  receives a :class:`RemoteContext` (ids, variables, config, settings, templates, paths,
+  progress — relayed to the conductor as worker events).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
-import os
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
+from atomiton_core.conductor.dask_executor import DaskExecutor
+from atomiton_core.conductor.remote import RemoteContext
 from atomiton_core.conductor.threads import DaemonThreadPool, ThreadCall
 from atomiton_core.errors import ConfigurationError, ExecutionError
-from atomiton_core.files import Location, resolve_path
-from atomiton_core.nodes import expressions
-from atomiton_core.secrets import GivenSecrets, referenced_secrets
-from atomiton_core.security import Security
 
 if TYPE_CHECKING:
-    from atomiton_core.flow.settings import ExecutionSettings
     from atomiton_core.nodes.context import NodeContext
 
 __all__ = ["DaskExecutor", "Executor", "LocalExecutor", "RemoteContext", "create_executor"]
-
-#: The worker event topic node progress travels on.
-PROGRESS_TOPIC = "atomiton-progress"
 
 
 class Executor(Protocol):
@@ -132,224 +122,109 @@ def _timed_call(
         ctx.cpu_ms = (ctx.cpu_ms or 0.0) + (time.thread_time() - t0) * 1000
 
 
-class RemoteContext:
-    """What a node running on a Dask worker gets instead of the full NodeContext."""
-
-    def __init__(
-        self,
-        *,
-        node_id: str,
-        node_type: str,
-        path: str,
-        execution_id: str,
-        flow_id: str,
-        attempt: int,
-        variables: Mapping[str, Any],
-        config: Mapping[str, Any],
-        security: Security,
-        settings: ExecutionSettings,
-    ) -> None:
-        self.node_id = node_id
-        self.node_type = node_type
-        self.path = path
-        self.execution_id = execution_id
-        self.flow_id = flow_id
-        self.attempt = attempt
-        self.variables = dict(variables)
-        self.config = dict(config)
-        self.security = security
-        self.settings = settings
-        self.cancelled = False
-        #: Set by the executor: where ``progress`` reports go (a worker event topic).
-        self.progress_token: str | None = None
-        #: True in an isolated node's worker process.
-        self.isolated = False
-        #: ``secrets`` for templates: in an isolated node's worker each is asked of the
-        #: conductor (which masks it in what the run shows); on a Dask worker, those the
-        #: node's parameters name, sent with it (``GivenSecrets``).
-        self.secrets: Any = None
-        #: Set in an isolated node's worker process: sends ``progress`` reports home.
-        self._reporter: Callable[[float, str | None], None] | None = None
-
-    @classmethod
-    def of(cls, ctx: NodeContext) -> RemoteContext:
-        return cls(
-            node_id=ctx.node_id,
-            node_type=ctx.node_type,
-            path=ctx.path,
-            execution_id=ctx.execution_id,
-            flow_id=ctx.flow_id,
-            attempt=ctx.attempt,
-            variables=ctx.variables,
-            config={k: v for k, v in ctx.config.items() if _picklable(v)},
-            security=ctx.security,
-            settings=ctx.settings,
-        )
-
-    @property
-    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        return logging.LoggerAdapter(
-            logging.getLogger(f"atomiton.nodes.{self.node_type}"),
-            {"node_id": self.node_id, "execution_id": self.execution_id},
-        )
-
-    def progress(self, fraction: float, message: str | None = None) -> None:
-        """Relayed to the conductor's ``node_progress`` signal (through the worker's pipe or
-        a Dask worker event)."""
-        if self._reporter is not None:
-            self._reporter(float(fraction), message)
-            return
-        if self.progress_token is None:
-            return
-        try:
-            from distributed import get_worker
-
-            worker = get_worker()
-        except (ImportError, ValueError):  # not on a worker (e.g. called in a test directly)
-            return
-        worker.log_event(
-            PROGRESS_TOPIC,
-            {"token": self.progress_token, "fraction": float(fraction), "message": message},
-        )
-
-    def _scope(self, names: Mapping[str, Any]) -> dict[str, Any]:
-        return expressions.node_scope(self.variables, self.secrets, names)
-
-    def render(self, value: Any, /, **names: Any) -> Any:
-        return expressions.render(value, self._scope(names))
-
-    def evaluate(self, expression: str, /, **names: Any) -> Any:
-        return expressions.evaluate(expression, self._scope(names))
-
-    def resolve_path(self, url: str, what: str = "path") -> Location:
-        roots = self.security.allowed_roots
-        return resolve_path(url, roots=roots, what=what, node_id=self.node_id)
-
-
-def _picklable(value: Any) -> bool:
-    import pickle
-
-    try:
-        pickle.dumps(value)
-    except Exception:
-        return False
-    return True
-
-
-def _call_remote(
-    fn: Callable[..., Any], ctx: RemoteContext, params: BaseModel, kwargs: dict[str, Any]
-) -> Any:
-    """Runs on the worker."""
-    return fn(ctx, params, **kwargs)
-
-
-class DaskExecutor:
-    """Blocking sync nodes as tasks on a Dask ``distributed`` cluster.
-
-    A timed-out or cancelled task is cancelled on the cluster; the conductor cannot watch a
-    worker's thread end before it retries.
-
-    ``client``: an existing ``distributed.Client``; or ``address``: a scheduler to connect
-    to; or neither: start a ``LocalCluster(**cluster_options)`` (closed with the executor),
-    on free ports unless the options name them: a busy 8787 must not stop a run.
-    """
-
-    def __init__(
-        self,
-        client: Any = None,
-        *,
-        address: str | None = None,
-        **cluster_options: Any,
-    ) -> None:
-        try:
-            import distributed
-        except ImportError as exc:
-            raise ConfigurationError(
-                "the Dask executor needs dask.distributed",
-                hint='pip install "atomiton-core[dask]"',
-            ) from exc
-        self._owned: list[Any] = []
-        if client is None:
-            if address is None:
-                cluster = distributed.LocalCluster(  # type: ignore[no-untyped-call]
-                    **{"scheduler_port": 0, "dashboard_address": ":0", **cluster_options}
-                )
-                self._owned.append(cluster)
-                address = cluster.scheduler_address
-            client = distributed.Client(address, set_as_default=False)  # type: ignore[no-untyped-call]
-            self._owned.insert(0, client)
-        self.client = client
-        #: progress token -> the node's local context, while its task runs
-        self._reporting: dict[str, NodeContext] = {}
-        client.subscribe_topic(PROGRESS_TOPIC, self._on_progress)
-
-    def _on_progress(self, event: Any) -> None:
-        """Runs in the client's thread; ``ctx.progress`` hands the report to the loop."""
-        _, message = event
-        ctx = self._reporting.get(message.get("token"))
-        if ctx is not None:
-            ctx.progress(message["fraction"], message.get("message"))
-
-    def __repr__(self) -> str:
-        return f"DaskExecutor({self.client.scheduler.address!r})"
-
-    def submit(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        fn: Callable[..., Any],
-        ctx: NodeContext,
-        params: BaseModel,
-        kwargs: dict[str, Any],
-    ) -> asyncio.Future[Any]:
-        remote_ctx = RemoteContext.of(ctx)
-        remote_ctx.secrets = GivenSecrets.resolve(ctx._secret, referenced_secrets(params))
-        token = remote_ctx.progress_token = uuid.uuid4().hex
-        self._reporting[token] = ctx
-        remote = self.client.submit(_call_remote, fn, remote_ctx, params, kwargs, pure=False)
-        waiter: asyncio.Future[Any] = loop.create_future()
-
-        def settle(done: Any) -> None:
-            if waiter.done():
-                return
-            if done.status == "finished":
-                waiter.set_result(done.result())
-            elif done.status == "cancelled":
-                waiter.cancel()
-            else:
-                waiter.set_exception(done.exception())
-
-        def relay(done: Any) -> None:  # called in the client's thread
-            loop.call_soon_threadsafe(settle, done)
-
-        def cancel_remote(w: asyncio.Future[Any]) -> None:
-            self._reporting.pop(token, None)
-            if w.cancelled():
-                remote.cancel()
-
-        waiter.add_done_callback(cancel_remote)
-        remote.add_done_callback(relay)
-        return waiter
-
-    def close(self) -> None:
-        for owned in self._owned:
-            owned.close()
-        self._owned.clear()
-
-
-def create_executor(spec: str | Executor | None, *, max_workers: int = 64) -> Executor:
+def create_executor(
+    spec: str | Executor | None,
+    *,
+    max_workers: int = 64,
+    options: Mapping[str, Any] | None = None,
+) -> Executor:
     """``None``/"local": threads; "dask": a new LocalCluster; "dask://host:port" or
-    "tcp://host:port": that scheduler; or an executor object as is."""
+    "tcp://host:port": that scheduler; or an executor object as is.
+
+    A Dask spec may carry options as a query (``dask?workers=4&threads=2&memory=2GiB&
+    adaptive=1-8&timeout=30``), and ``options`` gives the same by name (``workers``,
+    ``threads``, ``memory``, ``adaptive`` as ``(min, max)`` or ``"min-max"``, ``timeout``:
+    seconds to wait for a first worker, ``shared_paths``); ``options`` win."""
     if spec is None or spec == "local":
+        if options:
+            raise ConfigurationError(
+                f"executor options {sorted(options)} are for a Dask executor",
+                hint="give executor='dask' (or a scheduler address) with them",
+            )
         return LocalExecutor(max_workers)
     if isinstance(spec, str):
-        if spec == "dask":
-            return DaskExecutor(n_workers=os.cpu_count() or 1, threads_per_worker=1)
-        if spec.startswith("dask://"):
-            return DaskExecutor(address="tcp://" + spec.removeprefix("dask://"))
-        if spec.startswith(("tcp://", "tls://")):
-            return DaskExecutor(address=spec)
+        base, _, query = spec.partition("?")
+        if base == "dask" or base.startswith(("dask://", "tcp://", "tls://")):
+            given = _dask_options(spec, query, options or {})
+            if base == "dask":
+                return DaskExecutor(**given)
+            address = (
+                "tcp://" + base.removeprefix("dask://") if base.startswith("dask://") else base
+            )
+            local_only = {"n_workers", "threads_per_worker", "memory_limit", "adaptive"}
+            if local_only & set(given):
+                raise ConfigurationError(
+                    f"executor {spec!r}: workers, threads, memory and adaptive are for a "
+                    "cluster started here (executor 'dask'); a scheduler's workers are its own",
+                    hint="start the workers with those options (dask worker --nthreads ...)",
+                )
+            return DaskExecutor(address=address, **given)
         raise ConfigurationError(
             f"unknown executor {spec!r}",
             hint="use 'local', 'dask', or a scheduler address such as tcp://127.0.0.1:8786",
         )
     return spec
+
+
+#: Executor option names, as a spec's query or ``options`` give them -> DaskExecutor's.
+_DASK_OPTIONS = {
+    "workers": "n_workers",
+    "threads": "threads_per_worker",
+    "memory": "memory_limit",
+    "adaptive": "adaptive",
+    "timeout": "worker_timeout",
+    "shared_paths": "shared_paths",
+}
+
+
+def _dask_options(spec: str, query: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The DaskExecutor keyword arguments a spec's query and ``options`` give, checked."""
+    from urllib.parse import parse_qsl
+
+    raw: dict[str, Any] = dict(parse_qsl(query, keep_blank_values=True)) if query else {}
+    raw.update(options)
+    given: dict[str, Any] = {}
+    for name, value in raw.items():
+        target = _DASK_OPTIONS.get(name)
+        if target is None:
+            raise ConfigurationError(
+                f"executor {spec!r}: unknown option {name!r}",
+                hint="options: " + ", ".join(_DASK_OPTIONS),
+            )
+        try:
+            if target in ("n_workers", "threads_per_worker"):
+                number = int(value)
+                if number < 1:
+                    raise ValueError
+                given[target] = number
+            elif target == "worker_timeout":
+                seconds = float(value)
+                if seconds <= 0:
+                    raise ValueError
+                given[target] = seconds
+            elif target == "adaptive":
+                low, high = (
+                    (int(p) for p in str(value).split("-", 1))
+                    if isinstance(value, str)
+                    else (int(p) for p in value)
+                )
+                if not 0 <= low <= high or high < 1:
+                    raise ValueError
+                given[target] = (low, high)
+            elif target == "shared_paths":
+                given[target] = (
+                    tuple(str(value).split(",")) if isinstance(value, str) else tuple(value)
+                )
+            else:
+                given[target] = value
+        except (TypeError, ValueError):
+            expected = {
+                "n_workers": "a whole number of at least 1",
+                "threads_per_worker": "a whole number of at least 1",
+                "worker_timeout": "seconds, over 0",
+                "adaptive": "MIN-MAX workers, such as 1-8",
+            }.get(target, "a value")
+            raise ConfigurationError(
+                f"executor {spec!r}: option {name!r} is {value!r}, not {expected}",
+            ) from None
+    return given

@@ -53,7 +53,7 @@ from pydantic import BaseModel
 
 from atomiton_core import codec, wire
 from atomiton_core.conductor import worker as worker_module
-from atomiton_core.conductor.executors import RemoteContext
+from atomiton_core.conductor.remote import RemoteContext
 from atomiton_core.conductor.threads import DaemonThreadPool
 from atomiton_core.errors import (
     AtomitonError,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
+from atomiton_core.conductor.cluster import ClusterValue
 from atomiton_core.errors import AtomitonError, InvalidInput, ValidationReport
 from atomiton_core.flow.models import Edge, Flow, NodeSpec
 from atomiton_core.flow.settings import ExecutionSettings
@@ -122,6 +123,7 @@ class PlannedNode:
             and settings.timeout is None
             and settings.retries == 0
             and not settings.isolated
+            and settings.executor != "dask"
         )
         #: Async nodes with no timeout or retries are awaited directly in their task.
         self.direct = (
@@ -129,6 +131,7 @@ class PlannedNode:
             and settings.timeout is None
             and settings.retries == 0
             and not settings.isolated
+            and settings.executor != "dask"
         )
 
 
@@ -211,6 +214,16 @@ def wrong_input(pn: PlannedNode, kwargs: dict[str, Any]) -> AtomitonError | None
             continue
         values = kwargs[port] if multiple else [kwargs[port]]
         for value in values:
+            if type(value) is ClusterValue:  # checked by what it is, where it is held
+                if value.kind is None or issubclass(value.kind, kinds):
+                    continue
+                names = " | ".join(k.__name__ for k in kinds)
+                return InvalidInput(
+                    f"input port {port!r} ({names}) received {value!r}",
+                    node_id=pn.id,
+                    hint="check the edge into this port: its source gives another type",
+                    port=port,
+                )
             if not isinstance(value, kinds) or (
                 isinstance(value, bool) and bool not in kinds and int in kinds
             ):

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from atomiton_core.conductor.conductor import Conductor
+    from atomiton_core.conductor.dask_executor import DaskExecutor
     from atomiton_core.conductor.plan import PlannedNode
     from atomiton_core.conductor.replay import Recording
     from atomiton_core.storage.runs import PriorRun
@@ -109,6 +110,13 @@ class Run:
         self.retain_results = conductor.retain_results
         #: The clock of inline and async nodes' CPU time; None: not measured.
         self.cpu_clock = time.thread_time if conductor.cpu_time else None
+        #: The conductor's executor when it keeps the values of the nodes it runs (a Dask
+        #: cluster; see ``conductor.cluster``), and how many such values this run holds.
+        executor = conductor.executor
+        self.cluster: DaskExecutor | None = (
+            executor if getattr(executor, "holds_values", False) else None  # type: ignore[assignment]
+        )
+        self.cluster_values = 0
         storage = conductor.storage
         #: The conductor's output cache, unless this run does without it.
         self.cache_mode = cache_mode or conductor.cache_mode
@@ -246,6 +254,8 @@ class Run:
                 )
             if self.receiver_error is not None:
                 raise self.receiver_error
+            if self.cluster is not None:
+                await self.cluster.begin_run(self)
             if plan.timeout_s is None:
                 await top.run()
             else:
@@ -279,16 +289,39 @@ class Run:
                 for i in plan.root.sinks
                 if results[i].status in DONE
             }
-            self._finish(ExecutionStatus.COMPLETED, t0, None)
+            fetched = await self._fetch_outputs() if self.cluster_values else None
+            if fetched is None:
+                self._finish(ExecutionStatus.COMPLETED, t0, None)
+            else:
+                self._finish(ExecutionStatus.FAILED, t0, fetched)
         finally:
             if watcher is not None:
                 watcher.cancel()
+            if self.cluster is not None:
+                self.cluster.end_run(self)
         if self.cache_writes:  # a run that follows finds every entry this one made
             await self.conductor.log_writer.drained()
         if self.log is not None:  # the record is written before anyone hears the run ended
             await self.log.finish(result)
         self._announce()
         return result
+
+    async def _fetch_outputs(self) -> AtomitonError | None:
+        """The run's outputs that are held on the cluster, fetched (and the sinks' results
+        with them); the error that prevented it, if any."""
+        assert self.cluster is not None
+        result = self.result
+        try:
+            result.outputs = await self.cluster.fetch(result.outputs)
+        except AtomitonError as exc:
+            return exc
+        except Exception as exc:
+            return StorageError(f"the run's outputs could not be fetched from the cluster: {exc}")
+        for node_id, outs in result.outputs.items():
+            res = result.nodes.get(node_id)
+            if res is not None and res.outputs is not None:
+                res.outputs = outs
+        return None
 
     def finish_unstarted(self) -> None:
         """Report an execution cancelled before it ran a single step."""

@@ -41,6 +41,7 @@ from atomiton_core.conductor.attempts import (
     run_attempts,
     run_inline,
 )
+from atomiton_core.conductor.cluster import held
 from atomiton_core.conductor.events import emit_node
 from atomiton_core.conductor.plan import (
     FROM_CONTAINER,
@@ -597,7 +598,7 @@ class GraphRun(GraphProgress):
         res.status = _RUNNING
         res.started_at = _now()
         res.attempts = 1
-        if pn.inline:
+        if pn.inline and not (self.run_.cluster_values and held(kwargs)):
             try:
                 out = run_inline(self, pn, res, kwargs)
             except BaseException as exc:  # SystemExit, KeyboardInterrupt...: this node's failure
@@ -785,6 +786,10 @@ class GraphRun(GraphProgress):
         while True:
             try:
                 if pn.direct:  # the direct path (see conductor.attempts), in this task
+                    run = self.run_
+                    if run.cluster_values and held(kwargs):  # values held on a cluster
+                        assert run.cluster is not None
+                        kwargs = await run.cluster.fetch(kwargs)
                     t0 = _perf()
                     if self.trace is not None:
                         self.trace.node_started(pn, res)

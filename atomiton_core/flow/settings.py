@@ -26,8 +26,14 @@ __all__ = [
     "RESERVED_PARAMETERS",
     "ExecutionSettings",
     "Isolation",
+    "Placement",
     "own_parameters",
 ]
+
+#: Which of the conductor's executors runs a node: ``auto`` (blocking sync nodes on the
+#: conductor's executor, a Dask cluster if it has one; the rest in its process), ``local``
+#: (always in the conductor's process), ``dask`` (on the cluster, when the conductor has one).
+Placement = Literal["auto", "local", "dask"]
 
 #: Where a node's body runs: ``none`` (the conductor's loop or a thread, as its type says),
 #: ``process`` (a worker process of the conductor's pool, killed on timeout or cancel).
@@ -47,6 +53,8 @@ RESERVED_PARAMETERS = frozenset(
         "processLimit",
         "cache",
         "cacheTtl",
+        "executor",
+        "resources",
     }
 )
 #: Parameters every node accepts that only annotate it (the original's common fields): kept
@@ -95,6 +103,11 @@ class ExecutionSettings(BaseModel):
     cache: bool = False
     #: Seconds a cache entry stays good (None: until it is cleared).
     cache_ttl: float | None = Field(None, gt=0)
+    #: Which executor runs the node (see :data:`Placement`).
+    executor: Placement = "auto"
+    #: Abstract resources a Dask task of this node needs (``{"GPU": 1}``): only workers that
+    #: offer them run it (Dask's worker resources).
+    resources: dict[str, float] | None = None
 
     @property
     def isolated(self) -> bool:

@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from atomiton_core import Conductor, create_conductor, hookimpl, loads_flow, node, wire
-from atomiton_core.conductor.executors import DaskExecutor
+from atomiton_core.conductor.dask_executor import DaskExecutor
 
 pytest.importorskip("distributed")
 
