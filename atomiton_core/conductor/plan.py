@@ -23,7 +23,7 @@ from atomiton_core.flow.models import Edge, Flow, NodeSpec
 from atomiton_core.flow.settings import ExecutionSettings
 from atomiton_core.flow.validation import FLOW_REFERENCE_TYPE, ResolvedNode, validate
 from atomiton_core.nodes import expressions
-from atomiton_core.nodes.definition import NodeType
+from atomiton_core.nodes.definition import NodeType, plain_kinds
 from atomiton_core.secrets import secret_fields, secret_parameter_values
 from atomiton_core.storage.runs import digest
 
@@ -156,7 +156,7 @@ class _TypeFacts:
             (port.name, kinds, port.multiple)
             for port in node_type.inputs.values()
             # a port taking several edges is annotated as the list it receives
-            if not port.multiple and (kinds := _plain_kinds(port.type)) is not None
+            if not port.multiple and (kinds := plain_kinds(port.type)) is not None
         )
         self.declared_outputs: frozenset[str] | None = (
             None if node_type.dynamic_outputs else frozenset(node_type.outputs)
@@ -171,9 +171,6 @@ class _TypeFacts:
         )
 
 
-_PLAIN = (bool, int, float, str, bytes, list, dict)
-
-
 def _has_template(value: Any) -> bool:
     if isinstance(value, str):
         return "{{" in value or "{%" in value
@@ -182,29 +179,6 @@ def _has_template(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return any(_has_template(v) for v in value)
     return False
-
-
-def _plain_kinds(tp: Any) -> tuple[type, ...] | None:
-    """The classes a value of a port's type may be, when the type is plain (``int``,
-    ``str | None``, ``list[int]``...); None for anything else (Any, models, unions of more)."""
-    import types
-    import typing
-
-    if tp is Any or tp is None:
-        return None
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or origin is types.UnionType:
-        kinds: list[type] = []
-        for arg in typing.get_args(tp):
-            part = (type(None),) if arg is type(None) else _plain_kinds(arg)
-            if part is None:
-                return None
-            kinds.extend(part)
-        return tuple(kinds)
-    base = origin if origin is not None else tp
-    if base in _PLAIN:
-        return (int, float) if base is float else (base,)
-    return None
 
 
 def wrong_input(pn: PlannedNode, kwargs: dict[str, Any]) -> AtomitonError | None:

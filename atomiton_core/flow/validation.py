@@ -1032,18 +1032,68 @@ def validate(
 
 
 def _add_lines(flow: Flow, problems: list[Problem]) -> None:
-    """Each problem's line in the file the flow was loaded from (when it still has that
-    file's shape: as many nodes and edges)."""
+    """Each problem's line in the file the flow was loaded from. A flow edited after loading
+    is matched to the file by node id (and an edge by its ends), so a node added in Python
+    has no line rather than another node's."""
     document = flow._document
     if document is None and flow._text is not None:
         document = locate.document_of(flow._text)
     if not isinstance(document, dict):
         return
-    for key in ("nodes", "edges"):
-        if len(document.get(key) or ()) != len(getattr(flow, key)):
-            return
     for i, problem in enumerate(problems):
         if problem.location and problem.line is None:
-            line = locate.line_of(document, problem.location)
+            where = _in_document(flow, document, problem.location)
+            line = locate.line_of(document, where) if where is not None else None
             if line is not None:
                 problems[i] = problem.model_copy(update={"line": line})
+
+
+def _in_document(flow: Flow, document: Any, location: str) -> str | None:
+    """``location`` (indices into the flow's lists of nodes and edges) as indices into the
+    loaded document's lists, found by node id and edge ends; None where the item is not in
+    the document (added after loading)."""
+    model: Any = flow
+    doc: Any = document
+    parts = locate.path_parts(location)
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        part = parts[i]
+        nxt = parts[i + 1] if i + 1 < len(parts) else None
+        if part in ("nodes", "edges") and isinstance(nxt, int) and model is not None:
+            items = getattr(model, str(part), None) or []
+            listed = doc.get(part) if isinstance(doc, dict) else None
+            if nxt >= len(items) or not isinstance(listed, list):
+                return None
+            item = items[nxt]
+            j = next(
+                (k for k, raw in enumerate(listed) if _same_item(item, raw)),
+                None,
+            )
+            if j is None:
+                return None
+            out.append(f"{'.' if out else ''}{part}[{j}]")
+            model, doc = item, listed[j]
+            i += 2
+            continue
+        out.append(f"[{part}]" if isinstance(part, int) else f"{'.' if out else ''}{part}")
+        model = None  # below a node or edge: the same keys in the model and the document
+        doc = doc.get(part) if isinstance(doc, dict) and isinstance(part, str) else None
+        i += 1
+    return "".join(out)
+
+
+def _same_item(item: NodeSpec | Edge, raw: Any) -> bool:
+    """Whether a document's list item is this node (same id) or edge (same ends)."""
+    if not isinstance(raw, dict):
+        return False
+    if isinstance(item, NodeSpec):
+        return raw.get("id") == item.id
+    if item.id is not None and raw.get("id") is not None:
+        return raw.get("id") == item.id
+    return (
+        raw.get("source") == item.source
+        and raw.get("target") == item.target
+        and raw.get("sourceHandle", "output") == item.source_handle
+        and raw.get("targetHandle", "input") == item.target_handle
+    )

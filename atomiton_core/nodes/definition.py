@@ -120,6 +120,48 @@ def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+_PLAIN = (bool, int, float, str, bytes, list, dict)
+
+
+def plain_kinds(tp: Any) -> tuple[type, ...] | None:
+    """The classes a value of a port's type may be, when the type is plain (``int``,
+    ``str | None``, ``list[int]``...); None for anything else (Any, models, unions of more)."""
+    import types
+
+    if tp is Any or tp is None:
+        return None
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        kinds: list[type] = []
+        for arg in typing.get_args(tp):
+            part = (type(None),) if arg is type(None) else plain_kinds(arg)
+            if part is None:
+                return None
+            kinds.extend(part)
+        return tuple(kinds)
+    base = origin if origin is not None else tp
+    if base in _PLAIN:
+        return (int, float) if base is float else (base,)
+    return None
+
+
+def ports_compatible(source: Any, target: Any) -> bool:
+    """Whether every value an output port of type ``source`` gives passes the conductor's
+    check of an input port of type ``target`` (the types of values: a port that takes
+    several checks each). A type that is not plain (Any, a model) is taken as compatible:
+    its values are checked as they come."""
+    wanted = plain_kinds(target)
+    given = plain_kinds(source)
+    if wanted is None or given is None:
+        return True
+    for kind in given:
+        if kind is bool and bool not in wanted:
+            return False  # the check refuses a bool for an int port
+        if not issubclass(kind, wanted):
+            return False
+    return True
+
+
 #: A port's Python type, written on the wire as its editor-friendly name (``number``...).
 PortType = Annotated[Any, PlainSerializer(lambda tp: type_name(tp), return_type=str)]
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from atomiton_core.flow.models import Edge, Flow, NodeSpec
 from atomiton_core.flow.settings import RESERVED_PARAMETERS
-from atomiton_core.nodes.definition import NodeType, type_name
+from atomiton_core.nodes.definition import NodeType, Port, ports_compatible, type_name
 
 __all__ = ["StrategyError", "flows", "inputs_for", "json_values", "params_for"]
 
@@ -329,30 +329,43 @@ def _graph(
     offered: list[tuple[str, str]],
     container_id: str | None,
 ) -> tuple[list[NodeSpec], list[Edge], list[str]]:
-    """Nodes and edges of one level; returns them and the container outputs they feed."""
+    """Nodes and edges of one level; returns them and the container outputs they feed.
+    An edge joins ports whose types are compatible (:func:`ports_compatible`), so a drawn
+    flow never fails the conductor's check of an input's type."""
     #: (source node id, source port) pairs the nodes drawn so far offer to later ones
     sources = list(offered)
+    #: the type of each source's values (Any: not known before the run)
+    typed: dict[tuple[str, str], Any] = {}
     nodes: list[NodeSpec] = []
     edges: list[Edge] = []
+
+    def fitting(port: Port) -> list[tuple[str, str]]:
+        return [s for s in sources if ports_compatible(typed.get(s, Any), port.type)]
+
+    def fed(nt: NodeType) -> bool:
+        return all(fitting(nt.inputs[name]) for name in nt.required_inputs)
+
     n = draw(st.integers(1, max_nodes))
     for i in range(n):
         node_id = f"{prefix}n{i}"
-        feedable = [t for t in leaf_types if not catalogue[t].required_inputs or sources]
-        can_nest = depth > 0 and container_types
-        if not feedable and not can_nest:
+        feedable = [t for t in leaf_types if fed(catalogue[t])]
+        nestable = [t for t in container_types if fed(catalogue[t])] if depth > 0 else []
+        if not feedable and not nestable:
             break
-        nest = bool(can_nest) and (not feedable or draw(st.integers(0, 3)) == 0)
-        type_id = draw(st.sampled_from(container_types if nest else feedable))
+        nest = bool(nestable) and (not feedable or draw(st.integers(0, 3)) == 0)
+        type_id = draw(st.sampled_from(nestable if nest else feedable))
         nt = catalogue[type_id]
         spec = NodeSpec(id=node_id, type=type_id, parameters=draw(params(nt)))
         for port in nt.inputs.values():
-            if not sources or not (port.required or draw(st.booleans())):
+            candidates = fitting(port)
+            if not candidates or not (port.required or draw(st.booleans())):
                 continue
             count = draw(st.integers(1, 2)) if port.multiple else 1
             for _ in range(count):
-                src, sport = draw(st.sampled_from(sources))
+                src, sport = draw(st.sampled_from(candidates))
                 edges.append(_edge(src, sport, node_id, port.name))
         new_sources: list[tuple[str, str]] = [(node_id, p) for p in nt.outputs]
+        typed.update({(node_id, p): port.type for p, port in nt.outputs.items()})
         if nest:
             inner_offered, outer_feeds = _offers(nt, sources, draw)
             for name, (src, sport) in outer_feeds.items():

@@ -188,9 +188,29 @@ def test_validation_problems_name_the_line_of_the_file(conductor: Conductor) -> 
     (problem,) = [p for p in report.errors if p.code == "INVALID_PARAMETER"]
     line = broken.splitlines()[problem.line - 1]  # type: ignore[operator]
     assert "operation: mapp" in line and f"line {problem.line}, node 'priced'" in str(problem)
-    edited = loads_flow(broken)
-    edited.nodes.pop()  # no longer the file's shape: no line rather than a wrong one
-    assert all(p.line is None for p in conductor.validate(edited).errors)
+
+
+def test_a_flow_edited_in_python_keeps_the_lines_of_the_nodes_from_its_file(
+    conductor: Conductor,
+) -> None:
+    """Problems are matched to the file by node id and edge ends, not by position: a node
+    removed or added in Python moves no other node's line, and a new node has none."""
+    text = (ROOT / "examples" / "order-report.flow.yaml").read_text()
+    broken = text.replace("operation: map", "operation: mapp", 1)
+    broken = broken.replace("mode: first", "mode: firstt", 1)  # a child of the group 'tag'
+    lines = broken.splitlines()
+    edited = loads_flow(broken, source="order.flow.yaml")
+    first = edited.nodes.pop(0)  # every later node moves up one place in the list
+    edited.nodes.append(first)
+    edited.nodes.insert(0, NodeSpec(id="added", type="transform", parameters={"operation": "x"}))
+    report = conductor.validate(edited)
+    by_node = {p.node_id: p for p in report.errors if p.code == "INVALID_PARAMETER"}
+    priced = by_node["priced"]
+    assert priced.line is not None and "operation: mapp" in lines[priced.line - 1]
+    tagged = by_node["tagged"]
+    assert tagged.line is not None and "mode: firstt" in lines[tagged.line - 1]
+    assert by_node["added"].line is None  # not in the file: no line rather than a wrong one
+    assert "line" not in str(by_node["added"]).split(":")[0]
 
 
 def test_snake_case_in_python_camel_case_in_files() -> None:

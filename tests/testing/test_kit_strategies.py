@@ -277,3 +277,61 @@ def test_flows_rejects_impossible_requests() -> None:
         flows(CATALOGUE, ["nope"])
     with pytest.raises(StrategyError, match="source node type"):
         flows(CATALOGUE, ["kit.pipe"])
+
+
+@node("kit.count", outputs={"n": int}, blocking=False)
+def count(ctx: NodeContext, params: BaseModel) -> dict[str, Any]:
+    return {"n": 3}
+
+
+@node("kit.word", outputs={"text": str}, blocking=False)
+def word(ctx: NodeContext, params: BaseModel) -> dict[str, Any]:
+    return {"text": "abc"}
+
+
+@node("kit.double", outputs={"n": int}, blocking=False)
+def double(ctx: NodeContext, params: BaseModel, n: int) -> dict[str, Any]:
+    return {"n": n * 2}
+
+
+@node("kit.shout", outputs={"text": str}, blocking=False)
+def shout(ctx: NodeContext, params: BaseModel, text: str, times: float = 1.0) -> dict[str, Any]:
+    return {"text": text.upper() * int(times)}
+
+
+class _TypedKit:
+    @hookimpl
+    def atomiton_node_types(self) -> list[Any]:
+        return [count, word, double, shout]
+
+
+def test_flows_join_only_ports_of_compatible_types() -> None:
+    """An int output feeds int and float inputs, never a str one (and the reverse): every
+    drawn flow runs to the end, none stopped by the check of an input's type."""
+    from atomiton_core import ExecutionStatus, create_conductor
+
+    conductor = create_conductor(
+        "memory://kit-typed", plugins=[_TypedKit()], autoload=False, record_runs=False
+    )
+    catalogue = conductor.catalogue
+    types = ["kit.count", "kit.word", "kit.double", "kit.shout"]
+    joined: set[tuple[str, str]] = set()
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(flows(catalogue, types, max_nodes=6))
+    def check(flow: Flow) -> None:
+        kinds = {n.id: n.type for n in flow.nodes}
+        for e in flow.edges:
+            pair = (kinds[e.source], f"{kinds[e.target]}.{e.target_handle}")
+            assert pair not in {("kit.word", "kit.double.n"), ("kit.count", "kit.shout.text")}
+            assert pair not in {("kit.double", "kit.shout.text"), ("kit.shout", "kit.double.n")}
+            joined.add(pair)
+        result = conductor.run(flow)
+        assert result.status is ExecutionStatus.COMPLETED, result.error
+
+    try:
+        check()
+    finally:
+        conductor.close()
+    assert ("kit.count", "kit.shout.times") in joined  # int into a float port is drawn
+    assert ("kit.word", "kit.shout.text") in joined and ("kit.count", "kit.double.n") in joined
