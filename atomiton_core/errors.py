@@ -75,6 +75,7 @@ __all__ = [
     "FlowNotFound",
     "FlowValidationError",
     "HostNotAllowed",
+    "InjectedFault",
     "InvalidFlowId",
     "InvalidInput",
     "NoStorage",
@@ -132,6 +133,7 @@ class ErrorCode(StrEnum):
     CIRCULAR_DEPENDENCY = "CIRCULAR_DEPENDENCY"
     RESOURCE_LIMIT = "RESOURCE_LIMIT"
     WORKER_CRASHED = "WORKER_CRASHED"
+    INJECTED_FAULT = "INJECTED_FAULT"
     BAD_REQUEST = "BAD_REQUEST"
     UNAUTHORIZED = "UNAUTHORIZED"
     ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND"
@@ -482,6 +484,14 @@ class WorkerCrashed(ExecutionError):
     only that node fails, the pool replaces the worker."""
 
     code = ErrorCode.WORKER_CRASHED
+
+
+class InjectedFault(ExecutionError):
+    """The failure a run's ``inject`` option put in place of a node's work (retried as a
+    node's own failure would be)."""
+
+    code = ErrorCode.INJECTED_FAULT
+    retryable_default = True
 
 
 class CircularDependency(ExecutionError):

@@ -64,6 +64,9 @@ class NodeResult:
     peak_memory: int | None = None
     #: The execution whose stored outputs this node reused instead of running (a resume).
     resumed_from: str | None = None
+    #: What the run's ``inject`` option put in place of its work (``error``, ``timeout``,
+    #: ``delay:MS``); None for a node that ran as it is.
+    injected: str | None = None
 
     def __repr__(self) -> str:
         fields = [
@@ -80,6 +83,8 @@ class NodeResult:
             fields.append(f"reason={self.reason!r}")
         if self.resumed_from is not None:
             fields.append(f"resumed_from={self.resumed_from!r}")
+        if self.injected is not None:
+            fields.append(f"injected={self.injected!r}")
         if self.duration_ms is not None:
             fields.append(f"duration_ms={self.duration_ms:.1f}")
         return f"NodeResult({', '.join(fields)})"

@@ -45,6 +45,7 @@ __all__ = [
     "node_cancelled",
     "node_completed",
     "node_failed",
+    "node_paused",
     "node_progress",
     "node_retrying",
     "node_skipped",
@@ -84,6 +85,11 @@ node_skipped = _signals.signal(
 node_retrying = _signals.signal(
     "node.retrying", doc="A node attempt failed and will be retried after event.delay_ms."
 )
+node_paused = _signals.signal(
+    "node.paused",
+    doc="A debugged run paused before a node (a breakpoint, or stepping); event.inputs are "
+    "the inputs it will run with.",
+)
 flow_saved = _signals.signal("flow.saved", doc="A flow was saved to storage; event: FlowEvent.")
 flow_deleted = _signals.signal("flow.deleted", doc="A flow was deleted from storage.")
 
@@ -97,6 +103,7 @@ NODE_SIGNALS = (
     node_cancelled,
     node_skipped,
     node_retrying,
+    node_paused,
 )
 
 ALL_SIGNALS = (
@@ -111,6 +118,7 @@ ALL_SIGNALS = (
     node_cancelled,
     node_skipped,
     node_retrying,
+    node_paused,
     flow_saved,
     flow_deleted,
 )
@@ -163,6 +171,8 @@ class NodeEvent:
     message: str | None = None
     error: Error = None
     outputs: Value = field(default=None, compare=False)
+    #: On ``node.paused``: the inputs the node will run with.
+    inputs: Value = field(default=None, compare=False)
     duration_ms: float | None = None
     delay_ms: float | None = None
     #: CPU time of the node's attempts so far (see ``NodeResult.cpu_ms``).

@@ -371,11 +371,12 @@ async def _execute_with_signals(
     inputs: dict[str, Any],
     resume: str | None = None,
     cache: str | None = None,
+    **debug: Any,
 ) -> ExecutionResult:
     import asyncio
     import signal as os_signal
 
-    execution = conductor.start(flow, inputs, resume=resume, cache=cache)
+    execution = conductor.start(flow, inputs, resume=resume, cache=cache, **debug)
     loop = asyncio.get_running_loop()
     try:
         # Ctrl-C, a kill, a closed terminal: the run is cancelled, so its programs are killed
@@ -383,7 +384,104 @@ async def _execute_with_signals(
             loop.add_signal_handler(sig, execution.cancel)
     except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
         pass
-    return await execution.result()
+    prompt = None
+    if debug.get("breakpoints") or debug.get("step"):
+        prompt = loop.create_task(_debug_prompt(execution))
+    try:
+        return await execution.result()
+    finally:
+        if prompt is not None:
+            prompt.cancel()
+
+
+_DEBUG_HELP = "c continue, s step, i inputs in full, a abort"
+
+
+async def _debug_prompt(execution: Any) -> None:
+    """Each time the run pauses: the node and its inputs on stderr, and a prompt for what
+    to do, read from standard input without blocking the run's loop (no thread)."""
+    import asyncio
+
+    from atomiton_core import wire
+
+    debugger = execution.debugger
+    console = _err_console()
+    lines = _StdinLines(asyncio.get_running_loop())
+    try:
+        while True:
+            paused = await debugger.wait_paused()
+            if paused is None:
+                return
+            inputs = json.dumps(wire.jsonable(paused.inputs), default=str)
+            short = inputs if len(inputs) <= 300 else inputs[:297] + "..."
+            console.print(
+                f"paused before {paused.path} [{paused.node_type}] ({paused.reason}); "
+                f"inputs: {short}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            while True:
+                console.print(f"debug ({_DEBUG_HELP})> ", end="", markup=False, highlight=False)
+                answer = await lines.next()
+                if answer is None:
+                    console.print(
+                        "\nstandard input closed: the run continues",
+                        markup=False,
+                        highlight=False,
+                    )
+                    debugger.cont()
+                    return
+                word = answer.strip().lower()
+                if word in ("c", "continue"):
+                    debugger.cont()
+                elif word in ("s", "step", ""):
+                    debugger.step()
+                elif word in ("a", "abort", "q", "quit"):
+                    debugger.abort()
+                    return
+                elif word in ("i", "inputs"):
+                    console.print(inputs, markup=False, highlight=False, soft_wrap=True)
+                    continue
+                else:
+                    console.print(f"not a command: {word!r}", markup=False, highlight=False)
+                    continue
+                break
+    finally:
+        lines.close()
+
+
+class _StdinLines:
+    """Lines of standard input as the loop hears them (``add_reader``: no thread)."""
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+        self.pending: list[Any] = []
+        self.watching = False
+
+    def next(self) -> Any:
+        future = self.loop.create_future()
+        self.pending.append(future)
+        if not self.watching:
+            self.loop.add_reader(sys.stdin.fileno(), self._readable)
+            self.watching = True
+        return future
+
+    def _readable(self) -> None:
+        line = sys.stdin.readline()
+        answer = line if line else None
+        while self.pending:
+            future = self.pending.pop(0)
+            if not future.done():
+                future.set_result(answer)
+                break
+        if not self.pending or answer is None:
+            self.close()
+
+    def close(self) -> None:
+        if self.watching:
+            self.loop.remove_reader(sys.stdin.fileno())
+            self.watching = False
 
 
 def _print_summary(result: ExecutionResult, console: Console) -> None:
@@ -572,6 +670,29 @@ def _state(ctx: click.Context) -> CliState:
 @click.option(
     "--refresh-cache", is_flag=True, help="Run cached nodes and store fresh cache entries."
 )
+@click.option(
+    "--break",
+    "breakpoints",
+    multiple=True,
+    metavar="NODE",
+    help="Pause before NODE runs (an id or a path, wildcards allowed) and prompt: continue, "
+    "step, inputs, abort. Repeatable.",
+)
+@click.option("--step", is_flag=True, help="Pause before the first node and prompt.")
+@click.option(
+    "--inject",
+    multiple=True,
+    metavar="NODE=FAULT",
+    help="Test the flow against a fault: NODE=error, NODE=timeout or NODE=delay:MS (each "
+    "attempt fails, times out, or starts MS later). Repeatable.",
+)
+@click.option(
+    "--slow-mo",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="MS",
+    help="Start each node MS milliseconds after it is ready, to follow the run by eye.",
+)
 @dask_options
 @storage_option
 @click.pass_context
@@ -590,6 +711,10 @@ def run(
     pin_from: str | None,
     no_cache: bool,
     refresh_cache: bool,
+    breakpoints: tuple[str, ...],
+    step: bool,
+    inject: tuple[str, ...],
+    slow_mo: float | None,
     storage: str | None,
     **dask: Any,
 ) -> None:
@@ -608,6 +733,12 @@ def run(
         _fail("--no-cache and --refresh-cache contradict each other: give one", EXIT_USAGE)
     if flow == STDIN and (pin_nodes or pin_from):
         _fail("pins are written into a flow file or a stored flow, not standard input", EXIT_USAGE)
+    if flow == STDIN and (breakpoints or step):
+        _fail(
+            "--break and --step read their commands from standard input: give the flow as "
+            "a file, not -",
+            EXIT_USAGE,
+        )
     cache = "off" if no_cache else "refresh" if refresh_cache else None
     quiet = quiet or _state(ctx).verbosity < 0
     conductor = _conductor(storage, executor, process_workers, memory_ceiling, _dask_given(dask))
@@ -621,10 +752,21 @@ def run(
         if as_json and _exit_code(exc) == EXIT_INVALID:
             click.echo(json.dumps({"status": "invalid", "error": wire.dump(exc)}, indent=2))
         _fail(str(exc), _exit_code(exc))
-    live = sys.stderr.isatty() and not as_json
+    debugging = bool(breakpoints or step)
+    # a prompt does not share the terminal with a live table: one line per event
+    live = sys.stderr.isatty() and not as_json and not debugging
+    debug: dict[str, Any] = {}
+    if debugging:
+        debug.update(breakpoints=breakpoints, step=step)
+    if inject:
+        debug["inject"] = inject
+    if slow_mo:
+        debug["slow_mo"] = slow_mo
     with _watch(conductor, live=live, quiet=quiet or as_json):
         try:
-            result = asyncio.run(_execute_with_signals(conductor, plan, values, resume, cache))
+            result = asyncio.run(
+                _execute_with_signals(conductor, plan, values, resume, cache, **debug)
+            )
         except AtomitonError as exc:  # an input refused, the run to resume not there...
             conductor.close()
             _fail(str(exc), _exit_code(exc))

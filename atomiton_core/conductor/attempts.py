@@ -181,6 +181,8 @@ async def run_attempts(
     else:
         executor = run.conductor.executor
     local = executor if isinstance(executor, LocalExecutor) else None
+    debugger = run.debugger
+    injection = debugger.injection(pn, res.path) if debugger is not None else None
     t0 = _perf()
     attempt = 0
     while True:
@@ -193,6 +195,9 @@ async def run_attempts(
             emit_node(run, signals.node_started, "node.started", pn, res)
         work: concurrent.futures.Future[Any] | ThreadCall | None = None
         try:
+            left = timeout_s
+            if injection is not None:  # fails, times out, or starts later (conductor.debug)
+                left = await injection.apply(pn, timeout_s)
             if remote:
                 assert cluster is not None
                 pending: Any = cluster.run_node(run, pn, ctx, res, kwargs)
@@ -208,12 +213,14 @@ async def run_attempts(
                 pending = executor.submit(run.loop, pn.fn, ctx, pn.params, kwargs)
                 if isinstance(pending, concurrent.futures.Future):  # a thread of this process
                     work, pending = pending, asyncio.wrap_future(pending, loop=run.loop)
-            if timeout_s is None:
+            if left is None:
                 out = await pending
             else:
-                scope = asyncio.timeout(timeout_s)
+                scope = asyncio.timeout(left)
                 try:
                     async with scope:
+                        if debugger is not None and pn.runs_children:
+                            debugger.scopes.add(scope)  # stopped while the run is paused
                         out = await pending
                 except TimeoutError:
                     if not scope.expired():
@@ -223,6 +230,9 @@ async def run_attempts(
                         node_id=pn.id,
                         hint="raise its 'timeout' parameter (milliseconds)",
                     ) from None
+                finally:
+                    if debugger is not None:
+                        debugger.scopes.discard(scope)
             out = check_outputs(pn, out)
             res.duration_ms = (_perf() - t0) * 1000
             return out

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from atomiton_core import codec, signals
 from atomiton_core.catalogue import Catalogue
+from atomiton_core.conductor.debug import Debugger, DebugOptions
 from atomiton_core.conductor.executors import Executor, LocalExecutor, create_executor
 from atomiton_core.conductor.plan import FlowPlan, PlanCache, plan_flow
 from atomiton_core.conductor.replay import Recording, ReplayReport
@@ -65,6 +66,12 @@ class Execution:
     @property
     def progress(self) -> float:
         return self._run.progress
+
+    @property
+    def debugger(self) -> Debugger | None:
+        """Its breakpoints and paused nodes (``step()``, ``cont()``, ``abort()``), when it
+        was started with any debugging option; None otherwise."""
+        return self._run.debugger
 
     @property
     def snapshot(self) -> ExecutionResult:
@@ -314,6 +321,10 @@ class Conductor:
         execution_id: str | None = None,
         resume: str | PriorRun | None = None,
         cache: str | None = None,
+        breakpoints: Iterable[str] | None = None,
+        step: bool = False,
+        inject: Mapping[str, str] | Iterable[str] | None = None,
+        slow_mo: float | None = None,
         _replay: Recording | None = None,
     ) -> Execution:
         """Start an execution on the running loop and return its handle at once.
@@ -323,12 +334,20 @@ class Conductor:
         unchanged since that run, and which completed there, is not run again: its stored
         outputs are reused (``NodeResult.resumed_from``); the rest runs as usual.
         ``cache``: "use", "refresh" or "off" for this run (default: the conductor's).
+
+        Debugging (see :mod:`atomiton_core.conductor.debug`; ``execution.debugger`` steers
+        it): ``breakpoints``, node ids or paths (wildcards allowed) to pause before;
+        ``step``: pause before the first node; ``inject``: ``{node: "error" | "timeout" |
+        "delay:MS"}``; ``slow_mo``: milliseconds each node waits before it starts.
         """
         if cache is not None and cache not in CACHE_MODES:
             raise ConfigurationError(
                 f"cache={cache!r} is not an option", hint='use "use", "refresh" or "off"'
             )
+        debug = DebugOptions.of(breakpoints, inject, slow_mo, step)
         plan = self.prepare(flow)
+        if debug is not None:
+            debug.check(plan.flow)
         eid = execution_id or uuid.uuid4().hex
         if eid in self._executions:
             raise ExecutionConflict(f"execution id {eid!r} is already running")
@@ -337,8 +356,9 @@ class Conductor:
         variables.update(checked)
         inputs = checked if inputs is not None else None
         prior = self.load_prior(resume) if isinstance(resume, str) else resume
-        run = Run(self, plan, eid, variables, inputs, prior, cache, _replay)
+        run = Run(self, plan, eid, variables, inputs, prior, cache, _replay, debug)
         task = asyncio.get_running_loop().create_task(self._main(run), name=f"atomiton:{eid}")
+        run.task = task
         execution = Execution(run, task)
         self._executions[eid] = execution
         task.add_done_callback(lambda _: self._ended(run))
@@ -416,14 +436,25 @@ class Conductor:
         execution_id: str | None = None,
         resume: str | None = None,
         cache: str | None = None,
+        inject: Mapping[str, str] | Iterable[str] | None = None,
+        slow_mo: float | None = None,
     ) -> ExecutionResult:
         """Run a flow to the end; ``inputs`` override its variables.
 
         Returns the result whatever happened (check ``result.status``); raises
         FlowValidationError before anything runs if the flow is invalid. ``resume``: a stored
-        run whose unchanged, completed nodes are reused (see ``start``).
+        run whose unchanged, completed nodes are reused; ``inject``, ``slow_mo``: faults and
+        slow motion (see ``start``; breakpoints need ``start``, whose handle steers them).
         """
-        execution = self.start(flow, inputs, execution_id=execution_id, resume=resume, cache=cache)
+        execution = self.start(
+            flow,
+            inputs,
+            execution_id=execution_id,
+            resume=resume,
+            cache=cache,
+            inject=inject,
+            slow_mo=slow_mo,
+        )
         try:
             return await execution.result()
         except asyncio.CancelledError:
@@ -438,6 +469,8 @@ class Conductor:
         execution_id: str | None = None,
         resume: str | None = None,
         cache: str | None = None,
+        inject: Mapping[str, str] | Iterable[str] | None = None,
+        slow_mo: float | None = None,
     ) -> ExecutionResult:
         """Synchronous ``execute`` for scripts; not for use inside a running event loop."""
         try:
@@ -450,7 +483,15 @@ class Conductor:
                 hint="use `await conductor.execute(...)` there",
             )
         return asyncio.run(
-            self.execute(flow, inputs, execution_id=execution_id, resume=resume, cache=cache)
+            self.execute(
+                flow,
+                inputs,
+                execution_id=execution_id,
+                resume=resume,
+                cache=cache,
+                inject=inject,
+                slow_mo=slow_mo,
+            )
         )
 
     async def areplay(self, run_id: str, flow: FlowLike | None = None) -> ReplayReport:

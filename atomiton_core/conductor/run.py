@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from atomiton_core import signals
+from atomiton_core.conductor.debug import Debugger, DebugOptions
 from atomiton_core.conductor.events import emit_execution
 from atomiton_core.conductor.plan import FlowPlan
 from atomiton_core.conductor.progress import overall
@@ -65,6 +66,7 @@ class Run:
         prior: PriorRun | None = None,
         cache_mode: str | None = None,
         replay: Recording | None = None,
+        debug: DebugOptions | None = None,
     ) -> None:
         self.conductor = conductor
         self.plan = plan
@@ -87,6 +89,22 @@ class Run:
         self.result = ExecutionResult(execution_id, plan.flow.id)
         self.stop_event = threading.Event()
         self.cancel_requested = False
+        #: Why a requested cancel was asked (said in the result's error).
+        self.abort_reason: str | None = None
+        #: The task that runs ``main`` (set by whoever starts it).
+        self.task: asyncio.Task[Any] | None = None
+        #: Breakpoints, injected faults, slow motion (None: a run that is not debugged).
+        self.debugger: Debugger | None = (
+            Debugger(
+                self,
+                set(debug.breakpoints),
+                dict(debug.injections),
+                debug.slow_mo_ms,
+                halted=debug.step,
+            )
+            if debug is not None
+            else None
+        )
         self.progress = 0.0
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
@@ -260,7 +278,9 @@ class Run:
                 await top.run()
             else:
                 try:
-                    async with asyncio.timeout(plan.timeout_s):
+                    async with asyncio.timeout(plan.timeout_s) as scope:
+                        if self.debugger is not None:  # stopped while the run is paused
+                            self.debugger.scopes.add(scope)
                         await top.run()
                 except TimeoutError:
                     raise NodeTimeout(
@@ -274,10 +294,11 @@ class Run:
                     self.log.close(result)
                 self._announce()
                 raise
+            why = f" ({self.abort_reason})" if self.abort_reason else ""
             self._finish(
                 ExecutionStatus.CANCELLED,
                 t0,
-                ExecutionCancelled(f"execution {self.execution_id!r} was cancelled"),
+                ExecutionCancelled(f"execution {self.execution_id!r} was cancelled{why}"),
             )
         except AtomitonError as exc:
             self._finish(ExecutionStatus.FAILED, t0, exc)
@@ -346,6 +367,8 @@ class Run:
 
     def _announce(self) -> None:
         """The execution's final signal."""
+        if self.debugger is not None:
+            self.debugger.ended()
         status = self.result.status
         if status is ExecutionStatus.COMPLETED:
             emit_execution(self, signals.execution_completed, "execution.completed")

@@ -426,6 +426,11 @@ class RunLog:
             "resumedFrom": run.resumed_from,
             "writer": writer_identity(),
         }
+        debugger = run.debugger
+        if debugger is not None and (debugger.injections or debugger.slow_mo_ms):
+            # what the run was started with to test the flow (conductor.debug)
+            self._header["injected"] = {k: str(v) for k, v in debugger.injections.items()}
+            self._header["slowMoMs"] = debugger.slow_mo_ms
         return dict(self._header)
 
     def _inputs(self) -> Any:
@@ -545,6 +550,8 @@ class RunLog:
             parts += (b',"notResumable":', _dumps(stored.why))
         if res.resumed_from is not None:
             parts += (b',"resumedFrom":', _dumps(res.resumed_from))
+        if res.injected is not None:
+            parts += (b',"injected":', _dumps(res.injected))
         parts += (b',"outputs":', stored.json, b"}")
         line = b"".join(parts)
         self.writer.put(("line", self, line))
@@ -687,6 +694,7 @@ def _outcome(entry: dict[str, Any], res: NodeResult) -> dict[str, Any]:
         ("peakMemory", res.peak_memory),
         ("reason", res.reason),
         ("resumedFrom", res.resumed_from),
+        ("injected", res.injected),
     ):
         if value is not None:
             entry[name] = value

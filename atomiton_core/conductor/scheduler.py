@@ -106,6 +106,7 @@ class GraphRun(GraphProgress):
         "draining",
         "eager_step",
         "error",
+        "held",
         "inclusive",
         "input_digests",
         "inputs",
@@ -227,6 +228,9 @@ class GraphRun(GraphProgress):
                 self.results = self._make_results(table)
         else:
             self.results = self._make_results(table)
+        #: A debugged run: the nodes whose task pauses (see conductor.debug) before it
+        #: starts them; None in a run that is not debugged.
+        self.held: set[int] | None = set() if run.debugger is not None else None
         #: Nodes whose parameters did not render for this run: they fail when they start.
         self.unrendered: dict[int, AtomitonError] = {}
         if plan.deferred:
@@ -595,6 +599,9 @@ class GraphRun(GraphProgress):
                         hit = run.cache.get(cache_key, settings.cache_ttl)
                         if hit is not None and self._reuse(i, hit, cached=True):
                             return None
+        if self.held is not None:  # a debugged run: its task starts it (``_debugged``)
+            self.held.add(i)
+            return kwargs
         res.status = _RUNNING
         res.started_at = _now()
         res.attempts = 1
@@ -785,7 +792,11 @@ class GraphRun(GraphProgress):
         hops = 0
         while True:
             try:
-                if pn.direct:  # the direct path (see conductor.attempts), in this task
+                waiting = self.held
+                if waiting is not None and i in waiting:
+                    waiting.discard(i)
+                    out = await self._debugged(pn, res, kwargs)
+                elif pn.direct:  # the direct path (see conductor.attempts), in this task
                     run = self.run_
                     if run.cluster_values and held(kwargs):  # values held on a cluster
                         assert run.cluster is not None
@@ -846,6 +857,24 @@ class GraphRun(GraphProgress):
             hops += 1
             if not hops & 63:
                 await asyncio.sleep(0)
+
+    async def _debugged(
+        self, pn: PlannedNode, res: NodeResult, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A node of a debugged run: slow motion and a pause first (see conductor.debug),
+        then its attempts (an injected fault among them)."""
+        debugger = self.run_.debugger
+        assert debugger is not None
+        await debugger.before(self, pn, res, kwargs)
+        res.status = _RUNNING
+        res.started_at = _now()
+        res.attempts = 1
+        injection = debugger.injection(pn, res.path)
+        if injection is not None:
+            res.injected = str(injection)
+        elif pn.inline and not (self.run_.cluster_values and held(kwargs)):
+            return run_inline(self, pn, res, kwargs)
+        return await run_attempts(self, pn, res, kwargs)
 
     def _settle(
         self,

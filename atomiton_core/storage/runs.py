@@ -586,6 +586,7 @@ class RunRecord:
             if node_status == INTERRUPTED:
                 res.reason = INTERRUPTED
             res.resumed_from = entry.get("resumedFrom")
+            res.injected = entry.get("injected")
             res.error = wire.load_error(entry.get("error"))
             stored = entry.get("outputs")
             if isinstance(stored, dict):
