@@ -87,6 +87,7 @@ _STATUS_MARK = {
     "cached": "≡",
     "pinned": "≡",
     "resumed": "↺",
+    "paused": "‖",
 }
 
 storage_option = click.option(
@@ -336,7 +337,9 @@ def _watch(conductor: Conductor, live: bool, quiet: bool) -> Iterator[None]:
         elif event.type != "node.progress" or event.message:
             mark = _STATUS_MARK.get(event.status, "·")
             detail = ""
-            if event.resumed_from is not None:
+            if event.type == "node.paused":
+                mark = _STATUS_MARK["paused"]
+            elif event.resumed_from is not None:
                 mark = _STATUS_MARK["resumed"]
                 detail = f" (resumed from {event.resumed_from})"
             elif event.error:
