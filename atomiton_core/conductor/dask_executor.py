@@ -9,6 +9,15 @@ any node with ``executor: dask``; never a container) as Dask tasks:
   The conductor fetches a larger one (a :class:`~atomiton_core.conductor.cluster.ClusterValue`)
   only for a node that runs in its own process and for the run's outputs. Large variables are
   scattered once per run.
+- **Chains are sent ahead.** With a node's task go the tasks of the nodes after it (8 deep,
+  64 per run at most) that run on the cluster on nothing but that node's outputs and that
+  only its failure could stop (no cache, pin, disabled switch, resume, replay, debugger or
+  parameters rendered at the start; an input's type checked against what it declares), their
+  inputs its future: Dask starts each as its predecessor ends, with no trip through the
+  conductor between them. The conductor still completes each node in order (its result,
+  record, signals) and takes its task over; a failed or cancelled attempt lets go of the
+  tasks sent on its outputs (a retry sends them again), and the run's end of those it never
+  got to.
 - **Nothing blocks the event loop.** Tasks are sent and results fetched from a thread of the
   executor's own (the client's calls are thread-safe); completions reach the loop through
   ``call_soon_threadsafe``.
@@ -41,6 +50,7 @@ import pickle
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -48,12 +58,14 @@ from pydantic import BaseModel
 from atomiton_core.conductor.cluster import FETCH_LIMIT, ClusterValue, held, swap, swap_async
 from atomiton_core.conductor.remote import PROGRESS_TOPIC, RemoteContext
 from atomiton_core.errors import ConfigurationError, ExecutionError, WorkerCrashed
+from atomiton_core.nodes.context import NodeContext
+from atomiton_core.nodes.definition import ports_compatible
 from atomiton_core.secrets import GivenSecrets, referenced_secrets
 
 if TYPE_CHECKING:
     from atomiton_core.conductor.plan import PlannedNode
     from atomiton_core.conductor.run import Run
-    from atomiton_core.nodes.context import NodeContext
+    from atomiton_core.conductor.scheduler import GraphRun
     from atomiton_core.nodes.definition import NodeType
     from atomiton_core.results import NodeResult
 
@@ -187,7 +199,7 @@ class DaskExecutor:
         self._io = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="atomiton-dask")
         self._lock = threading.Lock()
         #: task key -> where its description goes, while the node waits for it
-        self._waiting: dict[str, Callable[[Any], None]] = {}
+        self._waiting: dict[str, _Task] = {}
         client.subscribe_topic(PROGRESS_TOPIC, self._on_progress)
         client.subscribe_topic(OUTPUTS_TOPIC, self._described)
         client.subscribe_topic("all", self._on_cluster_event)
@@ -298,89 +310,55 @@ class DaskExecutor:
         res: NodeResult,
         kwargs: dict[str, Any],
     ) -> Any:
-        """One attempt of a node on the cluster: its outputs, the large ones left there."""
+        """One attempt of a node on the cluster: its outputs, the large ones left there.
+
+        The nodes after it that can only run on its outputs (see :meth:`_ahead`) are sent
+        with it, their inputs its task's future, so the cluster starts each as soon as its
+        predecessor ends, as a chain of Dask futures would; the conductor takes each sent
+        task over when it gets to that node, and lets go of those it never gets to."""
         state = self._runs.get(run.execution_id)
         if state is None:  # a run that did not begin here (a node placed by its own code)
             await self.begin_run(run)
             state = self._runs[run.execution_id]
         await self._check([pn.node_type])  # a stored sub-flow's nodes are checked as they come
         loop = asyncio.get_running_loop()
-        remote_ctx = RemoteContext.of(ctx)
-        remote_ctx.secrets = GivenSecrets.resolve(ctx._secret, referenced_secrets(pn.params))
-        if state.variables is not None:
-            remote_ctx.variables = {}
-        token = remote_ctx.progress_token = uuid.uuid4().hex
-        key = f"{pn.type_id}-{pn.id}-{token[:12]}"
-        refs = bool(run.cluster_values) and held(kwargs)
-        args = swap(kwargs, _as_ref) if refs else kwargs
+        task = state.ahead.pop(res.path, None) if state.ahead else None
+        if task is not None and (
+            res.attempts != 1 or task.dropped or task.ports != frozenset(kwargs)
+        ):
+            self._drop(task)  # not what was foreseen (a retry, an input missing): anew
+            task = None
+        batch: list[_Send] = []
+        if task is None:
+            remote_ctx = self._remote_context(ctx, pn, state)
+            token = remote_ctx.progress_token = uuid.uuid4().hex
+            task = _Task(loop, f"{pn.type_id}-{pn.id}-{token[:12]}", token)
+            refs = bool(run.cluster_values) and held(kwargs)
+            args = swap(kwargs, _as_ref) if refs else kwargs
+            batch.append(_Send(task, pn, remote_ctx, args, refs))
         self._warn_local_state(run, pn)
-        self._reporting[token] = ctx
-        self._rerun[key] = 0
-        outcome: asyncio.Future[Any] = loop.create_future()
-        submitted: list[Any] = []
-
-        def submit() -> None:  # in the executor's thread
-            main = self.client.submit(
-                _run_task,
-                _shipped(pn.node_type),
-                remote_ctx,
-                pn.params,
-                args,
-                refs,
-                state.variables,
-                key,
-                key=key,
-                pure=False,
-                resources=pn.settings.resources,
-            )
-            submitted[:] = [main]
-            main.add_done_callback(ended)
-
-        def ended(done: Any) -> None:  # in Dask's callback thread
-            if done.status == "finished":  # its description is an event (see _described)
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(loop.call_later, _EVENT_GRACE_S, late, done)
-                return
-            self._waiting.pop(key, None)
-            try:
-                error = (
-                    _lost(self.address, None) if done.status == "cancelled" else done.exception()
-                )
-            except BaseException as exc:  # the connection went while asking
-                error = exc
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-                loop.call_soon_threadsafe(deliver, False, error)
-
-        def late(done: Any) -> None:  # finished, and its description never came: ask for it
-            if self._waiting.pop(key, None) is not None:
-                self._io.submit(lambda: deliver_threadsafe(_describe(done.result())))
-
-        def deliver_threadsafe(description: Any) -> None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(deliver, True, description)
-
-        def deliver(ok: bool, value: Any) -> None:
-            if not outcome.done():
-                if ok:
-                    outcome.set_result(value)
-                else:
-                    outcome.set_exception(value)
-
-        self._waiting[key] = deliver_threadsafe
+        self._reporting[task.token] = ctx
+        graph: Any = getattr(ctx, "_host", None)  # the GraphRun the node is part of
+        if getattr(graph, "plan", None) is not None and _may_send_ahead(run):
+            batch += self._ahead(run, state, graph, pn, task)
         try:
-            await loop.run_in_executor(self._io, submit)
-            description = await outcome
-            out = await self._outputs(run, state, submitted[0], key, description)
+            if batch:
+                await loop.run_in_executor(self._io, self._send, batch, state)
+            description = await task.outcome
+            assert task.future is not None
+            out = await self._outputs(run, state, task.future, task.key, description)
         except asyncio.CancelledError:
-            if submitted:
-                self._io.submit(self.client.cancel, submitted)
+            if task.future is not None:
+                self._io.submit(self.client.cancel, [task.future])
+            self._drop_followers(task, state)
             raise
         except BaseException as exc:
+            self._drop_followers(task, state)  # a retry sends its followers again
             raise self._node_error(pn, exc) from exc
         finally:
-            self._waiting.pop(key, None)
-            self._reporting.pop(token, None)
-            reruns = self._rerun.pop(key, 0)
+            self._waiting.pop(task.key, None)
+            self._reporting.pop(task.token, None)
+            reruns = self._rerun.pop(task.key, 0)
             if reruns:
                 res.attempts += reruns
                 _log.warning(
@@ -388,12 +366,143 @@ class DaskExecutor:
                 )
         return out
 
+    def _remote_context(self, ctx: NodeContext, pn: PlannedNode, state: _RunState) -> RemoteContext:
+        remote_ctx = RemoteContext.of(ctx)
+        remote_ctx.secrets = GivenSecrets.resolve(ctx._secret, referenced_secrets(pn.params))
+        if state.variables is not None:
+            remote_ctx.variables = {}
+        return remote_ctx
+
+    def _ahead(
+        self, run: Run, state: _RunState, graph: GraphRun, pn: PlannedNode, task: _Task
+    ) -> list[_Send]:
+        """The tasks to send ahead of ``pn``'s: the nodes after it, :data:`AHEAD` deep at
+        most, that run on the cluster on nothing but their one predecessor's outputs and
+        that nothing can stop but its failure (see :func:`_foreseeable`)."""
+        sends: list[_Send] = []
+        frontier = [(pn, task)]
+        nodes = graph.plan.nodes
+        prefix = graph.prefix
+        for _ in range(AHEAD):
+            nxt: list[tuple[PlannedNode, _Task]] = []
+            for src, src_task in frontier:
+                for s in src.successors:
+                    after = nodes[s]
+                    path = prefix + after.id if prefix else after.id
+                    known = state.ahead.get(path)
+                    if known is not None:
+                        nxt.append((after, known))
+                        continue
+                    if len(state.ahead) >= AHEAD_LIMIT or not _foreseeable(graph, src, after):
+                        continue
+                    ctx = NodeContext(graph, after, path)
+                    remote_ctx = self._remote_context(ctx, after, state)
+                    token = remote_ctx.progress_token = uuid.uuid4().hex
+                    ahead = _Task(
+                        run.loop,
+                        f"{after.type_id}-{after.id}-{token[:12]}",
+                        token,
+                        frozenset(t for _s, _p, t, _m in after.inputs),
+                    )
+                    ahead.path = path
+                    src_task.followers.append(ahead)
+                    recipe = {t: (src_task, sport) for _s, sport, t, _m in after.inputs}
+                    sends.append(_Send(ahead, after, remote_ctx, recipe, True, ahead=True))
+                    state.ahead[path] = ahead
+                    nxt.append((after, ahead))
+            if not nxt:
+                break
+            frontier = nxt
+        return sends
+
+    def _send(self, batch: list[_Send], state: _RunState) -> None:
+        """Submit a node's task and those sent ahead of it, in order (in the executor's
+        thread): each one's end and its description reach its ``_Task``."""
+        for send in batch:
+            task = send.task
+            if task.dropped:
+                continue
+            args: Any = send.kwargs
+            if send.ahead:  # the futures of the tasks before it, sent just now or earlier
+                args = {}
+                for port, (source, sport) in send.kwargs.items():
+                    if source.future is None or source.dropped:
+                        break
+                    args[port] = (_REF, source.future, sport)
+                if len(args) != len(send.kwargs):
+                    task.dropped = True
+                    continue
+            self._waiting[task.key] = task
+            self._rerun[task.key] = 0
+            future = self.client.submit(
+                _run_task,
+                _shipped(send.pn.node_type),
+                send.remote_ctx,
+                send.pn.params,
+                args,
+                send.refs,
+                state.variables,
+                task.key,
+                key=task.key,
+                pure=False,
+                resources=send.pn.settings.resources,
+            )
+            task.future = future
+            future.add_done_callback(partial(self._ended, task))
+            if task.dropped:  # let go of while it was being sent
+                self.client.cancel([future])
+
+    def _ended(self, task: _Task, done: Any) -> None:
+        """A task's end (in Dask's callback thread): its description is an event (see
+        ``_described``); an error or a cancel goes to the task's outcome here."""
+        if done.status == "finished":
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                task.loop.call_soon_threadsafe(
+                    task.loop.call_later, _EVENT_GRACE_S, self._late, task
+                )
+            return
+        self._waiting.pop(task.key, None)
+        try:
+            error = _lost(self.address, None) if done.status == "cancelled" else done.exception()
+        except BaseException as exc:  # the connection went while asking
+            error = exc
+        task.deliver_threadsafe(False, error)
+
+    def _late(self, task: _Task) -> None:
+        """Finished, and its description never came: ask for it."""
+        future = task.future
+        if self._waiting.pop(task.key, None) is not None and future is not None:
+            self._io.submit(lambda: task.deliver_threadsafe(True, _describe(future.result())))
+
+    def _drop_followers(self, task: _Task, state: _RunState) -> None:
+        """This attempt failed or was cancelled: the tasks sent ahead on its outputs
+        would fail with it, so they are let go of (a retry sends them again)."""
+        stack = list(task.followers)
+        task.followers.clear()
+        while stack:
+            follower = stack.pop()
+            if state.ahead.get(follower.path) is follower:
+                del state.ahead[follower.path]
+            self._drop(follower)
+            stack.extend(follower.followers)
+            follower.followers.clear()
+
+    def _drop(self, task: _Task) -> None:
+        """Let go of a task sent ahead that the conductor does not take over."""
+        task.dropped = True
+        self._waiting.pop(task.key, None)
+        self._rerun.pop(task.key, None)
+        if not task.outcome.done():
+            task.outcome.cancel()
+        if task.future is not None:
+            self._io.submit(self.client.cancel, [task.future])
+
     def _described(self, event: Any) -> None:
         """A task's description of its outputs (in the client's thread)."""
         _, message = event
-        deliver = self._waiting.pop(message.get("key"), None)
-        if deliver is not None:
-            deliver(message.get("outputs"))
+        task = self._waiting.pop(message.get("key"), None)
+        if task is not None:
+            task.deliver_threadsafe(True, message.get("outputs"))
 
     async def _outputs(
         self, run: Run, state: _RunState, main: Any, key: str, description: Any
@@ -500,6 +609,9 @@ class DaskExecutor:
         state = self._runs.pop(run.execution_id, None)
         if state is None:
             return
+        for task in state.ahead.values():  # never taken over: the run did not get there
+            self._drop(task)
+        state.ahead.clear()
         for cv in state.values:
             cv.release()
         futures = [*state.tasks, *([state.variables] if state.variables is not None else [])]
@@ -550,16 +662,138 @@ class DaskExecutor:
 
 
 class _RunState:
-    __slots__ = ("ready", "tasks", "values", "variables", "warned")
+    __slots__ = ("ahead", "ready", "tasks", "values", "variables", "warned")
 
     def __init__(self) -> None:
         self.ready: asyncio.Future[None] | None = None
+        #: tasks sent ahead of their node, by its path, until the conductor takes them over
+        self.ahead: dict[str, _Task] = {}
         #: the scattered variables (None: sent with each task, being small)
         self.variables: Any = None
         #: the values the run left on the cluster, and the tasks holding them
         self.values: list[ClusterValue] = []
         self.tasks: list[Any] = []
         self.warned: set[str] = set()
+
+
+class _Task:
+    """A node's task on the cluster: its Dask future, and the outcome its end brings (the
+    description of its outputs, or the error) on the loop of the run that sent it."""
+
+    __slots__ = (
+        "dropped",
+        "followers",
+        "future",
+        "key",
+        "loop",
+        "outcome",
+        "path",
+        "ports",
+        "token",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        key: str,
+        token: str,
+        ports: frozenset[str] = frozenset(),
+    ) -> None:
+        self.loop = loop
+        self.key = key
+        self.token = token
+        #: a task sent ahead: the input ports it was given
+        self.ports = ports
+        self.future: Any = None
+        self.dropped = False
+        #: a task sent ahead: its node's path; the tasks sent ahead on this one's outputs
+        self.path = ""
+        self.followers: list[_Task] = []
+        self.outcome: asyncio.Future[Any] = loop.create_future()
+        self.outcome.add_done_callback(_retrieved)
+
+    def deliver(self, ok: bool, value: Any) -> None:
+        _settle(self.outcome, ok, value)
+
+    def deliver_threadsafe(self, ok: bool, value: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+            self.loop.call_soon_threadsafe(self.deliver, ok, value)
+
+
+class _Send:
+    """A task to submit: the node, its context, and its inputs (for a task sent ahead,
+    by the earlier task and port each comes from)."""
+
+    __slots__ = ("ahead", "kwargs", "pn", "refs", "remote_ctx", "task")
+
+    def __init__(
+        self,
+        task: _Task,
+        pn: PlannedNode,
+        remote_ctx: RemoteContext,
+        kwargs: dict[str, Any],
+        refs: bool,
+        *,
+        ahead: bool = False,
+    ) -> None:
+        self.task = task
+        self.pn = pn
+        self.remote_ctx = remote_ctx
+        self.kwargs = kwargs
+        self.refs = refs
+        self.ahead = ahead
+
+
+#: How many nodes deep, and how many in all per run, tasks are sent ahead of their node.
+AHEAD = 8
+AHEAD_LIMIT = 64
+
+
+def _may_send_ahead(run: Run) -> bool:
+    """A run whose nodes run as planned: no resume or replay to answer for one, no
+    debugger to pause or fault one."""
+    return run.prior is None and run.replay is None and run.debugger is None
+
+
+def _foreseeable(graph: GraphRun, src: PlannedNode, after: PlannedNode) -> bool:
+    """Whether ``after`` can be sent ahead of its node, its inputs ``src``'s task's future:
+    it runs on the cluster on nothing but ``src``'s outputs, and only ``src``'s failure
+    can keep it from running (no cache, pin, disabled, parameters rendered at the start,
+    retries aside; an input type checked only if ``src`` declares a compatible one)."""
+    if not on_cluster(after) or after.settings.isolated or after.n_preds != 1:
+        return False
+    settings = after.settings
+    if not settings.enabled or settings.cache or after.pinned is not None:
+        return False
+    if after.deferred is not None or (graph.unrendered and after.index in graph.unrendered):
+        return False
+    if not after.inputs or graph.stopping:
+        return False
+    ports = set()
+    for source, _sport, tport, multiple in after.inputs:
+        if source != src.index or multiple:
+            return False
+        ports.add(tport)
+    if not after.required <= ports:
+        return False
+    if after.typed_inputs:
+        declared = src.node_type.outputs
+        given = {t: sp for _s, sp, t, _m in after.inputs}
+        for port, _kinds, _multiple in after.typed_inputs:
+            if port not in given:
+                continue
+            out = declared.get(given[port])
+            if out is None or out.type is Any:
+                return False
+            if not ports_compatible(out.type, after.node_type.inputs[port].type):
+                return False
+    return True
+
+
+def _retrieved(outcome: asyncio.Future[Any]) -> None:
+    """An outcome nobody awaited (a task sent ahead, let go of) is not an error to log."""
+    if not outcome.cancelled():
+        outcome.exception()
 
 
 def _settle(waiter: asyncio.Future[Any], ok: bool, value: Any) -> None:
