@@ -19,6 +19,7 @@ from atomiton_core.cli.main import (
     EXIT_FAILED,
     _escape,
     _fail,
+    _fail_on,
     storage_option,
 )
 
@@ -79,7 +80,7 @@ def _status(status: str) -> str:
 
 @click.group()
 def runs() -> None:
-    """Past executions: list, show, logs, delete, prune."""
+    """Past executions: list, show, logs, stats, delete, prune."""
 
 
 @runs.command("list")
@@ -251,6 +252,90 @@ def runs_prune(keep: int, storage: str | None) -> None:
     store = _storage(storage)
     deleted = store.prune_runs(keep)
     click.echo(f"deleted {deleted} run(s), kept the newest {keep}")
+
+
+def _fine_ms(value: float | None) -> str:
+    """A duration as :func:`_ms` shows it, a fast node's to the microsecond."""
+    if value is not None and value < 1:
+        return f"{value:.3f} ms"
+    return _ms(value)
+
+
+@runs.command("stats")
+@click.argument("flow_id", metavar="FLOW")
+@click.option(
+    "--last",
+    type=click.IntRange(1),
+    default=50,
+    show_default=True,
+    metavar="N",
+    help="Over the flow's N newest runs.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
+@storage_option
+def runs_stats(flow_id: str, last: int, as_json: bool, storage: str | None) -> None:
+    """Each node's p50/p95 duration and failure rate over a flow's last runs (FLOW: its id)."""
+    from rich.table import Table
+
+    from atomiton_core import wire
+    from atomiton_core.errors import AtomitonError, RunNotFound
+
+    store = _storage(storage)
+    try:
+        stats = store.stats(flow_id, last=last)
+    except AtomitonError as exc:
+        _fail_on(exc, as_json)
+    if not stats.runs:
+        _fail_on(
+            RunNotFound(
+                f"flow {flow_id!r} has no runs in storage {store.url}",
+                hint=f"run it (`atomiton run {flow_id} --storage {store.url}`)",
+            ),
+            as_json,
+        )
+    if as_json:
+        click.echo(json.dumps(wire.dump(stats), indent=2))
+        return
+    console = _console()
+    counts = ", ".join(f"{n} {_status(s)}" for s, n in sorted(stats.statuses.items()))
+    console.print(
+        f"flow {_escape(flow_id)}: its last {stats.runs} run(s) (--last {last}): {counts}; "
+        f"started {_when(stats.since)} to {_when(stats.until)}"
+    )
+    if stats.finished:
+        console.print(f"run duration: p50 {_ms(stats.p50_ms)}, p95 {_ms(stats.p95_ms)}")
+    if stats.unfinished:
+        console.print(
+            f"{stats.unfinished} run(s) still going or interrupted: not in the figures below"
+        )
+    table = Table(title_justify="left")
+    table.add_column("node", overflow="fold")
+    table.add_column("type", overflow="fold")
+    for column in ("runs", "ran", "p50", "p95", "failed", "cached", "skipped", "attempts"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for node in stats.nodes:
+        rate = (
+            f"{node.failure_rate:.0%} ({node.failed}/{node.ran})"
+            if node.failure_rate is not None
+            else ""
+        )
+        table.add_row(
+            _escape(node.node),
+            _escape(node.node_type),
+            str(node.runs),
+            str(node.ran),
+            _fine_ms(node.p50_ms),
+            _fine_ms(node.p95_ms),
+            f"[bold red]{rate}[/]" if node.failed else rate,
+            str(node.cached),
+            str(node.skipped),
+            f"{node.mean_attempts:.2f}" if node.mean_attempts is not None else "",
+        )
+    console.print(table)
+    console.print(
+        "p50/p95: nearest-rank percentiles of the times a node ran (completed or failed); "
+        "failed: of those times"
+    )
 
 
 @click.group()
