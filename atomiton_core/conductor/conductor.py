@@ -171,6 +171,8 @@ class Conductor:
         self.record_runs = self.record != "off"
         #: The thread that writes run logs and records (started on first use).
         self.log_writer = LogWriter()
+        #: Digests of the flows whose runs' flow is kept in storage (see RunLog).
+        self.run_flows_kept: set[str] = set()
         if cache not in CACHE_MODES:
             raise ConfigurationError(
                 f"cache={cache!r} is not an option",
@@ -383,8 +385,11 @@ class Conductor:
         result = await run.main()
         if "atomiton_after_run" in self.hooks:
             self.call_hook("atomiton_after_run", result=result)
-        if run.log is not None and self.keep_runs is not None and self.storage is not None:
-            await asyncio.to_thread(self.storage.prune_runs, self.keep_runs)
+        storage = self.storage
+        if run.log is not None and self.keep_runs is not None and storage is not None:
+            pruned = await asyncio.to_thread(storage.prune_runs, self.keep_runs)
+            if pruned:
+                self.run_flows_kept.clear()  # a pruned run's flow may have gone with it
         return result
 
     def _before_node(self, sender: Any, event: signals.NodeEvent) -> None:

@@ -143,6 +143,9 @@ class Run:
         self.uncached: set[str] = set()
         #: Cache entries this run queued for writing (the run ends once they are written).
         self.cache_writes = 0
+        #: The run queued its flow to be kept with the runs (see RunLog): written before
+        #: the run ends, as the cache entries are.
+        self.keeps_flow = False
         if conductor.record != "off" and storage is not None:
             self.log = RunLog(self, storage, conductor.log_writer, conductor.record)  # type: ignore[arg-type]
             if self.log.full:
@@ -320,7 +323,7 @@ class Run:
                 watcher.cancel()
             if self.cluster is not None:
                 self.cluster.end_run(self)
-        if self.cache_writes:  # a run that follows finds every entry this one made
+        if self.cache_writes or self.keeps_flow:  # written before anyone hears it ended
             await self.conductor.log_writer.drained()
         if self.log is not None:  # the record is written before anyone hears the run ended
             await self.log.finish(result)

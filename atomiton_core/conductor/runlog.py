@@ -360,6 +360,7 @@ class RunLog:
         self.run = run
         self.mode = mode
         self.full = mode == "full"
+        self.storage = storage
         self.target = _Target(storage, run.execution_id)
         self.writer: LogWriter | _LoopWriter = (
             _LoopWriter(run.loop) if self.target.local else writer
@@ -444,9 +445,24 @@ class RunLog:
         head = self.header()
         head["heartbeatAt"] = self.started_at
         self.writer.put(("record", self, head))
+        self._keep_flow()
         if self.full:
             self._emit({"type": "execution.started", "t": self.started_at, **_slim(head)})
         self._beat = self.run.loop.call_later(HEARTBEAT_S, self._heartbeat)
+
+    def _keep_flow(self) -> None:
+        """The flow this run ran, kept once per digest in the conductor's writer thread
+        (``FlowStorage.save_run_flow``): the run can be shown as it ran later."""
+        run = self.run
+        conductor = run.conductor
+        digest = run.plan.content_hash
+        kept = conductor.run_flows_kept
+        if digest in kept:
+            return
+        kept.add(digest)
+        storage, flow = self.storage, run.plan.flow
+        conductor.log_writer.call(lambda: storage.save_run_flow(digest, flow))
+        run.keeps_flow = True
 
     def _heartbeat(self) -> None:
         """Rewrite the running record now and then: a reader on another host, which cannot

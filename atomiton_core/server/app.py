@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from atomiton_core import wire
-from atomiton_core.conductor.conductor import Conductor
+from atomiton_core.conductor.conductor import Conductor, Execution
 from atomiton_core.conductor.plan import FlowPlan
 from atomiton_core.errors import (
     AtomitonError,
@@ -54,7 +54,9 @@ from atomiton_core.flow.models import Flow
 from atomiton_core.flow.validation import validate
 from atomiton_core.flow.yaml_io import dumps_flow, loads_flow, read_plain, to_plain
 from atomiton_core.nodes.expressions import ENGINE
+from atomiton_core.server import debugging
 from atomiton_core.server.events import CLOSE_TOO_SLOW, END, OVERFLOW, EventHub, Subscriber
+from atomiton_core.server.graph import flow_graph, run_graph
 from atomiton_core.server.plans import PlanCache
 from atomiton_core.storage.runs import read_events
 from atomiton_core.version import __version__
@@ -377,6 +379,7 @@ class Api:
         cache = body.get("cache")
         if cache is not None and cache not in ("use", "refresh", "off"):
             raise RequestError('`cache` must be "use", "refresh" or "off"')
+        debug = debugging.start_options(body)
         if flow_id is not None:
             self.storage()
             prepared = await self.plans.plan(flow_id)
@@ -392,7 +395,12 @@ class Api:
         if resume is not None:  # the stored run is read off the loop
             prior = await asyncio.to_thread(self.conductor.load_prior, resume)
         execution = self.conductor.start(
-            prepared, inputs, execution_id=uuid.uuid4().hex, resume=prior, cache=cache
+            prepared,
+            inputs,
+            execution_id=uuid.uuid4().hex,
+            resume=prior,
+            cache=cache,
+            **debug,
         )
         record = self.hub.track(execution)
         eid = execution.execution_id
@@ -440,6 +448,17 @@ class Api:
             found = found[: int(limit)]
         return JSONResponse({"runs": [r.summary() for r in found]})
 
+    async def flow_stats(self, request: Request) -> Response:
+        """Each node's p50/p95 duration and failure rate over the flow's last runs
+        (``?last=N``, default 50; see atomiton_core.storage.stats)."""
+        last = request.query_params.get("last", "50")
+        if not (last.isascii() and last.isdigit() and len(last) <= 9 and int(last) >= 1):
+            raise RequestError("`last` must be a whole number of runs, at least 1")
+        stats = await asyncio.to_thread(
+            self.storage().stats, request.path_params["flow_id"], last=int(last)
+        )
+        return JSONResponse(wire.dump(stats))
+
     async def get_run(self, request: Request) -> Response:
         storage, run_id = self.storage(), request.path_params["run_id"]
 
@@ -457,6 +476,24 @@ class Api:
             return _json_bytes({"events": read_events(storage, eid)})
 
         return Response(await asyncio.to_thread(body), media_type="application/json")
+
+    async def flow_graph(self, request: Request) -> Response:
+        """A stored flow laid out for drawing (``?collapsed=<container path>``, repeatable:
+        containers drawn as one box); see atomiton_core.server.graph."""
+        flow = await asyncio.to_thread(self.storage().load, request.path_params["flow_id"])
+        collapsed = request.query_params.getlist("collapsed")
+        catalogue = self.conductor.catalogue
+        body = await asyncio.to_thread(flow_graph, flow, catalogue, collapsed=collapsed)
+        return JSONResponse(body)
+
+    async def run_graph(self, request: Request) -> Response:
+        """The flow a stored run ran, laid out for drawing (``exact`` says whether it is
+        still the flow the run ran); ``?collapsed=`` as for a flow's graph."""
+        storage, run_id = self.storage(), request.path_params["run_id"]
+        collapsed = request.query_params.getlist("collapsed")
+        catalogue = self.conductor.catalogue
+        body = await asyncio.to_thread(run_graph, storage, run_id, catalogue, collapsed=collapsed)
+        return JSONResponse(body)
 
     async def delete_run(self, request: Request) -> Response:
         eid = request.path_params["run_id"]
@@ -484,6 +521,26 @@ class Api:
                 data = await asyncio.to_thread(storage.load_run, eid)
                 return JSONResponse({**data, "progress": 1.0})
         raise ExecutionNotFound(f"no execution {eid!r} on this server")
+
+    def _running(self, eid: str) -> Execution:
+        """The execution ``eid`` as it runs on this server (404 if unknown, 409 if over)."""
+        record = self.hub.get(eid)
+        if record is None:
+            raise ExecutionNotFound(f"no execution {eid!r} on this server")
+        if record.finished or record.execution is None:
+            raise ExecutionConflict(f"execution {eid!r} already finished ({record.status})")
+        return record.execution
+
+    async def get_debug(self, request: Request) -> Response:
+        """A debugged execution's breakpoints and paused nodes (see server.debugging)."""
+        execution = self._running(request.path_params["execution_id"])
+        return JSONResponse(debugging.state(execution))
+
+    async def post_debug(self, request: Request) -> Response:
+        """Step, continue or abort a debugged execution, or set its breakpoints."""
+        execution = self._running(request.path_params["execution_id"])
+        body = await self.json_body(request)
+        return JSONResponse(debugging.apply(execution, body))
 
     async def cancel_execution(self, request: Request) -> Response:
         eid = request.path_params["execution_id"]
@@ -690,14 +747,19 @@ def create_app(
         Route("/api/flows/{flow_id}", api.get_flow, methods=["GET"]),
         Route("/api/flows/{flow_id}", api.put_flow, methods=["PUT"]),
         Route("/api/flows/{flow_id}", api.delete_flow, methods=["DELETE"]),
+        Route("/api/flows/{flow_id}/graph", api.flow_graph),
+        Route("/api/flows/{flow_id}/stats", api.flow_stats, methods=["GET"]),
         Route("/api/executions", api.start_execution, methods=["POST"]),
         Route("/api/executions", api.list_executions, methods=["GET"]),
         Route("/api/executions/{execution_id}", api.get_execution),
         Route("/api/executions/{execution_id}/cancel", api.cancel_execution, methods=["POST"]),
+        Route("/api/executions/{execution_id}/debug", api.get_debug, methods=["GET"]),
+        Route("/api/executions/{execution_id}/debug", api.post_debug, methods=["POST"]),
         Route("/api/runs", api.list_runs),
         Route("/api/runs/{run_id}", api.get_run, methods=["GET"]),
         Route("/api/runs/{run_id}", api.delete_run, methods=["DELETE"]),
         Route("/api/runs/{run_id}/events", api.run_events),
+        Route("/api/runs/{run_id}/graph", api.run_graph),
         WebSocketRoute("/api/executions/{execution_id}/events", api.execution_events),
         WebSocketRoute("/api/events", api.all_events),
     ]

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from atomiton_core import wire
+from atomiton_core.conductor.debug import PausedNode
 from atomiton_core.errors import (
     ConfigurationError,
     ExecutionConflict,
@@ -40,8 +41,17 @@ from atomiton_core.flow.models import Flow
 from atomiton_core.flow.yaml_io import load_flow, loads_flow
 from atomiton_core.results import ExecutionResult, ExecutionStatus
 from atomiton_core.signals import ExecutionEvent, NodeEvent
+from atomiton_core.storage.stats import FlowStats
 
-__all__ = ["RemoteConductor", "RemoteExecution"]
+__all__ = ["RemoteConductor", "RemoteDebugger", "RemoteExecution"]
+
+#: ``start``'s debugging keywords, as the server's request body names them.
+_DEBUG_KEYS = {
+    "breakpoints": "breakpoints",
+    "step": "step",
+    "inject": "inject",
+    "slow_mo": "slowMo",
+}
 
 FINAL_EVENTS = frozenset({"execution.completed", "execution.failed", "execution.cancelled"})
 RemoteFlow = Flow | str | os.PathLike[str] | Mapping[str, Any]
@@ -67,6 +77,28 @@ def _raise_for(response: httpx.Response) -> None:
     if isinstance(err, RemoteError):
         err.status_code = response.status_code
     raise err
+
+
+def _paused_nodes(state: Mapping[str, Any]) -> tuple[PausedNode, ...]:
+    return tuple(
+        PausedNode(
+            str(p["nodeId"]),
+            str(p["nodeType"]),
+            str(p["path"]),
+            dict(p.get("inputs") or {}),
+            str(p["reason"]),
+            float(p["since"]),
+        )
+        for p in state.get("paused") or ()
+    )
+
+
+def _raise_for_debug(response: httpx.Response) -> None:
+    """A 409 from the debug route: the run ended (nothing to wait for), or was never
+    debugged (an error worth raising)."""
+    code = (response.json().get("error") or {}).get("code")
+    if code == "EXECUTION_CONFLICT" and "without debugging" in response.text:
+        _raise_for(response)
 
 
 def _event(data: Mapping[str, Any]) -> NodeEvent | ExecutionEvent | None:
@@ -117,6 +149,82 @@ class RemoteExecution:
         if self._result is None:
             self._result = await self._remote.wait(self.execution_id)
         return self._result
+
+    @property
+    def debugger(self) -> RemoteDebugger:
+        """Steers a run started with debugging options, as ``Execution.debugger`` does."""
+        return RemoteDebugger(self._remote, self.execution_id)
+
+
+class RemoteDebugger:
+    """The local ``Debugger``'s methods for a run on the server (``/api/executions/{id}/
+    debug``): ``paused``, ``wait_paused()``, ``step()``, ``cont()``, ``abort()``,
+    ``set_breakpoints()``. Paused nodes come back as :class:`PausedNode` with their inputs
+    as JSON."""
+
+    def __init__(self, remote: RemoteConductor, execution_id: str) -> None:
+        self._remote = remote
+        self.execution_id = execution_id
+
+    def __repr__(self) -> str:
+        return f"<RemoteDebugger of {self.execution_id}>"
+
+    def state(self) -> dict[str, Any]:
+        """The server's answer: breakpoints, ``halted``, ``paused`` (each with inputs)."""
+        return self._remote.debug_state(self.execution_id)
+
+    @property
+    def paused(self) -> tuple[PausedNode, ...]:
+        return _paused_nodes(self.state())
+
+    @property
+    def breakpoints(self) -> set[str]:
+        return set(self.state()["breakpoints"])
+
+    def step(self) -> tuple[PausedNode, ...]:
+        """Let the first paused node run; pause before the next. The nodes paused after."""
+        return _paused_nodes(self._remote.debug(self.execution_id, action="step"))
+
+    def cont(self) -> tuple[PausedNode, ...]:
+        """Let every paused node run on to the next breakpoint."""
+        return _paused_nodes(self._remote.debug(self.execution_id, action="continue"))
+
+    def abort(self) -> None:
+        """Cancel the run ("aborted in the debugger")."""
+        self._remote.debug(self.execution_id, action="abort")
+
+    def set_breakpoints(self, names: list[str]) -> None:
+        self._remote.debug(self.execution_id, breakpoints=list(names))
+
+    async def wait_paused(self) -> PausedNode | None:
+        """The first paused node once the run pauses (at once if it is paused now); None
+        when it ends without pausing. Follows the run's events, asking for the state at
+        each ``node.paused``."""
+        async with self._remote._async_client() as http:
+
+            async def now() -> tuple[PausedNode | None, bool]:
+                response = await http.get(f"/api/executions/{self.execution_id}/debug")
+                if response.status_code == 409:  # over, or not debugged
+                    _raise_for_debug(response)
+                    return None, True
+                _raise_for(response)
+                data = response.json()
+                found = _paused_nodes(data)
+                return (found[0] if found else None), data["status"] != "running"
+
+            first, over = await now()
+            if first is not None or over:
+                return first
+            stream = self._remote.events(self.execution_id)
+            async with contextlib.aclosing(stream) as events:
+                async for event in events:
+                    if event.type == "node.paused":
+                        first, over = await now()
+                        if first is not None or over:
+                            return first
+                    elif event.type in FINAL_EVENTS:
+                        return None
+        return None
 
 
 class RemoteConductor:
@@ -229,11 +337,18 @@ class RemoteConductor:
         return RemoteExecution(self, str(data["executionId"]), str(data.get("flowId", "")))
 
     def _start_body(
-        self, flow: RemoteFlow, inputs: Mapping[str, Any] | None, resume: str | None
+        self,
+        flow: RemoteFlow,
+        inputs: Mapping[str, Any] | None,
+        resume: str | None,
+        debug: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         body = {**self._flow_payload(flow), "inputs": dict(inputs or {})}
         if resume is not None:
             body["resume"] = resume
+        for key, value in (debug or {}).items():
+            if value is not None and value is not False:
+                body[_DEBUG_KEYS[key]] = list(value) if key == "breakpoints" else value
         return body
 
     def start(
@@ -242,10 +357,17 @@ class RemoteConductor:
         inputs: Mapping[str, Any] | None = None,
         *,
         resume: str | None = None,
+        breakpoints: list[str] | None = None,
+        step: bool = False,
+        inject: Mapping[str, str] | None = None,
+        slow_mo: float | None = None,
     ) -> RemoteExecution:
         """Start an execution on the server; returns its handle at once. ``resume``: a
-        stored run whose unchanged, completed nodes are reused (as ``Conductor.start``)."""
-        body = self._start_body(flow, inputs, resume)
+        stored run whose unchanged, completed nodes are reused; ``breakpoints``, ``step``,
+        ``inject``, ``slow_mo``: debugging, as ``Conductor.start`` (``.debugger`` of the
+        handle steers it)."""
+        debug = {"breakpoints": breakpoints, "step": step, "inject": inject, "slow_mo": slow_mo}
+        body = self._start_body(flow, inputs, resume, debug)
         return self._handle(self._request("POST", "/api/executions", json=body).json())
 
     async def start_async(
@@ -254,13 +376,38 @@ class RemoteConductor:
         inputs: Mapping[str, Any] | None = None,
         *,
         resume: str | None = None,
+        breakpoints: list[str] | None = None,
+        step: bool = False,
+        inject: Mapping[str, str] | None = None,
+        slow_mo: float | None = None,
     ) -> RemoteExecution:
         """``start`` without blocking the event loop."""
-        body = self._start_body(flow, inputs, resume)
+        debug = {"breakpoints": breakpoints, "step": step, "inject": inject, "slow_mo": slow_mo}
+        body = self._start_body(flow, inputs, resume, debug)
         async with self._async_client() as http:
             response = await http.post("/api/executions", json=body)
         _raise_for(response)
         return self._handle(response.json())
+
+    def debug_state(self, execution_id: str) -> dict[str, Any]:
+        """A debugged execution's breakpoints and paused nodes (``GET .../debug``)."""
+        data: dict[str, Any] = self._request("GET", f"/api/executions/{execution_id}/debug").json()
+        return data
+
+    def debug(
+        self, execution_id: str, *, action: str | None = None, breakpoints: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Step, continue or abort a debugged execution, or set its breakpoints; its state
+        after (``POST .../debug``)."""
+        body: dict[str, Any] = {}
+        if action is not None:
+            body["action"] = action
+        if breakpoints is not None:
+            body["breakpoints"] = breakpoints
+        data: dict[str, Any] = self._request(
+            "POST", f"/api/executions/{execution_id}/debug", json=body
+        ).json()
+        return data
 
     def cancel(self, execution_id: str) -> bool:
         """Ask the server to cancel; False if the execution had already finished."""
@@ -292,6 +439,13 @@ class RemoteConductor:
         }
         data: list[dict[str, Any]] = self._request("GET", "/api/runs", params=params).json()["runs"]
         return data
+
+    def flow_stats(self, flow_id: str, *, last: int | None = None) -> FlowStats:
+        """Each node's p50/p95 duration and failure rate over the flow's ``last`` newest runs
+        in the server's storage (default 50), as ``storage.stats()`` gives them locally."""
+        params = {"last": last} if last is not None else {}
+        data = self._request("GET", f"/api/flows/{flow_id}/stats", params=params).json()
+        return wire.load(FlowStats, data)
 
     def run_record(self, execution_id: str) -> dict[str, Any]:
         """A stored run's record: status, timings, and each node's status, digests, outputs."""

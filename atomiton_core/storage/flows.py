@@ -8,6 +8,8 @@ mid-save leaves the previous file intact.
 from __future__ import annotations
 
 import builtins
+import contextlib
+import json
 import logging
 import os
 import re
@@ -28,6 +30,7 @@ from atomiton_core.files import atomic_write_text, backend_hint
 from atomiton_core.flow.models import Flow
 from atomiton_core.flow.yaml_io import dumps_flow, loads_flow, read_plain
 from atomiton_core.storage.runs import RunRecord, list_records
+from atomiton_core.storage.stats import DEFAULT_LAST, FlowStats, flow_stats
 
 __all__ = ["FlowStorage", "FlowSummary", "create_storage", "default_storage_url"]
 
@@ -202,6 +205,36 @@ class FlowStorage:
             if (flow_id is None or r.flow_id == flow_id) and (status is None or r.status == status)
         ]
 
+    def stats(self, flow_id: str, *, last: int = DEFAULT_LAST) -> FlowStats:
+        """Each node's p50 / p95 duration and failure rate over the flow's ``last`` newest
+        runs (see :mod:`atomiton_core.storage.stats`)."""
+        return flow_stats(self, flow_id, last=last)
+
+    def run_flow_location(self, content_hash: str) -> str:
+        """Where the flows runs ran are kept, by content digest: ``run-flows/<digest>.json``
+        (one file for every run of the same flow, stored or given inline)."""
+        return self._join("run-flows", check_id("flow digest", content_hash) + ".json")
+
+    def save_run_flow(self, content_hash: str, flow: Flow) -> None:
+        """Keep the flow a run ran (once per digest), so the run can be shown as it ran
+        whatever becomes of the stored flow, or when it was never stored."""
+        location = self.run_flow_location(content_hash)
+        if self.fs.exists(location):
+            return
+        try:
+            atomic_write_text(location, json.dumps(flow.to_data()), fs=self.fs)
+        except (OSError, TypeError, ValueError) as exc:
+            _log.warning("the flow of digest %s was not kept for its runs: %s", content_hash, exc)
+
+    def run_flow(self, content_hash: str) -> Flow | None:
+        """The flow kept for runs of this digest (see ``save_run_flow``), or None."""
+        try:
+            with self.fs.open(self.run_flow_location(content_hash), "rb") as fh:
+                data = json.loads(fh.read())
+            return Flow.from_data(data, source=f"the flow kept for runs ({content_hash})")
+        except (OSError, ValueError, InvalidFlowId, FlowLoadError):
+            return None
+
     def load_run(self, execution_id: str) -> dict[str, Any]:
         """A stored run as an ExecutionResult's JSON (the wire format)."""
         data: dict[str, Any] = wire.dump(self.record(execution_id).to_result())
@@ -238,7 +271,23 @@ class FlowStorage:
         doomed = [r for r in records[keep:] if r.status != "running"]
         for record in doomed:
             self.delete_run(record.execution_id)
+        gone = {r.execution_id for r in doomed}
+        kept = {r.data.get("flowHash") for r in records if r.execution_id not in gone}
+        self._prune_run_flows(kept)
         return len(doomed)
+
+    def _prune_run_flows(self, kept: set[Any]) -> None:
+        """Delete the kept flows no run that is left ran."""
+        folder = self._join("run-flows")
+        try:
+            names = self.fs.ls(folder, detail=False) if self.fs.exists(folder) else []
+        except OSError:
+            return
+        for name in names:
+            digest = str(name).rstrip("/").rsplit("/", 1)[-1].removesuffix(".json")
+            if digest not in kept:
+                with contextlib.suppress(OSError):
+                    self.fs.rm(name)
 
     def _inside_root(self, path: str) -> bool:
         """On local disk: the path, symlinks resolved, is inside the storage's own folder."""
