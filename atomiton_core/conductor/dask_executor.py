@@ -18,9 +18,11 @@ any node with ``executor: dask``; never a container) as Dask tasks:
   record, signals) and takes its task over; a failed or cancelled attempt lets go of the
   tasks sent on its outputs (a retry sends them again), and the run's end of those it never
   got to.
-- **Nothing blocks the event loop.** Tasks are sent and results fetched from a thread of the
-  executor's own (the client's calls are thread-safe); completions reach the loop through
-  ``call_soon_threadsafe``.
+- **Nothing blocks the event loop.** The conductor uses Dask's asynchronous API: each call
+  (gather, scatter, run, cancel) is a coroutine of the client, run on the client's own event
+  loop and awaited on the run's (a client belongs to one loop, and ``conductor.run()`` makes
+  a new loop each call: the client's loop outlives them all); submitting only queues a
+  message for that loop. Completions reach the run's loop through ``call_soon_threadsafe``.
 - **Readable keys**: ``<node type>-<node id>-<token>``, so the dashboard shows the flow.
 - **Checked before the first task**: every worker must be able to load each node type the run
   sends (its module, at a compatible version of its distribution); node functions travel by
@@ -195,8 +197,6 @@ class DaskExecutor:
         self._runs: dict[str, _RunState] = {}
         #: node types whose loading the workers proved, by (type id, version)
         self._checked: set[tuple[str, str]] = set()
-        #: sends tasks and fetches data, off the event loop
-        self._io = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="atomiton-dask")
         self._lock = threading.Lock()
         #: task key -> where its description goes, while the node waits for it
         self._waiting: dict[str, _Task] = {}
@@ -232,26 +232,63 @@ class DaskExecutor:
         types = [pn.node_type for pn in _all_nodes(run) if on_cluster(pn)]
         if not types:
             return
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._io, self._wait_for_workers)
+        await self._wait_for_workers()
         await self._check(types)
         variables = run.variables
         if variables and len(pickle.dumps(dict(variables), protocol=5)) > FETCH_LIMIT:
-            state.variables = await loop.run_in_executor(
-                self._io, lambda: self.client.scatter(dict(variables), hash=False)
-            )
+            state.variables = await self._call(self.client.scatter, dict(variables), hash=False)
+
+    async def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A call of Dask's asynchronous API: ``method(..., asynchronous=True)`` is a
+        coroutine of the client, run on the client's own event loop and awaited on the
+        caller's (the conductor's loops come and go, ``conductor.run()`` makes one per
+        call, and a client belongs to the loop it runs on). A lost connection is said so."""
+        coro = method(*args, asynchronous=True, **kwargs)
+        if not inspect.isawaitable(coro):  # answered at once (the client had it)
+            return coro
+        done = asyncio.run_coroutine_threadsafe(_awaited(coro), self.client.loop.asyncio_loop)
+        try:
+            return await asyncio.wrap_future(done)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError | PermissionError):
+                raise
+            raise _lost(self.address, exc) from None
+
+    def _call_soon(
+        self,
+        method: Callable[..., Any],
+        *args: Any,
+        then: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """The same, from any thread, without waiting: ``then(result)`` when it is done."""
+        coro = method(*args, asynchronous=True, **kwargs)
+        if not inspect.isawaitable(coro):
+            if then is not None:
+                then(coro)
+            return
+        done = asyncio.run_coroutine_threadsafe(_awaited(coro), self.client.loop.asyncio_loop)
+
+        def ended(future: concurrent.futures.Future[Any]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                _log.debug("a Dask call ended without a result: %s", future)
+            elif then is not None:
+                then(future.result())
+
+        done.add_done_callback(ended)
 
     async def _check(self, types: list[NodeType]) -> None:
         unchecked = [t for t in types if (t.id, t.version) not in self._checked]
         if unchecked:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._io, self._check_types, unchecked)
+            await self._check_types(unchecked)
 
-    def _wait_for_workers(self) -> None:
+    async def _wait_for_workers(self) -> None:
         try:
-            if self.client.scheduler_info().get("workers"):
+            info = await self._call(self.client.scheduler_info)
+            if info.get("workers"):
                 return
-            self.client.wait_for_workers(1, timeout=self.worker_timeout)
+            # (the client's own wait has no asynchronous form: it waits in a thread)
+            await asyncio.to_thread(self.client.wait_for_workers, 1, timeout=self.worker_timeout)
         except TimeoutError:
             raise ConfigurationError(
                 f"no Dask worker joined the scheduler at {self.address} within "
@@ -261,7 +298,7 @@ class DaskExecutor:
         except OSError as exc:
             raise _lost(self.address, exc) from None
 
-    def _check_types(self, types: list[NodeType]) -> None:
+    async def _check_types(self, types: list[NodeType]) -> None:
         """Ask every worker to load each node type; refuse the run naming what is missing."""
         from importlib import metadata
 
@@ -275,10 +312,7 @@ class DaskExecutor:
                 except metadata.PackageNotFoundError:
                     dist = None
             probes.append((nt.id, dist, version, _shipped(nt)))
-        try:
-            answers = self.client.run(_probe, probes)
-        except OSError as exc:
-            raise _lost(self.address, exc) from None
+        answers = await self._call(self.client.run, _probe, probes)
         for worker, problems in sorted(answers.items()):
             for type_id, problem in problems.items():
                 nt = next(t for t in types if t.id == type_id)
@@ -343,13 +377,13 @@ class DaskExecutor:
             batch += self._ahead(run, state, graph, pn, task)
         try:
             if batch:
-                await loop.run_in_executor(self._io, self._send, batch, state)
+                self._send(batch, state)  # the client sends them from its own loop
             description = await task.outcome
             assert task.future is not None
             out = await self._outputs(run, state, task.future, task.key, description)
         except asyncio.CancelledError:
             if task.future is not None:
-                self._io.submit(self.client.cancel, [task.future])
+                self._call_soon(self.client.cancel, [task.future])
             self._drop_followers(task, state)
             raise
         except BaseException as exc:
@@ -416,8 +450,9 @@ class DaskExecutor:
         return sends
 
     def _send(self, batch: list[_Send], state: _RunState) -> None:
-        """Submit a node's task and those sent ahead of it, in order (in the executor's
-        thread): each one's end and its description reach its ``_Task``."""
+        """Submit a node's task and those sent ahead of it, in order: each one's end and
+        its description reach its ``_Task``. (``client.submit`` only queues the message for
+        the client's loop, which pickles and sends it.)"""
         for send in batch:
             task = send.task
             if task.dropped:
@@ -450,7 +485,7 @@ class DaskExecutor:
             task.future = future
             future.add_done_callback(partial(self._ended, task))
             if task.dropped:  # let go of while it was being sent
-                self.client.cancel([future])
+                self._call_soon(self.client.cancel, [future])
 
     def _ended(self, task: _Task, done: Any) -> None:
         """A task's end (in Dask's callback thread): its description is an event (see
@@ -472,7 +507,11 @@ class DaskExecutor:
         """Finished, and its description never came: ask for it."""
         future = task.future
         if self._waiting.pop(task.key, None) is not None and future is not None:
-            self._io.submit(lambda: task.deliver_threadsafe(True, _describe(future.result())))
+            self._call_soon(
+                self.client.gather,
+                [future],
+                then=lambda outs: task.deliver_threadsafe(True, _describe(outs[0])),
+            )
 
     def _drop_followers(self, task: _Task, state: _RunState) -> None:
         """This attempt failed or was cancelled: the tasks sent ahead on its outputs
@@ -495,7 +534,7 @@ class DaskExecutor:
         if not task.outcome.done():
             task.outcome.cancel()
         if task.future is not None:
-            self._io.submit(self.client.cancel, [task.future])
+            self._call_soon(self.client.cancel, [task.future])
 
     def _described(self, event: Any) -> None:
         """A task's description of its outputs (in the client's thread)."""
@@ -510,8 +549,7 @@ class DaskExecutor:
         """A node's outputs from its task's description: small values as they are (those
         not sent with it fetched, once), large ones left on the cluster."""
         if not isinstance(description, dict):  # not a dict of outputs: fetch what it is
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._io, main.result)
+            return (await self._call(self.client.gather, [main]))[0]
         out: dict[str, Any] = {}
         fetch = False
         for port, (how, *what) in description.items():
@@ -527,8 +565,7 @@ class DaskExecutor:
                 out[port] = cv
                 run.cluster_values += 1
         if fetch:
-            loop = asyncio.get_running_loop()
-            whole = await loop.run_in_executor(self._io, main.result)
+            whole = (await self._call(self.client.gather, [main]))[0]
             for port, (how, *_what) in description.items():
                 if how == _FETCH:
                     out[port] = whole[port]
@@ -582,13 +619,11 @@ class DaskExecutor:
             return
 
     async def fetch(self, value: Any) -> Any:
-        """``value`` with every ClusterValue in it fetched from the cluster (off the loop)."""
-        loop = asyncio.get_running_loop()
-        return await swap_async(
-            value, lambda cvs: loop.run_in_executor(self._io, self._gather, cvs)
-        )
+        """``value`` with every ClusterValue in it fetched from the cluster (the data is
+        received on the client's loop, not this one)."""
+        return await swap_async(value, self._gather)
 
-    def _gather(self, cvs: list[ClusterValue]) -> list[Any]:
+    async def _gather(self, cvs: list[ClusterValue]) -> list[Any]:
         futures = []
         for cv in cvs:
             if cv.future is None:
@@ -597,10 +632,7 @@ class DaskExecutor:
                     hint="read outputs while the run goes on, or from the run's outputs",
                 )
             futures.append(cv.future)
-        try:
-            outputs = self.client.gather(futures)
-        except OSError as exc:
-            raise _lost(self.address, exc) from None
+        outputs = await self._call(self.client.gather, futures)
         return [out[cv.port] for out, cv in zip(outputs, cvs, strict=True)]
 
     def end_run(self, run: Run) -> None:
@@ -614,12 +646,13 @@ class DaskExecutor:
         state.ahead.clear()
         for cv in state.values:
             cv.release()
-        futures = [*state.tasks, *([state.variables] if state.variables is not None else [])]
+        scattered = state.variables  # a dict of futures, one a variable
+        futures = [*state.tasks, *(scattered.values() if scattered is not None else ())]
         state.values.clear()
         state.tasks.clear()
         state.variables = None
-        if futures:
-            self._io.submit(_let_go, futures)
+        for future in futures:
+            future.release()  # the client's loop takes the message
 
     def submit(
         self,
@@ -633,20 +666,14 @@ class DaskExecutor:
         for the Executor protocol uses; the conductor itself uses :meth:`run_node`."""
         remote_ctx = RemoteContext.of(ctx)
         remote_ctx.secrets = GivenSecrets.resolve(ctx._secret, referenced_secrets(params))
-        waiter: asyncio.Future[Any] = loop.create_future()
+        future = self.client.submit(
+            _run_task, fn, remote_ctx, params, kwargs, False, None, pure=False
+        )
 
-        def run() -> None:
-            try:
-                value = self.client.submit(
-                    _run_task, fn, remote_ctx, params, kwargs, False, None, pure=False
-                ).result()
-            except BaseException as exc:
-                loop.call_soon_threadsafe(_settle, waiter, False, exc)
-            else:
-                loop.call_soon_threadsafe(_settle, waiter, True, value)
+        async def result() -> Any:
+            return (await self._call(self.client.gather, [future]))[0]
 
-        self._io.submit(run)
-        return waiter
+        return asyncio.ensure_future(result(), loop=loop)
 
     def close(self) -> None:
         """Close the client and the cluster started here (a client given is left open);
@@ -658,7 +685,6 @@ class DaskExecutor:
         for owned in self._owned:
             owned.close()
         self._owned.clear()
-        self._io.shutdown(wait=False, cancel_futures=True)
 
 
 class _RunState:
@@ -805,9 +831,9 @@ def _settle(waiter: asyncio.Future[Any], ok: bool, value: Any) -> None:
         waiter.set_exception(value)
 
 
-def _let_go(futures: list[Any]) -> None:
-    for future in futures:
-        future.release()
+async def _awaited(awaitable: Any) -> Any:
+    """A coroutine of any awaitable (the client answers some calls with a future)."""
+    return await awaitable
 
 
 def _lost(address: str, exc: BaseException | None) -> ConfigurationError:

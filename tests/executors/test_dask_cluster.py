@@ -314,6 +314,9 @@ def test_a_node_type_the_workers_cannot_load_is_refused_first(
 ) -> None:
     """A plugin only this process has (its module on this process's path, its distribution
     installed here only) fails the run before any task, naming the package."""
+    # every worker up first: one a nanny starts while this process's path holds the plugin
+    # would inherit that path (multiprocessing hands its sys.path to the child)
+    executor.client.wait_for_workers(2, timeout=60)
     site = tmp_path / "site"
     (site / "ghost_nodes").mkdir(parents=True)
     (site / "ghost_nodes" / "__init__.py").write_text(GHOST)
