@@ -179,6 +179,9 @@ class NodeEvent:
     cpu_ms: float | None = None
     #: On ``node.completed``: the execution whose outputs the node reused (a resume).
     resumed_from: str | None = None
+    #: What the run's ``inject`` option put in place of the node's work (``error``,
+    #: ``timeout``, ``delay:MS``), from its start on.
+    injected: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,7 @@ async def test_a_breakpoint_pauses_before_the_node_with_its_inputs_and_step_runs
         assert paused_events[0].node_id == "b"  # 'side' may wait behind it, paused too
         assert {e.node_id for e in paused_events} <= {"b", "side"}
         assert paused_events[0].inputs == {"input": [1, 2]}
+        assert paused_events[0].message == "breakpoint"  # why it paused
 
         let_go = debugger.step()  # b runs; the run pauses before the next node to start
         assert let_go is not None and let_go.node_id == "b"
@@ -197,7 +198,17 @@ async def test_injected_error_is_retried_and_recorded(conductor: Any) -> None:
             "retries: 2, retryDelay: 1}}",
         )
     )
-    result = await conductor.execute(flow, inject={"b": "error"})
+    started: list[signals.NodeEvent] = []
+
+    def on_started(sender: Any, event: signals.NodeEvent) -> None:
+        started.append(event)
+
+    signals.node_started.connect(on_started, sender=conductor)
+    try:
+        result = await conductor.execute(flow, inject={"b": "error"})
+    finally:
+        signals.node_started.disconnect(on_started)
+    assert {e.node_id: e.injected for e in started} == {"a": None, "side": None, "b": "error"}
     b = result.nodes["b"]
     assert result.status is ExecutionStatus.FAILED
     assert b.error is not None and b.error.code == "INJECTED_FAULT" and b.attempts == 3

@@ -276,7 +276,15 @@ class Debugger:
             if not waiter.done():
                 waiter.set_result(paused)
         if signals.node_paused.receivers:
-            emit_node(run, signals.node_paused, "node.paused", pn, res, inputs=paused.inputs)
+            emit_node(
+                run,
+                signals.node_paused,
+                "node.paused",
+                pn,
+                res,
+                inputs=paused.inputs,
+                message=reason,  # breakpoint or step, as a skip says its reason
+            )
         try:
             await hold.gate
         finally:

@@ -86,6 +86,7 @@ def emit_node(
             duration_ms=res.duration_ms,
             cpu_ms=res.cpu_ms,
             resumed_from=res.resumed_from,
+            injected=res.injected,
             **extra,
         ),
     )
