@@ -16,6 +16,15 @@ const SHOW_CHARS = 3000;
 //: Containers whose children run once per item, under a label ("each/iteration 3/double").
 const LABELLED = new Set(["loop", "parallel"]);
 const INJECTIONS = ["error", "timeout", "delay"];
+//: Run statuses with an end (a run listed so is not "running" again, whatever a stale read says).
+const RUN_ENDED = new Set(["completed", "failed", "cancelled", "interrupted"]);
+//: How often the run list is read from storage (runs another process writes appear so), and
+//: how often the log of a run on show that this server does not hold is read: at most, for a
+//: read that takes longer is done less often (a tenth of the time at most goes to reading).
+const RUNS_POLL_MS = 2000;
+const LOG_POLL_MS = 700;
+const POLL_SHARE = 10;
+const POLL_MAX_MS = 30_000;
 const $ = (sel) => document.querySelector(sel);
 
 const state = {
@@ -36,6 +45,11 @@ const state = {
   // flow id -> what the next run of it is debugged with, set on the page:
   // {marks: Map(template path -> breakpoint name), injects: Map(template path -> {name, value})}
   plans: new Map(),
+  connected: false,
+  runsSeq: 0, // the latest run list asked for (an older answer is dropped)
+  runsTimer: null,
+  // the statistics on show: the flow's, over its last `last` runs (GET /api/flows/{id}/stats)
+  stats: { flowId: null, last: 50, data: null, error: null, seq: 0, timer: null, sort: { key: "flow", dir: 1 } },
 };
 
 // -- token ------------------------------------------------------------------------------------
@@ -212,11 +226,14 @@ async function connect() {
     select.disabled = !flows.length;
     if (picked && flows.some((f) => f.id === picked)) select.value = picked;
     say(`${flows.length} stored flow(s)`);
+    state.connected = true;
     listenToAll();
     fillFlowFilter();
-    loadRuns();
+    loadRuns({ first: true });
+    scheduleRunsPoll();
     if (flows.length) await pickFlow(select.value);
   } catch (e) {
+    state.connected = false;
     select.disabled = true;
     $("#execute").disabled = true;
     say(e.message, true);
@@ -296,6 +313,7 @@ function show(view) {
   renderInspector();
   renderDebugBar(view);
   markSelectedRun();
+  syncStats(view.flowId);
 }
 
 function setStatus(status, progress) {
@@ -367,6 +385,7 @@ function applyEvent(view, ev) {
   const node = nodeOf(view, ev.path, ev.nodeId, ev.nodeType);
   const t = ev.t != null ? ev.t * 1000 : isoMs(ev.timestamp);
   node.log.push(Object.assign({ at: t }, ev));
+  if (ev.injected) node.injected = ev.injected;
   switch (ev.type) {
     case "node.started":
       node.startedAt = node.startedAt ?? t;
@@ -391,7 +410,7 @@ function applyEvent(view, ev) {
     case "node.paused":
       node.status = "paused";
       node.pausedAt = t;
-      node.pauseReason = ev.reason || null; // the debug state says why
+      node.pauseReason = ev.message || ev.reason || null; // "breakpoint" or "step"
       if (ev.inputs !== undefined) node.inputs = ev.inputs;
       node.message = "paused before it runs";
       change(view, node, t, "paused", null, node.message);
@@ -694,6 +713,7 @@ function setGraph(view, graph) {
   note.textContent = problems.join("\n");
   drawGraph(view);
   renderAll(view);
+  if (view.flowId === state.stats.flowId) renderStats(); // in the flow's order, as drawn
 }
 
 function svgEl(parent, name, attrs, text) {
@@ -803,6 +823,7 @@ function drawGraph(view) {
   }
   box.append(svg);
   applyZoom();
+  renderOverlay();
 }
 
 function applyZoom() {
@@ -864,6 +885,7 @@ function select(template, instance) {
   }
   if (template) view.dirty.add(template);
   if (instance) view.rowsDirty.add(instance);
+  for (const tr of $("#stats-nodes tbody").children) tr.classList.toggle("selected", tr.dataset.node === template);
   renderInspector();
   scheduleRender();
 }
@@ -1119,10 +1141,11 @@ function onEvent(view, ev) {
   if (ev.type.startsWith("node.")) {
     applyEvent(view, ev);
     if (ev.type === "node.paused" && ev.path) {
-      // the pause on show: the inspector opens on the node, with its resolved inputs
+      // the pause on show: the inspector opens on the node, with its resolved inputs (the
+      // event says why it paused; the debug state is asked for only if not known yet)
       select(templateOf(view, ev.path), ev.path);
-      say(`paused before ${ev.path}`);
-      refreshDebug(view);
+      say(`paused before ${ev.path}${ev.message ? " (" + ev.message + ")" : ""}`);
+      if (!view.debug) refreshDebug(view);
     }
     return;
   }
@@ -1147,9 +1170,9 @@ function listen(view) {
   socket.onclose = async (ev) => {
     if (state.view !== view || view.finished) return;
     // Closed early (1013: read too slowly), or refused (a run this server does not hold, e.g.
-    // one `atomiton run` is writing to the same storage): its record says how it goes.
+    // one `atomiton run` is writing to the same storage): its log and record say how it goes.
     if (!opened) {
-      pollStored(view);
+      followStored(view);
       return;
     }
     try {
@@ -1162,24 +1185,48 @@ function listen(view) {
   };
 }
 
-async function pollStored(view) {
+// A running run this server does not hold (`atomiton run` writing to the same storage, or a
+// server before a restart): its log (GET /api/runs/{id}/events) applied as it grows, its record
+// (GET /api/runs/{id}) saying when it has ended; then its result, as for a past run.
+async function followStored(view) {
+  if (state.view !== view || view.finished) return;
+  view.remote = true;
+  $("#exec-kind").textContent = "live, from its log";
+  $("#cancel").disabled = true; // its process is elsewhere: nothing here can cancel it
+  renderDebugBar(view);
+  const id = encodeURIComponent(view.executionId);
+  let applied = 0;
   while (state.view === view && !view.finished) {
+    const asked = performance.now();
+    let log;
+    let record;
     try {
-      const data = await api(`/api/executions/${encodeURIComponent(view.executionId)}`);
-      if (data.status !== "running") {
-        finish(view, data);
-        return;
-      }
-      for (const [path, r] of Object.entries(data.nodes || {})) {
-        const node = nodeOf(view, path, r.nodeId, r.nodeType);
-        node.status = r.status;
-        touch(view, path);
-      }
+      [log, record] = await Promise.all([api(`/api/runs/${id}/events`), api(`/api/runs/${id}`)]);
     } catch (e) {
-      say(e.message, true);
+      if (state.view === view) say(e.message, true);
       return;
     }
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    if (state.view !== view || view.finished) return;
+    const events = log.events || [];
+    for (const ev of events.slice(applied)) {
+      if (ev.type === "execution.started" && ev.t != null) view.t0 = ev.t * 1000;
+      else applyEvent(view, ev);
+      const node = ev.type === "node.started" ? view.nodes.get(ev.path) : null;
+      if (node) node.fraction = null; // a log has no progress: "running", not "running 0%"
+    }
+    applied = events.length;
+    if (view.t0 == null && record.startedAt != null) view.t0 = isoMs(record.startedAt);
+    if (record.status !== "running") {
+      try {
+        finish(view, await api(`/api/executions/${id}`));
+      } catch (e) {
+        say(e.message, true);
+      }
+      return;
+    }
+    scheduleRender();
+    const wait = Math.min(POLL_MAX_MS, Math.max(LOG_POLL_MS, (performance.now() - asked) * POLL_SHARE));
+    await new Promise((resolve) => setTimeout(resolve, wait));
   }
 }
 
@@ -1224,6 +1271,7 @@ async function openPast(executionId, flowId) {
     ]);
     if (state.view !== view) return;
     view.flowId = result.flowId || flowId;
+    syncStats(view.flowId);
     await loadGraph(view);
     if (state.view !== view) return;
     for (const ev of log.events || []) applyEvent(view, ev);
@@ -1676,6 +1724,251 @@ function clearPlan() {
   if (state.view) renderAll(state.view);
 }
 
+// -- statistics ------------------------------------------------------------------------------------
+// The flow on show (its graph's) over its last runs, from GET /api/flows/{id}/stats: the runs'
+// counts and p50 / p95, a table of its nodes (sortable; by the flow at first) and, with the
+// graph's "stats" ticked, each box's p95 and failure rate on a label coloured by how slow it is.
+// Read again when the flow on show changes, when "last" changes, and when a run of it ends.
+
+//: The table's columns: the figure each sorts by (a node without it goes last either way).
+const STAT_SORTS = {
+  flow: null, // the flow's order: see flowRank
+  type: (n) => n.nodeType || "",
+  runs: (n) => n.runs,
+  p50: (n) => n.p50Ms,
+  p95: (n) => n.p95Ms,
+  failure: (n) => n.failureRate,
+  attempts: (n) => n.meanAttempts,
+  cached: (n) => n.cached,
+  skipped: (n) => n.skipped,
+};
+
+function fmtRate(rate) {
+  if (rate == null) return "—";
+  const percent = rate * 100;
+  if (percent === 0 || percent === 100) return `${percent}%`;
+  if (percent < 1) return `${percent.toFixed(1)}%`;
+  return `${Math.round(percent)}%`;
+}
+
+function syncStats(flowId) {
+  if ((flowId || null) !== state.stats.flowId) loadStats(flowId || null);
+}
+
+function scheduleStats() {
+  clearTimeout(state.stats.timer);
+  state.stats.timer = setTimeout(() => loadStats(state.stats.flowId), 150);
+}
+
+async function loadStats(flowId) {
+  const st = state.stats;
+  clearTimeout(st.timer);
+  if (st.flowId !== flowId) {
+    st.data = null;
+    st.error = null;
+  }
+  st.flowId = flowId;
+  const seq = ++st.seq;
+  if (!flowId) {
+    renderStats();
+    return;
+  }
+  $("#stats-card").dataset.loading = "1";
+  try {
+    const data = await api(`/api/flows/${encodeURIComponent(flowId)}/stats?last=${st.last}`);
+    if (seq !== st.seq) return;
+    st.data = data;
+    st.error = null;
+  } catch (e) {
+    if (seq !== st.seq) return;
+    st.data = null;
+    st.error = e;
+  }
+  delete $("#stats-card").dataset.loading;
+  renderStats();
+}
+
+// A node's place in the flow's order: its box's in the graph (a container before its
+// children), or, for one the graph does not draw (in a collapsed container, or no longer in
+// the flow), right after its nearest ancestor that it draws; the API's order breaks ties.
+function flowRank(order, place, index) {
+  let at = place;
+  while (at) {
+    if (order.has(at)) return [order.get(at), at === place ? 0 : 1, index];
+    at = at.includes("/") ? at.slice(0, at.lastIndexOf("/")) : "";
+  }
+  return [Infinity, 1, index];
+}
+
+function sortedStats(nodes) {
+  const { key, dir } = state.stats.sort;
+  const view = state.view;
+  const graph = view && view.graph && view.flowId === state.stats.flowId ? view.graph : null;
+  const order = new Map(graph ? graph.nodes.map((n, i) => [n.path, i]) : []);
+  const rows = nodes.map((n, i) => ({ n, i, rank: flowRank(order, n.node, i) }));
+  const get = STAT_SORTS[key];
+  rows.sort((a, b) => {
+    if (get) {
+      const x = get(a.n);
+      const y = get(b.n);
+      if (x == null || y == null) {
+        if (x != null) return -1; // no figure: last, whichever way
+        if (y != null) return 1;
+      } else if (x !== y) {
+        return (x < y ? -1 : 1) * dir;
+      }
+    }
+    for (let k = 0; k < 3; k++) {
+      if (a.rank[k] !== b.rank[k]) return (a.rank[k] < b.rank[k] ? -1 : 1) * (get ? 1 : dir);
+    }
+    return 0;
+  });
+  return rows.map((r) => r.n);
+}
+
+function statCell(tr, text, cls = "", title = "") {
+  const td = document.createElement("td");
+  td.className = cls;
+  td.textContent = text;
+  if (title) td.title = title;
+  tr.append(td);
+  return td;
+}
+
+function renderStats() {
+  const st = state.stats;
+  const summary = $("#stats-summary");
+  const table = $("#stats-nodes");
+  const body = table.querySelector("tbody");
+  $("#stats-title").textContent = st.flowId || "";
+  $("#stats-last").value = String(st.last);
+  summary.innerHTML = "";
+  body.innerHTML = "";
+  const data = st.data && st.data.flowId === st.flowId ? st.data : null;
+  table.hidden = !data || !data.nodes.length;
+  for (const th of table.querySelectorAll("th[data-sort]")) {
+    const on = th.dataset.sort === st.sort.key;
+    if (on) th.setAttribute("aria-sort", st.sort.dir > 0 ? "ascending" : "descending");
+    else th.removeAttribute("aria-sort");
+  }
+  const note = (text, bad = false) => {
+    const p = document.createElement("p");
+    p.className = bad ? "message bad" : "muted";
+    p.textContent = text;
+    summary.append(p);
+  };
+  if (!st.flowId) note("Pick a flow, or open a run.");
+  else if (st.error) note(st.error.status === 404 ? `No statistics: ${st.flowId} is not stored and has no runs.` : st.error.message, st.error.status !== 404);
+  else if (!data) note("reading…");
+  if (data) {
+    const figures = document.createElement("dl");
+    figures.className = "facts stats-figures";
+    const fact = (name, label, value, title = "") => {
+      const dt = document.createElement("dt");
+      dt.textContent = label;
+      const dd = document.createElement("dd");
+      dd.className = "num";
+      dd.dataset.fact = name;
+      dd.textContent = value;
+      if (title) dd.title = title;
+      figures.append(dt, dd);
+    };
+    fact("runs", "runs", `${numberFormat.format(data.runs)} (of the last ${numberFormat.format(data.last)} asked)`);
+    fact("finished", "finished", numberFormat.format(data.finished) + (data.unfinished ? ` (${numberFormat.format(data.unfinished)} unfinished, not counted)` : ""),
+      "completed, failed or cancelled: what the figures are over (running or interrupted runs are not)");
+    fact("p50", "run p50", data.p50Ms != null ? fmtMs(data.p50Ms) : "—", "median run duration (nearest rank)");
+    fact("p95", "run p95", data.p95Ms != null ? fmtMs(data.p95Ms) : "—", "95th percentile run duration (nearest rank)");
+    if (data.since) fact("span", "started", data.since === data.until ? fmtWhen(isoMs(data.since)) : `${fmtWhen(isoMs(data.since))} to ${fmtWhen(isoMs(data.until))}`);
+    summary.append(figures);
+    const statuses = document.createElement("div");
+    statuses.className = "stats-statuses";
+    for (const [status, count] of Object.entries(data.statuses || {})) {
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.dataset.status = status;
+      badge.textContent = `${numberFormat.format(count)} ${status}`;
+      statuses.append(badge);
+    }
+    summary.append(statuses);
+    if (!data.runs) note(`${data.flowId} has no runs yet.`);
+  }
+  for (const n of data ? sortedStats(data.nodes) : []) {
+    const tr = document.createElement("tr");
+    tr.dataset.node = n.node;
+    const known = state.view && state.view.flowId === st.flowId && state.view.boxes.has(n.node);
+    tr.classList.toggle("gone", !!state.view && !!state.view.graph && state.view.flowId === st.flowId && !known);
+    tr.classList.toggle("selected", !!state.selected && state.selected.template === n.node);
+    statCell(tr, n.node, "path", known || !state.view || !state.view.graph ? n.node : `${n.node}: not in the flow drawn`);
+    statCell(tr, n.nodeType, "type muted");
+    statCell(tr, numberFormat.format(n.runs), "num ran-in", `ran ${n.ran} time(s) in ${n.runs} run(s)`);
+    statCell(tr, n.p50Ms != null ? fmtMs(n.p50Ms) : "—", "num p50");
+    statCell(tr, n.p95Ms != null ? fmtMs(n.p95Ms) : "—", "num p95");
+    const rate = statCell(tr, fmtRate(n.failureRate), "num failure", n.ran ? `${n.failed} of ${n.ran} failed` : "never ran");
+    rate.classList.toggle("bad", !!n.failureRate);
+    statCell(tr, n.meanAttempts != null ? n.meanAttempts.toFixed(2).replace(/\.?0+$/, "") : "—", "num attempts");
+    statCell(tr, n.cached ? numberFormat.format(n.cached) : "", "num cached");
+    statCell(tr, n.skipped ? numberFormat.format(n.skipped) : "", "num skipped");
+    tr.tabIndex = 0;
+    const open = () => {
+      if (state.view && state.view.boxes.has(n.node)) select(n.node, null);
+    };
+    tr.addEventListener("click", open);
+    tr.addEventListener("keydown", (e) => { if (e.key === "Enter") open(); });
+    body.append(tr);
+  }
+  renderOverlay();
+}
+
+// Slower is redder: a label's colour from its p95 over the slowest leaf's (0 to 1).
+function heatColour(heat) {
+  const h = Math.max(0, Math.min(1, heat));
+  return `hsl(${Math.round(55 - 55 * h)}, ${Math.round(90 - 10 * h)}%, ${Math.round(88 - 16 * h)}%)`;
+}
+
+function renderOverlay() {
+  const svg = $("#graph svg");
+  const key = $("#stats-key");
+  if (svg) for (const old of svg.querySelectorAll(".gnode > .stat")) old.remove();
+  const view = state.view;
+  const st = state.stats;
+  const data = st.data && st.data.flowId === st.flowId ? st.data : null;
+  const on = $("#stats-overlay").checked && !!svg && !!view && !!view.graph && view.flowId === st.flowId && !!data;
+  if (svg) svg.classList.toggle("with-stats", on);
+  key.hidden = !$("#stats-overlay").checked;
+  if (!on) {
+    key.textContent = !view || !view.graph ? "" : !data ? "stats: none to show yet" : "";
+    return;
+  }
+  const byPlace = new Map(data.nodes.map((n) => [n.node, n]));
+  let slowest = 0;
+  for (const n of data.nodes) {
+    const box = view.boxes.get(n.node);
+    if (box && !box.container && n.p95Ms != null) slowest = Math.max(slowest, n.p95Ms);
+  }
+  key.textContent = `stats on the graph: each node's p95 over the last ${numberFormat.format(data.finished)} finished run(s)` +
+    ` and ✗ its failure rate; slower is redder (the slowest node is ${fmtMs(slowest) || "—"})`;
+  for (const g of svg.querySelectorAll(".gnode")) {
+    const box = view.boxes.get(g.dataset.path);
+    const n = byPlace.get(g.dataset.path);
+    if (!box || !n) continue;
+    let text;
+    if (n.ran) text = `p95 ${fmtMs(n.p95Ms)}${n.failureRate ? ` · ✗ ${fmtRate(n.failureRate)}` : ""}`;
+    else if (n.cached) text = `cached ×${n.cached}`;
+    else if (n.skipped) text = `skipped ×${n.skipped}`;
+    else text = "not run";
+    const heat = n.p95Ms != null && slowest > 0 ? Math.min(1, n.p95Ms / slowest) : 0;
+    const w = Math.min(box.w - 8, 12 + text.length * 6.2);
+    const tag = svgEl(g, "g", {
+      class: "stat" + (n.failureRate ? " failing" : ""), "data-p95": n.p95Ms ?? "", "data-failure-rate": n.failureRate ?? "",
+      "data-heat": heat.toFixed(3),
+    });
+    svgEl(tag, "title", {}, `${n.node}: p50 ${fmtMs(n.p50Ms) || "—"}, p95 ${fmtMs(n.p95Ms) || "—"}, ` +
+      `failure rate ${fmtRate(n.failureRate)} (ran ${n.ran} time(s) in ${n.runs} of the last runs)`);
+    svgEl(tag, "rect", { x: box.x + box.w / 2 - w / 2, y: box.y + box.h - 7, width: w, height: 14, rx: 7, style: `fill: ${heatColour(heat)}` });
+    svgEl(tag, "text", { x: box.x + box.w / 2, y: box.y + box.h + 3.5, "text-anchor": "middle" }, clip(text, w - 8, 6.2));
+  }
+}
+
 // -- executing ---------------------------------------------------------------------------------
 async function execute() {
   if (!state.flow) return;
@@ -1737,30 +2030,81 @@ function fillFlowFilter() {
   select.value = picked;
 }
 
-async function loadRuns() {
+// The run list from storage: at connect and when a filter changes (`first`), and every
+// RUNS_POLL_MS after, so runs another process writes to the same storage (`atomiton run
+// --storage`) appear, go on and end on the list as their records say. A poll's new running run
+// is followed (shown) like one the event stream announces.
+async function loadRuns({ first = false } = {}) {
   const { flowId, status } = filters();
   const params = new URLSearchParams({ limit: "200" });
   if (flowId) params.set("flowId", flowId);
   if (status) params.set("status", status);
+  const seq = ++state.runsSeq;
   let runs;
+  let note = "";
   try {
     runs = (await api(`/api/runs?${params}`)).runs;
   } catch (e) {
+    if (seq !== state.runsSeq) return;
+    if (e.status === 401) state.connected = false;
     if (e.code !== "NO_STORAGE") {
       $("#runs-note").textContent = e.message;
       return;
     }
-    runs = (await api("/api/executions")).executions.filter(
-      (r) => (!flowId || r.flowId === flowId) && (!status || r.status === status));
-    $("#runs-note").textContent = "no storage: only this server's executions are listed";
+    try {
+      runs = (await api("/api/executions")).executions.filter(
+        (r) => (!flowId || r.flowId === flowId) && (!status || r.status === status));
+    } catch (e2) {
+      if (seq === state.runsSeq) $("#runs-note").textContent = e2.message;
+      return;
+    }
+    note = "no storage: only this server's executions are listed";
   }
-  const live = [...state.runs.values()].filter((r) => r.status === "running" && r.live);
-  state.runs.clear();
-  $("#runs").innerHTML = "";
-  for (const r of [...runs].reverse()) upsertRun(r);
-  for (const r of live) if (!state.runs.has(r.executionId)) upsertRun(r);
-  $("#runs-note").textContent = runs.length ? "" : "no runs match";
+  if (seq !== state.runsSeq) return; // a newer list was asked for meanwhile
+  const listed = new Set(runs.map((r) => r.executionId));
+  for (const [id, run] of state.runs) {
+    // deleted, or out of the filters: off the list; this server's running runs stay
+    if (listed.has(id) || (run.live && run.status === "running" && passes(run))) continue;
+    state.runs.delete(id);
+    const li = $("#runs").querySelector(`li[data-id="${CSS.escape(id)}"]`);
+    if (li) li.remove();
+  }
+  for (const r of [...runs].reverse()) {
+    const old = state.runs.get(r.executionId);
+    if (old && RUN_ENDED.has(old.status) && r.status === "running") continue; // read before it ended
+    upsertRun(r);
+    if (old || first) continue;
+    if (r.status === "running") followNew(r.executionId, r.flowId);
+    else runEnded(r); // started and ended between two reads
+  }
+  $("#runs-note").textContent = note || (state.runs.size ? "" : "no runs match");
   markSelectedRun();
+}
+
+function scheduleRunsPoll(wait = RUNS_POLL_MS) {
+  clearTimeout(state.runsTimer);
+  state.runsTimer = setTimeout(pollRuns, wait);
+}
+
+async function pollRuns() {
+  if (!state.connected) return;
+  const asked = performance.now();
+  if (!document.hidden) await loadRuns();
+  const took = performance.now() - asked;
+  if (state.connected) scheduleRunsPoll(Math.min(POLL_MAX_MS, Math.max(RUNS_POLL_MS, took * POLL_SHARE)));
+}
+
+// A run that has just started, wherever: shown at once with "follow new runs", unless this
+// page is starting one or a live run is on show.
+function followNew(executionId, flowId) {
+  const view = state.view;
+  const busy = view && view.kind === "live" && !view.finished;
+  if ($("#follow").checked && !state.starting && !busy) openLive(executionId, flowId);
+}
+
+// A run ended: the statistics of its flow, if on show, are read again.
+function runEnded(run) {
+  if (run.flowId && run.flowId === state.stats.flowId) scheduleStats();
 }
 
 function passes(run) {
@@ -1772,6 +2116,7 @@ function upsertRun(update) {
   const old = state.runs.get(update.executionId) || {};
   const run = Object.assign({}, old, Object.fromEntries(Object.entries(update).filter(([, v]) => v !== undefined)));
   state.runs.set(run.executionId, run);
+  if (old.status === "running" && RUN_ENDED.has(run.status)) runEnded(run);
   if (run.flowId && !state.flowIds.has(run.flowId)) {
     state.flowIds.add(run.flowId);
     fillFlowFilter();
@@ -1790,7 +2135,12 @@ function upsertRun(update) {
       '<span class="took num"></span><span class="rid muted"></span><div class="bar"><div></div></div>';
     li.addEventListener("click", () => openRun(run.executionId));
     li.addEventListener("keydown", (e) => { if (e.key === "Enter") openRun(run.executionId); });
-    $("#runs").prepend(li);
+    // newest first, by start: a run found late (another process's) goes where it belongs
+    const t = isoMs(run.startedAt || run.createdAt) ?? Date.now();
+    li.dataset.t = String(t);
+    const list = $("#runs");
+    const after = [...list.children].find((other) => Number(other.dataset.t) <= t) || null;
+    list.insertBefore(li, after);
     $("#runs-note").textContent = "";
   }
   li.dataset.status = run.status;
@@ -1844,9 +2194,7 @@ function onStreamEvent(ev) {
   if (!ev.executionId) return;
   if (ev.type === "execution.started") {
     upsertRun({ executionId: ev.executionId, flowId: ev.flowId, status: "running", startedAt: ev.timestamp, progress: 0, live: true });
-    const view = state.view;
-    const busy = view && view.kind === "live" && !view.finished;
-    if ($("#follow").checked && !state.starting && !busy) openLive(ev.executionId, ev.flowId);
+    followNew(ev.executionId, ev.flowId);
     return;
   }
   const run = state.runs.get(ev.executionId);
@@ -1888,8 +2236,24 @@ $("#debug-continue").addEventListener("click", () => debugAction("continue"));
 $("#debug-abort").addEventListener("click", () => debugAction("abort"));
 $("#debug-clear").addEventListener("click", clearPlan);
 $("#cancel").addEventListener("click", cancel);
-$("#filter-flow").addEventListener("change", loadRuns);
-$("#filter-status").addEventListener("change", loadRuns);
+$("#filter-flow").addEventListener("change", () => loadRuns({ first: true }));
+$("#filter-status").addEventListener("change", () => loadRuns({ first: true }));
+$("#stats-last").addEventListener("change", (e) => {
+  state.stats.last = Number(e.target.value) || 50;
+  loadStats(state.stats.flowId);
+});
+$("#stats-refresh").addEventListener("click", () => loadStats(state.stats.flowId));
+$("#stats-overlay").addEventListener("change", renderOverlay);
+for (const th of document.querySelectorAll("#stats-nodes th[data-sort]")) {
+  th.querySelector("button").addEventListener("click", () => {
+    const sort = state.stats.sort;
+    const key = th.dataset.sort;
+    // a figure sorts largest first on the first click; the node column by the flow
+    if (sort.key === key) sort.dir = -sort.dir;
+    else Object.assign(sort, { key, dir: key === "flow" || key === "type" ? 1 : -1 });
+    renderStats();
+  });
+}
 $("#scrub").addEventListener("input", (e) => {
   stopPlaying();
   scrubTo(e.target.value);
