@@ -217,7 +217,8 @@ def test_an_isolated_infinite_loop_ends_as_a_timeout_and_its_worker_is_killed(
 def test_retries_of_an_isolated_node_never_overlap(conductor: Conductor, tmp_path: Path) -> None:
     log = tmp_path / "spans.log"
     result = conductor.run(
-        _flow(action="sleep", seconds=1.0, log=str(log), timeout=100, retries=2, retryDelay=0)
+        # 500 ms an attempt: time for a fresh worker to start the node on a busy machine
+        _flow(action="sleep", seconds=5.0, log=str(log), timeout=500, retries=2, retryDelay=0)
     )
     assert result.nodes["w"].error is not None
     assert result.nodes["w"].error.code == ErrorCode.TIMEOUT
