@@ -39,12 +39,15 @@ if TYPE_CHECKING:
     from atomiton_core.nodes.definition import NodeType
     from atomiton_core.security import Security
 
+#: Marks the hook specifications below (the core's own use).
 hookspec = pluggy.HookspecMarker("atomiton")
+#: Marks a plugin's implementation of a hook: ``@hookimpl def atomiton_node_types(self): ...``.
 hookimpl = pluggy.HookimplMarker("atomiton")
 
 __all__ = ["LIFECYCLE_HOOKS", "hookimpl", "hookspec"]
 
-#: The hooks called during runs (the rest are called when a catalogue is built, or lazily).
+#: The hooks called during runs (the rest are called when a catalogue is built, as a
+#: conductor closes, or lazily).
 LIFECYCLE_HOOKS = (
     "atomiton_before_run",
     "atomiton_after_run",
@@ -128,3 +131,12 @@ def atomiton_on_node_error(
 ) -> None:
     """Called when a node fails after its last attempt (``continueOnFail`` or not), with the
     error the run records for it. Observing only: the run goes on as the node's settings say."""
+
+
+@hookspec
+def atomiton_conductor_closed(config: Mapping[str, Any]) -> None:
+    """Called when a conductor is closed (``close()``, or the end of its ``with`` block), after
+    its workers are released, with its ``config``: the very mapping its nodes see as
+    ``ctx.config``. A plugin that keeps something per conductor for its nodes (a connection
+    pool, a client) keyed by that object releases it here. Called at each ``close()``, so
+    make it idempotent; a raising implementation is logged and the others still run."""

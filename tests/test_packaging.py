@@ -33,6 +33,7 @@ PROJECTS = {
     "atomiton-nodes-io": ROOT / "plugins" / "atomiton-nodes-io",
     "atomiton-nodes-image": ROOT / "plugins" / "atomiton-nodes-image",
     "atomiton-nodes-shell": ROOT / "plugins" / "atomiton-nodes-shell",
+    "atomiton-nodes-sql": ROOT / "plugins" / "atomiton-nodes-sql",
 }
 PLUGINS = [name for name in PROJECTS if name != "atomiton-core"]
 COPYRIGHT = "Copyright (c) 2026 The Atomiton authors"

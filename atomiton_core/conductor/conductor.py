@@ -79,9 +79,12 @@ class Execution:
         return self._run.result
 
     def done(self) -> bool:
+        """Whether the execution has ended (completed, failed or cancelled)."""
         return self._task.done()
 
     def cancel(self) -> bool:
+        """Cancel the execution (its running nodes are cancelled, their programs killed);
+        False if it had already ended."""
         if self._task.done():
             return False
         self._run.cancel_requested = True
@@ -243,7 +246,8 @@ class Conductor:
 
     def close(self) -> None:
         """Release worker threads and processes (and the Dask client and cluster this
-        conductor started)."""
+        conductor started); then plugins release what they keep for it
+        (``atomiton_conductor_closed``)."""
         self.log_writer.close()
         self.executor.close()
         if self._threads is not None:
@@ -252,6 +256,7 @@ class Conductor:
         if self._process_pool is not None:
             self._process_pool.close()
             self._process_pool = None
+        self.call_hook("atomiton_conductor_closed", config=self.config)
 
     def __enter__(self) -> Conductor:
         return self
@@ -284,6 +289,8 @@ class Conductor:
         return load_flow(text)
 
     def validate(self, flow: FlowLike) -> ValidationReport:
+        """Every problem of a flow against this conductor's catalogue and storage, each
+        with its code, location and line; nothing runs."""
         return validate(
             self.load(flow), self.catalogue, storage=self.storage, templates=expressions.ENGINE
         )
@@ -539,6 +546,7 @@ class Conductor:
         return execution.cancel() if execution is not None else False
 
     def get_execution(self, execution_id: str) -> Execution | None:
+        """The handle of a running execution; None once it ended (or if it never ran)."""
         return self._executions.get(execution_id)
 
     @property
