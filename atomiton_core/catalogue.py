@@ -211,6 +211,9 @@ class Catalogue(Mapping[str, NodeType]):
         config: Mapping[str, Any] | None = None,
         security: Security | None = None,
     ) -> Catalogue:
+        """The catalogue of the node types ``pm``'s plugins contribute (their
+        ``atomiton_node_types``, called with ``config`` and ``security``), conflicts and
+        failures added to ``problems``; ``distributions`` names each plugin's package."""
         found = list(problems)
         already = len(found)
         dists = distributions or {}
@@ -282,6 +285,8 @@ class Catalogue(Mapping[str, NodeType]):
         return found
 
     def missing_hint(self, type_id: str) -> str:
+        """How to get ``type_id`` when it is not here: disabled, renamed from the original
+        (and ``atomiton migrate``), or the package that provides it."""
         if type_id in self.disabled:
             return "this node type is disabled by the conductor's configuration"
         renamed = ORIGINAL_TYPES.get(type_id)

@@ -131,6 +131,7 @@ def to_frames(encoded: Encoded) -> list[bytes]:
 
 
 def from_frames(frames: list[bytes]) -> Encoded:
+    """The :class:`Encoded` value that :func:`to_frames` turned into ``frames``."""
     return Encoded(json.loads(frames[0]), list(frames[1:]))
 
 

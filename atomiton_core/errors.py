@@ -306,11 +306,16 @@ class ValidationReport(BaseModel):
         return "\n".join([head, *lines])
 
     def raise_for_problems(self, source: str | None = None) -> None:
+        """Raise :class:`FlowValidationError` if the report holds an error (``source``: the
+        file it is about); warnings alone do not raise."""
         if not self.ok:
             raise FlowValidationError(self, source=source)
 
 
 class FlowLoadError(AtomitonError):
+    """Not a readable flow: bad YAML or JSON, a missing key, a value of the wrong type;
+    the message names the file, the key path and, when known, the line."""
+
     code = ErrorCode.FLOW_LOAD_FAILED
     http_status = 422
 
@@ -321,6 +326,8 @@ class FlowLoadError(AtomitonError):
 
     @classmethod
     def from_yaml(cls, source: str, exc: Exception) -> FlowLoadError:
+        """The error for text that is not valid YAML, at the line and column the parser
+        stopped (``exc``: the parser's error)."""
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
         problem = getattr(exc, "problem", None) or str(exc)
@@ -328,6 +335,9 @@ class FlowLoadError(AtomitonError):
 
 
 class FlowValidationError(AtomitonError):
+    """A flow that does not validate, raised before any of its nodes runs; ``report``
+    holds every problem (:class:`ValidationReport`)."""
+
     code = ErrorCode.VALIDATION_FAILED
     http_status = 422
 
@@ -340,19 +350,31 @@ class FlowValidationError(AtomitonError):
 
 
 class NodeTypeNotFound(AtomitonError):
+    """A node type id no installed plugin provides (or one the conductor disables); the
+    hint names the package that provides it, when known."""
+
     code = ErrorCode.NODE_TYPE_NOT_FOUND
     http_status = 422
 
 
 class NodeDefinitionError(AtomitonError):
+    """A broken ``@node`` declaration (a bad id, port or signature), raised when the
+    decorator runs, not when the node first does."""
+
     code = ErrorCode.INVALID_NODE_DEFINITION
 
 
 class PluginError(AtomitonError):
+    """A plugin failed: it could not be imported, a hook raised or returned what its
+    spec does not allow, or a lifecycle hook failed the run; it names the plugin."""
+
     code = ErrorCode.PLUGIN_ERROR
 
 
 class ExpressionError(AtomitonError):
+    """A template or expression that cannot be evaluated: bad syntax, an undefined
+    name, a value it cannot work on, or a budget it went over."""
+
     code = ErrorCode.EXPRESSION_ERROR
     http_status = 422
 
@@ -395,25 +417,36 @@ class ValueNotEncodable(AtomitonError):
 
 
 class StorageError(AtomitonError):
+    """Storage could not read or write what was asked."""
+
     code = ErrorCode.STORAGE_ERROR
 
 
 class FlowNotFound(StorageError):
+    """No stored flow has this id."""
+
     code = ErrorCode.FLOW_NOT_FOUND
     http_status = 404
 
 
 class RunNotFound(StorageError):
+    """No stored run has this id."""
+
     code = ErrorCode.RUN_NOT_FOUND
     http_status = 404
 
 
 class InvalidFlowId(StorageError):
+    """An id that cannot name a stored flow (``../x``, a path separator, an empty id)."""
+
     code = ErrorCode.INVALID_FLOW_ID
     http_status = 400
 
 
 class ExecutionError(AtomitonError):
+    """A node failed, and with it the run (unless ``continueOnFail``); the base of the
+    errors a run ends with."""
+
     code = ErrorCode.EXECUTION_FAILED
     http_status = 409
 
@@ -441,19 +474,29 @@ def _text_of(exc: BaseException) -> str:
 
 
 class NodeTimeout(ExecutionError):
+    """An attempt of a node ran past its ``timeout``; retried when the node has retries
+    left."""
+
     code = ErrorCode.TIMEOUT
     retryable_default = True
 
 
 class ExecutionCancelled(ExecutionError):
+    """The run was cancelled (``cancel()``, Ctrl-C, or a sibling's failure) while this
+    node ran."""
+
     code = ErrorCode.CANCELLED
 
 
 class NodeSkipped(ExecutionError):
+    """A node did not run: it is disabled, or none of the inputs it needs arrived."""
+
     code = ErrorCode.SKIPPED
 
 
 class OutputContractError(ExecutionError):
+    """A node returned outputs it does not declare, or a value not of its port's type."""
+
     code = ErrorCode.INVALID_OUTPUT
 
 
@@ -495,6 +538,8 @@ class InjectedFault(ExecutionError):
 
 
 class CircularDependency(ExecutionError):
+    """A flow that runs itself, directly or through ``flow`` nodes, found as it runs."""
+
     code = ErrorCode.CIRCULAR_DEPENDENCY
 
 
@@ -506,41 +551,57 @@ class RequestError(AtomitonError):
 
 
 class Unauthorized(RequestError):
+    """A request to the server without the right bearer token."""
+
     code = ErrorCode.UNAUTHORIZED
     http_status = 401
 
 
 class RouteNotFound(RequestError):
+    """A request for a path or method the server does not serve."""
+
     code = ErrorCode.ROUTE_NOT_FOUND
     http_status = 404
 
 
 class ExecutionNotFound(RequestError):
+    """No execution with this id on the server (nor in its storage)."""
+
     code = ErrorCode.EXECUTION_NOT_FOUND
     http_status = 404
 
 
 class NoStorage(RequestError):
+    """The server keeps no flows: it was started without storage."""
+
     code = ErrorCode.NO_STORAGE
     http_status = 404
 
 
 class ExecutionConflict(RequestError):
+    """An execution id already taken, or an action on an execution that already ended."""
+
     code = ErrorCode.EXECUTION_CONFLICT
     http_status = 409
 
 
 class FlowIdMismatch(RequestError):
+    """The id in a request's flow is not the id in its URL."""
+
     code = ErrorCode.FLOW_ID_MISMATCH
     http_status = 422
 
 
 class PayloadTooLarge(RequestError):
+    """A request body larger than the server accepts (``--max-body-bytes``)."""
+
     code = ErrorCode.BODY_TOO_LARGE
     http_status = 413
 
 
 class TooManyExecutions(RequestError):
+    """More executions running than the server allows; try again when some finish."""
+
     code = ErrorCode.TOO_MANY_EXECUTIONS
     http_status = 429
     retryable_default = True

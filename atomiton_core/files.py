@@ -238,6 +238,7 @@ def _remove_stale(folder: str, name: str) -> None:
 
 
 def atomic_write_text(url: str, text: str, *, fs: Any = None, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``url`` atomically, as :func:`atomic_write_bytes` does."""
     atomic_write_bytes(url, text.encode(encoding), fs=fs)
 
 

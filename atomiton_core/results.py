@@ -21,6 +21,9 @@ __all__ = ["ExecutionResult", "ExecutionStatus", "NodeResult", "NodeStatus"]
 
 
 class NodeStatus(StrEnum):
+    """Where a node stands in a run; a finished node is completed, cached, pinned, failed,
+    skipped or cancelled."""
+
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -34,6 +37,8 @@ class NodeStatus(StrEnum):
 
 
 class ExecutionStatus(StrEnum):
+    """Where a run stands: running, then completed, failed or cancelled."""
+
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -42,6 +47,9 @@ class ExecutionStatus(StrEnum):
 
 @dataclass(slots=True)
 class NodeResult:
+    """What one node did in a run: its status, outputs, error, attempts and timings; keyed
+    by its path in :attr:`ExecutionResult.nodes`."""
+
     __pydantic_config__ = CONFIG
 
     node_id: str
@@ -92,6 +100,10 @@ class NodeResult:
 
 @dataclass(slots=True)
 class ExecutionResult:
+    """The result of a run: its status, the flow's outputs (those of its sink nodes), every
+    node's :class:`NodeResult` by path, and the error it failed with. The same class
+    whether the run was local or on a server (``wire.load`` reads it back)."""
+
     __pydantic_config__ = CONFIG
 
     execution_id: str
@@ -125,6 +137,7 @@ class ExecutionResult:
         return self.status is ExecutionStatus.COMPLETED
 
     def node(self, path: str) -> NodeResult:
+        """The result of the node at ``path`` (``group-1/child``); KeyError if none."""
         return self.nodes[path]
 
     def raise_for_status(self) -> ExecutionResult:

@@ -95,6 +95,7 @@ flow_deleted = _signals.signal("flow.deleted", doc="A flow was deleted from stor
 
 #: What one execution emits, in the order of its life.
 EXECUTION_SIGNALS = (execution_started, execution_completed, execution_failed, execution_cancelled)
+#: What each node of an execution may emit.
 NODE_SIGNALS = (
     node_started,
     node_progress,
@@ -106,6 +107,7 @@ NODE_SIGNALS = (
     node_paused,
 )
 
+#: Every signal of this module, executions' and nodes' first, then storage's.
 ALL_SIGNALS = (
     execution_started,
     execution_completed,
@@ -138,6 +140,9 @@ def send_observed(signal: NamedSignal, sender: Any, event: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ExecutionEvent:
+    """The payload of the ``execution_*`` signals: which run, its status and progress; the
+    finishing ones carry the result."""
+
     __pydantic_config__ = CONFIG
 
     type: str
@@ -153,6 +158,9 @@ class ExecutionEvent:
 
 @dataclass(frozen=True, slots=True)
 class NodeEvent:
+    """The payload of the ``node_*`` signals: which node of which run, where it sits, and
+    what the signal says of it (attempt, progress, outputs, error, timings)."""
+
     __pydantic_config__ = CONFIG
 
     type: str
@@ -186,6 +194,9 @@ class NodeEvent:
 
 @dataclass(frozen=True, slots=True)
 class FlowEvent:
+    """The payload of ``flow_saved`` and ``flow_deleted``: the flow's id and where it is
+    stored."""
+
     __pydantic_config__ = CONFIG
 
     type: str

@@ -1,6 +1,6 @@
 """Every command and Python example of the README, docs/ and the scaffold's README runs as pasted.
 
-The fenced blocks of ``README.md``, ``docs/*.md`` and the README that ``atomiton plugin new``
+The fenced blocks of ``README.md``, ``docs/**/*.md`` and the README that ``atomiton plugin new``
 writes are collected in order. A ``bash``/``sh``/``shell``/``console`` block runs in bash, a
 ``python`` block in a real interpreter (``atomiton`` and ``python`` on ``PATH`` from the test
 environment), each in a fresh folder laid out like a checkout (a copy of ``examples/``) with its
@@ -55,7 +55,10 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [
+    ROOT / "README.md",
+    *sorted(p for p in (ROOT / "docs").rglob("*.md") if "_gen" not in p.parts),
+]
 SHELL = {"bash", "sh", "shell"}
 RUNNABLE = SHELL | {"console", "python"}
 DIRECTIVES = {

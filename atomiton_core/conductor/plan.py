@@ -238,6 +238,10 @@ class GraphPlan:
 
 @dataclass(slots=True)
 class FlowPlan:
+    """A validated flow, planned for running: what ``conductor.prepare(flow)`` gives and
+    ``start`` / ``execute`` / ``run`` accept in place of the flow, so that a flow run many
+    times is validated and planned once."""
+
     flow: Flow
     report: ValidationReport
     root: GraphPlan

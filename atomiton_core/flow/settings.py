@@ -128,6 +128,7 @@ class ExecutionSettings(BaseModel):
     def from_parameters(
         cls, parameters: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
     ) -> ExecutionSettings:
+        """The settings among a node's ``parameters``, over its type's ``defaults``."""
         picked = {k: parameters[k] for k in RESERVED_PARAMETERS if k in parameters}
         if defaults:
             picked = {**defaults, **picked}

@@ -87,6 +87,8 @@ class FlowStorage:
         )
 
     def flow_location(self, flow_id: str) -> str:
+        """Where the flow ``flow_id`` is (or would be) stored; refuses ids that could escape
+        the storage's folder (``INVALID_FLOW_ID``)."""
         return self._join("flows", check_id("flow", flow_id) + FLOW_SUFFIX)
 
     # -- flows ---------------------------------------------------------------------------
@@ -134,6 +136,8 @@ class FlowStorage:
         return flow
 
     def load(self, flow_id: str) -> Flow:
+        """The stored flow ``flow_id`` (``FLOW_NOT_FOUND`` if there is none), ready to be
+        saved again with its comments and layout."""
         location = self.flow_location(flow_id)
         try:
             with self.fs.open(location, "rb") as fh:
@@ -149,9 +153,12 @@ class FlowStorage:
         return loads_flow(text, source=location)
 
     def exists(self, flow_id: str) -> bool:
+        """Whether a flow ``flow_id`` is stored."""
         return bool(self.fs.exists(self.flow_location(flow_id)))
 
     def delete(self, flow_id: str) -> None:
+        """Remove the stored flow ``flow_id`` (``FLOW_NOT_FOUND`` if there is none); its runs
+        stay."""
         location = self.flow_location(flow_id)
         if not self.fs.exists(location):
             raise FlowNotFound(f"no flow {flow_id!r} in storage {self.url}")

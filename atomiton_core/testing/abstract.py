@@ -65,6 +65,7 @@ class NodeContractTests:
         return [cls.plugin] if cls.plugin is not None else []
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        """One test per rule and node type (pytest calls this; the ids name the type)."""
         if "node_type" in metafunc.fixturenames:
             types = self.contract_node_types()
             metafunc.parametrize("node_type", types, ids=[t.id for t in types])
@@ -86,18 +87,23 @@ class NodeContractTests:
         )
 
     def test_declared_outputs(self, node_type: NodeType) -> None:
+        """Only declared output ports, with values of their types."""
         self.check(node_type, contract.DECLARED_OUTPUTS)
 
     def test_errors_are_atomiton_errors(self, node_type: NodeType) -> None:
+        """Failures only as ``AtomitonError``s."""
         self.check(node_type, contract.ATOMITON_ERRORS)
 
     def test_inputs_not_mutated(self, node_type: NodeType) -> None:
+        """Inputs left as they came."""
         self.check(node_type, contract.INPUTS_NOT_MUTATED)
 
     def test_pure_is_deterministic(self, node_type: NodeType) -> None:
+        """The same outputs for the same inputs, for a type declared ``pure``."""
         if not node_type.pure:
             pytest.skip(f"{node_type.id} is not declared pure=True")
         self.check(node_type, contract.PURE_DETERMINISTIC)
 
     def test_timeout_respected(self, node_type: NodeType) -> None:
+        """The run ends within its ``timeout`` (and the margin)."""
         self.check(node_type, contract.TIMEOUT)

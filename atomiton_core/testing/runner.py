@@ -93,6 +93,7 @@ class NodeRunner:
         self.conductor = Conductor(self.catalogue, self.storage, config=config, record_runs=False)
 
     def close(self) -> None:
+        """Close its conductor and remove the storage it made for itself."""
         self.conductor.close()
         fs, root = self.storage.fs, self.storage.root
         if self._own_storage and fs.exists(root):
