@@ -17,7 +17,8 @@ PACKAGE = Path(atomiton_core.__file__).parent
 LAYERS: list[tuple[str, ...]] = [
     ("version", "errors"),
     ("wire", "codec", "files", "security", "secrets"),
-    ("flow",),
+    # schemas: the JSON Schemas generated from the flow models
+    ("flow", "schemas"),
     ("nodes",),
     # the built-in nodes are a plugin like any other: they implement the hooks
     ("hookspecs", "catalogue", "nodes.builtin"),
@@ -107,6 +108,8 @@ LAZY = {
     "atomiton_core/cli/runs.py": "the same as cli/main.py: storage and engine load per command",
     "atomiton_core/cli/migrate.py": "the same as cli/main.py: the engine loads only when the "
     "command runs",
+    "atomiton_core/cli/triggers.py": "the same as cli/main.py: the client and storage load only "
+    "when the command runs",
     "atomiton_core/testing/pytest_plugin.py": "pytest loads the plugin in every session: kept light",
     "atomiton_core/conductor/conductor.py": "the process pool (multiprocessing, 17 ms) loads only "
     "when an isolated node runs",

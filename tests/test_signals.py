@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 from atomiton_core import Conductor, loads_flow, signals, wire
@@ -121,6 +122,8 @@ def test_a_receiver_that_raises_never_fails_the_run_it_observed(
 
 
 def test_no_receivers_means_no_payloads(conductor: Conductor, monkeypatch: Any) -> None:
+    gc.collect()  # an app of an earlier test, never served, let go of its weak receivers
+    assert not [s.name for s in signals.ALL_SIGNALS if s.receivers]
     built: list[Any] = []
     original = signals.NodeEvent.__init__
 

@@ -7,6 +7,7 @@ from atomiton_core.cli.migrate import migrate
 from atomiton_core.cli.plugin import plugin
 from atomiton_core.cli.runs import cache, replay, runs
 from atomiton_core.cli.serve import serve
+from atomiton_core.cli.triggers import triggers
 
 main.add_command(serve)
 main.add_command(plugin)
@@ -14,5 +15,6 @@ main.add_command(runs)
 main.add_command(cache)
 main.add_command(replay)
 main.add_command(migrate)
+main.add_command(triggers)
 
 __all__ = ["main"]

@@ -4,7 +4,8 @@ With ``record="full"`` (the default when a conductor has storage) every executio
 folder ``runs/<execution id>/`` in storage:
 
 - ``run.json``: the *run record*, written atomically when the execution starts (status
-  ``running``, the flow's id, content hash and version, the inputs, the process writing it)
+  ``running``, the flow's id, content hash and version, the inputs, the process writing it,
+  the trigger that started it if one did)
   and again when it ends (status, timings, the error, the flow's outputs, and every node's
   path in order, ``nodeLog``; a node's entry, its status, attempts, timings, error, the
   digests of its inputs and outputs and its outputs, is its last line of the log, where the
@@ -42,12 +43,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import contextvars
 import logging
 import os
 import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic_core
@@ -76,6 +80,7 @@ __all__ = [
     "RECORD_MODES",
     "LogWriter",
     "RunLog",
+    "triggered_by",
 ]
 __all__ += ["StoredOutputs", "store_outputs", "value_digest"]  # the stored form, re-exported
 
@@ -98,6 +103,26 @@ _log = logging.getLogger("atomiton.runs")
 #: four times as fast as the standard library's on the small objects a log is made of.
 _dumps = pydantic_core.to_json
 _now = time.time
+
+
+#: What started the runs begun in this context: a trigger's description, written in their
+#: records' header as ``trigger`` (see :func:`triggered_by`). A context variable, so that a
+#: run started by a trigger of the server says so without every caller of ``start`` passing
+#: it; the task that runs an execution is created in ``start``, within the context.
+_TRIGGER: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "atomiton_run_trigger", default=None
+)
+
+
+@contextlib.contextmanager
+def triggered_by(trigger: Mapping[str, Any]) -> Iterator[None]:
+    """Runs started in the block (``conductor.start``) record ``trigger`` (plain JSON data:
+    the trigger's flow, id, type, when and why it fired) in their header."""
+    token = _TRIGGER.set(dict(trigger))
+    try:
+        yield
+    finally:
+        _TRIGGER.reset(token)
 
 
 def _process_start() -> float | None:
@@ -383,6 +408,8 @@ class RunLog:
         self.blobs: set[str] = set()
         self.started_at = _now()
         self._header: dict[str, Any] | None = None
+        #: What started the run (a trigger), if anything did: see :func:`triggered_by`.
+        self.trigger = _TRIGGER.get()
         #: Per child node (of a loop, a sub-flow): its id, type and type version as JSON,
         #: alike in the lines of all its iterations.
         self._static: dict[PlannedNode, bytes] = {}
@@ -427,6 +454,8 @@ class RunLog:
             "resumedFrom": run.resumed_from,
             "writer": writer_identity(),
         }
+        if self.trigger is not None:
+            self._header["trigger"] = dict(self.trigger)
         debugger = run.debugger
         if debugger is not None and (debugger.injections or debugger.slow_mo_ms):
             # what the run was started with to test the flow (conductor.debug)

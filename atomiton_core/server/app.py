@@ -1,9 +1,10 @@
 """The HTTP + WebSocket API of one conductor, and the live execution page, as a Starlette app.
 
-Everything under ``/api`` except ``/api/health`` needs the bearer token: an
-``Authorization: Bearer <token>`` header, or (WebSockets only, since browsers cannot set
-headers there) a ``?token=`` query parameter. The page at ``/`` and its static files need none;
-they hold no data and ask for the token themselves.
+Everything under ``/api`` except ``/api/health`` (and the webhooks of triggers marked
+``public``, which their secret protects: see atomiton_core.server.triggers) needs the bearer
+token: an ``Authorization: Bearer <token>`` header, or (WebSockets only, since browsers
+cannot set headers there) a ``?token=`` query parameter. The page at ``/`` and its static
+files need none; they hold no data and ask for the token themselves.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import math
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,9 @@ from atomiton_core.nodes.expressions import ENGINE
 from atomiton_core.server import debugging
 from atomiton_core.server.events import CLOSE_TOO_SLOW, END, OVERFLOW, EventHub, Subscriber
 from atomiton_core.server.graph import flow_graph, run_graph
+from atomiton_core.server.openapi import openapi_json
 from atomiton_core.server.plans import PlanCache
+from atomiton_core.server.triggers import TriggerEngine, trigger_routes
 from atomiton_core.storage.runs import read_events
 from atomiton_core.version import __version__
 
@@ -99,12 +102,20 @@ async def _handle_error(request: Request, exc: Exception) -> Response:
 
 
 class TokenGate:
-    """Refuse ``/api`` requests without the bearer token (``/api/health`` stays open)."""
+    """Refuse ``/api`` requests without the bearer token (``/api/health`` stays open, and so
+    do the requests ``open_when`` says are: public webhooks, which check their own secret)."""
 
-    def __init__(self, app: ASGIApp, token: str, open_paths: Iterable[str] = ("/api/health",)):
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        open_paths: Iterable[str] = ("/api/health",),
+        open_when: Callable[[Scope], bool] | None = None,
+    ):
         self.app = app
         self.token = token.encode()
         self.open_paths = frozenset(open_paths)
+        self.open_when = open_when
 
     def _protected(self, path: str) -> bool:
         return (path == "/api" or path.startswith("/api/")) and path not in self.open_paths
@@ -124,6 +135,9 @@ class TokenGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not self._protected(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        if self.open_when is not None and self.open_when(scope):
             await self.app(scope, receive, send)
             return
         presented = self._presented(scope)
@@ -701,6 +715,7 @@ def create_app(
     allowed_hosts: Iterable[str] | None = None,
     max_history_bytes: int = 256 * 1024 * 1024,
     max_message_bytes: int = 1024 * 1024,
+    triggers: bool = True,
 ) -> Starlette:
     """The server app for ``conductor``; run it with uvicorn (``atomiton serve`` does).
 
@@ -715,7 +730,8 @@ def create_app(
     larger than this carries ``resultUrl`` instead of the result; ``max_running``:
     concurrent executions started over the API (more get 429). ``allowed_hosts``: the names
     requests may give in ``Host`` (``atomiton serve`` on a loopback address: 127.0.0.1,
-    localhost, ::1); None: any.
+    localhost, ::1); None: any. ``triggers``: run the triggers of the stored flows
+    (schedules, webhooks, watches; see atomiton_core.server.triggers).
     """
     if not token:
         raise ValueError("create_app needs a non-empty token; secrets.token_urlsafe() makes one")
@@ -728,19 +744,26 @@ def create_app(
         max_message_bytes=max_message_bytes,
     )
     api = Api(conductor, hub, max_body_bytes=max_body_bytes, max_running=max_running)
+    engine = TriggerEngine(conductor, hub, api.plans, max_running=max_running, read_body=api.body)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[Mapping[str, Any]]:
         hub.start()
         try:
+            if triggers:
+                await engine.start()
             yield {}
         finally:
-            await hub.stop()
+            try:
+                await engine.stop()
+            finally:  # the signals let go of whatever the triggers' stop said
+                await hub.stop()
 
     routes = [
         Route("/", api.page),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         Route("/api/health", api.health),
+        Route("/api/openapi.json", openapi_json),
         Route("/api/nodes", api.nodes),
         Route("/api/flows", api.list_flows),
         Route("/api/flows/validate", api.validate_flow, methods=["POST"]),
@@ -762,9 +785,10 @@ def create_app(
         Route("/api/runs/{run_id}/graph", api.run_graph),
         WebSocketRoute("/api/executions/{execution_id}/events", api.execution_events),
         WebSocketRoute("/api/events", api.all_events),
+        *trigger_routes(engine),
     ]
     origins = list(cors_origins)
-    middleware = [Middleware(TokenGate, token=token)]
+    middleware = [Middleware(TokenGate, token=token, open_when=engine.is_public)]
     if allowed_hosts is not None:
         middleware.insert(0, Middleware(HostGate, allowed_hosts=list(allowed_hosts)))
     if origins:
@@ -791,4 +815,5 @@ def create_app(
     app.state.hub = hub
     app.state.plans = api.plans
     app.state.conductor = conductor
+    app.state.triggers = engine
     return app

@@ -134,6 +134,7 @@ class RemoteExecution:
         return float(data.get("progress") or 0.0)
 
     def done(self) -> bool:
+        """Whether the execution has ended (asks the server)."""
         return self.snapshot.status is not ExecutionStatus.RUNNING
 
     def cancel(self) -> bool:
@@ -194,6 +195,7 @@ class RemoteDebugger:
         self._remote.debug(self.execution_id, action="abort")
 
     def set_breakpoints(self, names: list[str]) -> None:
+        """Replace the run's breakpoints (node ids or paths, each checked by the server)."""
         self._remote.debug(self.execution_id, breakpoints=list(names))
 
     async def wait_paused(self) -> PausedNode | None:
@@ -246,6 +248,7 @@ class RemoteConductor:
         return f"RemoteConductor({self.url!r})"
 
     def close(self) -> None:
+        """Close the client's connections (also at the end of its ``with`` block)."""
         self._http.close()
 
     def __enter__(self) -> RemoteConductor:
@@ -286,6 +289,7 @@ class RemoteConductor:
 
     # -- server and node types ---------------------------------------------------------------
     def health(self) -> dict[str, Any]:
+        """The server's health answer: ``{"status": "ok", "version": ...}``."""
         data: dict[str, Any] = self._request("GET", "/api/health").json()
         return data
 
@@ -303,13 +307,16 @@ class RemoteConductor:
         return wire.load(ValidationReport, response.json())
 
     def list_flows(self) -> list[dict[str, Any]]:
+        """The stored flows: id, name, description, location."""
         data: list[dict[str, Any]] = self._request("GET", "/api/flows").json()["flows"]
         return data
 
     def get_flow(self, flow_id: str) -> Flow:
+        """A stored flow, as a Flow (FlowNotFound if there is none)."""
         return Flow.from_data(self._request("GET", f"/api/flows/{flow_id}").json())
 
     def get_flow_yaml(self, flow_id: str) -> str:
+        """A stored flow's YAML text, comments and layout kept."""
         return self._request("GET", f"/api/flows/{flow_id}", params={"format": "yaml"}).text
 
     def save_flow(self, flow: Flow | str | os.PathLike[str]) -> dict[str, Any]:
@@ -330,6 +337,7 @@ class RemoteConductor:
         return data
 
     def delete_flow(self, flow_id: str) -> None:
+        """Delete a stored flow (FlowNotFound if there is none)."""
         self._request("DELETE", f"/api/flows/{flow_id}")
 
     # -- executions --------------------------------------------------------------------------
@@ -460,7 +468,85 @@ class RemoteConductor:
         return data
 
     def delete_run(self, execution_id: str) -> None:
+        """Delete a stored run's record, log and blobs."""
         self._request("DELETE", f"/api/runs/{execution_id}")
+
+    # -- triggers ----------------------------------------------------------------------------
+    def triggers(self, *, flow_id: str | None = None) -> list[dict[str, Any]]:
+        """The triggers the server runs (of one flow if given): each one's type, status
+        (active, paused, disabled, error), next fire, last fire and run, counts, last error."""
+        params = {"flowId": flow_id} if flow_id is not None else {}
+        data: list[dict[str, Any]] = self._request("GET", "/api/triggers", params=params).json()[
+            "triggers"
+        ]
+        return data
+
+    def trigger_problems(self, *, flow_id: str | None = None) -> list[dict[str, Any]]:
+        """The stored flows whose triggers cannot be read: ``[{"flowId", "message"}...]``."""
+        params = {"flowId": flow_id} if flow_id is not None else {}
+        data: list[dict[str, Any]] = self._request("GET", "/api/triggers", params=params).json()[
+            "problems"
+        ]
+        return data
+
+    def trigger(self, flow_id: str, trigger_id: str) -> dict[str, Any]:
+        """One trigger's state: status, next fire, last fire and run, counts, problems."""
+        data: dict[str, Any] = self._request("GET", f"/api/triggers/{flow_id}/{trigger_id}").json()
+        return data
+
+    def pause_trigger(self, flow_id: str, trigger_id: str) -> dict[str, Any]:
+        """Pause a trigger (it stays paused across restarts); returns its state."""
+        path = f"/api/triggers/{flow_id}/{trigger_id}/pause"
+        data: dict[str, Any] = self._request("POST", path).json()
+        return data
+
+    def resume_trigger(self, flow_id: str, trigger_id: str) -> dict[str, Any]:
+        """Resume a paused trigger; its state after."""
+        path = f"/api/triggers/{flow_id}/{trigger_id}/resume"
+        data: dict[str, Any] = self._request("POST", path).json()
+        return data
+
+    def fire_trigger(
+        self, flow_id: str, trigger_id: str, inputs: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Fire a trigger now, paused or not, under its overlap policy: ``{"status":
+        "running", "executionId": ...}`` or ``{"status": "queued", "position": ...}``
+        (ExecutionConflict if the policy skips it)."""
+        path = f"/api/triggers/{flow_id}/{trigger_id}/fire"
+        body = {"inputs": dict(inputs)} if inputs else {}
+        data: dict[str, Any] = self._request("POST", path, json=body).json()
+        return data
+
+    def webhook(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        method: str = "POST",
+        secret: str | None = None,
+        signature_header: str = "X-Signature-256",
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Call a webhook trigger (``/api/hooks/<path>``) as another service would: ``body``
+        sent as JSON, signed with ``secret`` if given; returns the server's answer (the run's
+        id, or with ``respond: result`` its status and outputs)."""
+        import hashlib
+        import hmac
+
+        content = json.dumps(body).encode() if body is not None else b""
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if secret is not None:
+            digest = hmac.new(secret.encode(), content, hashlib.sha256).hexdigest()
+            headers[signature_header] = f"sha256={digest}"
+        response = self._request(
+            method,
+            f"/api/hooks/{path.strip('/')}",
+            content=content,
+            headers=headers,
+            params=dict(params or {}),
+        )
+        data: dict[str, Any] = response.json()
+        return data
 
     async def events(self, execution_id: str) -> AsyncGenerator[NodeEvent | ExecutionEvent]:
         """Every event of an execution from its start, ending after the final one."""

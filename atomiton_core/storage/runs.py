@@ -403,6 +403,13 @@ class RunRecord:
         return float(value) if isinstance(value, int | float) else None
 
     @property
+    def trigger(self) -> dict[str, Any] | None:
+        """What started the run by itself (a trigger of ``atomiton serve``: its flow, id,
+        type, ``firedAt`` and what fired it), or None for a run someone started."""
+        value = self.data.get("trigger")
+        return value if isinstance(value, dict) else None
+
+    @property
     def nodes(self) -> dict[str, dict[str, Any]]:
         self._whole()
         nodes = self.data.get("nodes")
@@ -534,6 +541,7 @@ class RunRecord:
             "nodes": data["nodeCount"] if self.brief else len(self.nodes),
             "error": error.get("message") if isinstance(error, dict) else None,
             "resumedFrom": data.get("resumedFrom"),
+            "trigger": self.trigger,
         }
 
     def to_result(self) -> ExecutionResult:

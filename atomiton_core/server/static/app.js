@@ -25,6 +25,11 @@ const RUNS_POLL_MS = 2000;
 const LOG_POLL_MS = 700;
 const POLL_SHARE = 10;
 const POLL_MAX_MS = 30_000;
+//: How often the triggers are read again (the flows whose triggers cannot be read are only
+//: said so there; the events keep the triggers themselves up to date).
+const TRIGGERS_POLL_MS = 10_000;
+//: How often the "in 4 s" / "3 s ago" of the triggers are brought up to date.
+const TRIGGERS_TICK_MS = 500;
 const $ = (sel) => document.querySelector(sel);
 
 const state = {
@@ -50,6 +55,13 @@ const state = {
   runsTimer: null,
   // the statistics on show: the flow's, over its last `last` runs (GET /api/flows/{id}/stats)
   stats: { flowId: null, last: 50, data: null, error: null, seq: 0, timer: null, sort: { key: "flow", dir: 1 } },
+  // every stored flow's triggers (GET /api/triggers), kept live by trigger.updated / .removed:
+  // key -> {data: its state, seenAt: when an event or an answer last set it, rank: its place}
+  triggers: { byKey: new Map(), problems: [], off: false, error: null, seq: 0, timer: null, loadTimer: null, ticker: null },
+  // execution id -> the trigger that started it ({flowId, id, type}), from the triggers' states
+  // (a run's summary says more, once the run list has it)
+  triggerRuns: new Map(),
+  streamOpened: false,
 };
 
 // -- token ------------------------------------------------------------------------------------
@@ -231,7 +243,10 @@ async function connect() {
     fillFlowFilter();
     loadRuns({ first: true });
     scheduleRunsPoll();
-    if (flows.length) await pickFlow(select.value);
+    loadTriggers();
+    scheduleTriggersPoll();
+    // a flow that cannot be read (its file broken) is said so; the page stays connected
+    if (flows.length) await pickFlow(select.value).catch((e) => say(e.message, true));
   } catch (e) {
     state.connected = false;
     select.disabled = true;
@@ -247,6 +262,7 @@ async function pickFlow(flowId) {
   const flow = await api("/api/flows/" + encodeURIComponent(flowId));
   if ($("#flow-select").value !== flowId) return; // another flow was picked meanwhile
   state.flow = flow;
+  markTriggersOfFlow();
   renderPlan();
   $("#flow-desc").textContent = flow.description || "";
   const defaults = {};
@@ -314,6 +330,7 @@ function show(view) {
   renderDebugBar(view);
   markSelectedRun();
   syncStats(view.flowId);
+  showRunTrigger(view);
 }
 
 function setStatus(status, progress) {
@@ -2132,7 +2149,8 @@ function upsertRun(update) {
     li.dataset.id = run.executionId;
     li.tabIndex = 0;
     li.innerHTML = '<span class="badge"></span><span class="flow"></span><span class="when num"></span>' +
-      '<span class="took num"></span><span class="rid muted"></span><div class="bar"><div></div></div>';
+      '<span class="took num"></span><span class="rid muted"></span><span class="trig-mark" hidden></span>' +
+      '<div class="bar"><div></div></div>';
     li.addEventListener("click", () => openRun(run.executionId));
     li.addEventListener("keydown", (e) => { if (e.key === "Enter") openRun(run.executionId); });
     // newest first, by start: a run found late (another process's) goes where it belongs
@@ -2153,7 +2171,17 @@ function upsertRun(update) {
   li.querySelector(".when").textContent = fmtWhen(isoMs(run.startedAt || run.createdAt));
   li.querySelector(".took").textContent = run.durationMs != null ? fmtMs(run.durationMs) : run.status === "running" ? "…" : "";
   li.querySelector(".rid").textContent = run.executionId.slice(0, 8);
-  li.title = `${run.executionId}${run.error ? "\n" + run.error : ""}`;
+  const trigger = runTrigger(run);
+  fillTriggerMark(li.querySelector(".trig-mark"), trigger);
+  if (trigger) {
+    li.dataset.trigger = `${trigger.flowId}/${trigger.id}`;
+    li.dataset.triggerType = trigger.manual ? "manual" : trigger.type;
+  } else {
+    delete li.dataset.trigger;
+    delete li.dataset.triggerType;
+  }
+  li.title = `${run.executionId}${trigger ? "\n" + firingText(trigger) : ""}${run.error ? "\n" + run.error : ""}`;
+  if (state.view && state.view.executionId === run.executionId) showRunTrigger(state.view);
   const bar = li.querySelector(".bar > div");
   bar.style.width = `${Math.round((run.status === "running" ? run.progress || 0 : 1) * 100)}%`;
   li.querySelector(".bar").hidden = run.status !== "running";
@@ -2174,6 +2202,9 @@ function listenToAll() {
     state.streamRetry = 0;
     pill.dataset.state = "ok";
     pill.textContent = "live: on";
+    // back after a break: what the triggers did meanwhile came as events nobody heard
+    if (state.streamOpened) loadTriggers();
+    state.streamOpened = true;
   };
   socket.onmessage = (msg) => onStreamEvent(JSON.parse(msg.data));
   socket.onclose = () => {
@@ -2186,9 +2217,18 @@ function listenToAll() {
 }
 
 function onStreamEvent(ev) {
+  if (ev.type === "trigger.updated") {
+    if (ev.trigger) upsertTrigger(ev.trigger);
+    return;
+  }
+  if (ev.type === "trigger.removed") {
+    removeTrigger(`${ev.flowId}/${ev.triggerId}`);
+    return;
+  }
   if (ev.type === "flow.saved" || ev.type === "flow.deleted") {
     state.flowIds.add(ev.flowId);
     fillFlowFilter();
+    scheduleTriggersLoad(); // its triggers come as events; whether they can be read, not
     return;
   }
   if (!ev.executionId) return;
@@ -2215,6 +2255,556 @@ function onStreamEvent(ev) {
   }
 }
 
+// -- triggers --------------------------------------------------------------------------------------
+// Every stored flow's triggers (GET /api/triggers): what fires each, its status, its next and
+// last fire, its last run (a link opening it), its counts, its problem and last error, with
+// Pause / Resume / Fire (POST /api/triggers/{flow}/{id}/pause|resume|fire); above them the
+// flows whose triggers cannot be read. Kept live by /api/events' trigger.updated and
+// trigger.removed; read again every TRIGGERS_POLL_MS, when a flow is saved or deleted and when
+// the event stream comes back, for what no event says (the flows whose triggers cannot be read).
+
+// "in 4 s", "3 min ago": how far a moment is from now.
+function fmtRel(ms, now = Date.now()) {
+  const d = ms - now;
+  const a = Math.abs(d);
+  if (a < 1000) return d >= 0 ? "in <1 s" : "<1 s ago";
+  let text;
+  if (a < 60_000) text = `${d >= 0 ? Math.ceil(a / 1000) : Math.floor(a / 1000)} s`;
+  else if (a < 3_600_000) text = `${Math.floor(a / 60_000)} min`;
+  else if (a < 86_400_000) {
+    const h = Math.floor(a / 3_600_000);
+    const m = Math.floor((a % 3_600_000) / 60_000);
+    text = m ? `${h} h ${m} min` : `${h} h`;
+  } else {
+    const days = Math.floor(a / 86_400_000);
+    const h = Math.floor((a % 86_400_000) / 3_600_000);
+    text = h ? `${days} d ${h} h` : `${days} d`;
+  }
+  return d >= 0 ? `in ${text}` : `${text} ago`;
+}
+
+// What a relative-time span says now: a next fire counts down ("due" once passed: the server
+// is firing it), a last fire counts up.
+function relText(span) {
+  const at = Number(span.dataset.at);
+  if (!Number.isFinite(at)) return "";
+  const now = Date.now();
+  const text = span.dataset.kind === "next" && at <= now ? "due" : fmtRel(at, now);
+  return span.dataset.suffix ? `${text} ${span.dataset.suffix}` : text;
+}
+
+function setRel(span, ms, kind, suffix = "") {
+  if (ms == null) {
+    delete span.dataset.at;
+    span.textContent = suffix;
+    return;
+  }
+  span.dataset.at = String(ms);
+  span.dataset.kind = kind;
+  span.dataset.suffix = suffix;
+  span.textContent = relText(span);
+}
+
+function tickTriggers() {
+  for (const span of document.querySelectorAll("#triggers .rel[data-at]")) {
+    const text = relText(span);
+    if (span.textContent !== text) span.textContent = text;
+  }
+}
+
+// The trigger that started a run: its summary's (what fired it), else the one whose state
+// listed it running.
+function runTrigger(run) {
+  return (run && (run.trigger || state.triggerRuns.get(run.executionId))) || null;
+}
+
+function firingShort(t) {
+  if (t.manual) return "fired by hand";
+  if (t.type === "watch" && t.path) return String(t.path).split("/").pop();
+  if (t.type === "schedule" && t.missed) return `schedule (${t.missed} missed)`;
+  return t.type;
+}
+
+// What started a run, in a sentence: the trigger, and what fired it (the slot, the request,
+// the file, a hand).
+function firingText(t) {
+  const parts = [`started by trigger ${t.flowId}/${t.id} (${t.type})`];
+  if (t.manual) parts.push("fired by hand");
+  if (t.scheduledFor) parts.push(`its slot of ${fmtWhen(isoMs(t.scheduledFor))}`);
+  if (t.missed) parts.push(`once for ${t.missed} slot(s) missed while the server was down`);
+  if (t.type === "webhook" && t.path && !t.manual) {
+    parts.push(`${t.method || ""} /api/hooks/${t.path}${t.remote ? " from " + t.remote : ""}`.trim());
+  }
+  if (t.type === "watch" && t.path) parts.push(`${t.change || "new"}: ${t.path}`);
+  if (t.firedAt) parts.push(`fired at ${fmtWhen(isoMs(t.firedAt))}`);
+  return parts.join(", ");
+}
+
+function fillTriggerMark(el, trigger) {
+  el.hidden = !trigger;
+  if (!trigger) {
+    el.textContent = "";
+    el.removeAttribute("title");
+    return;
+  }
+  el.textContent = `⚑ ${trigger.id} · ${firingShort(trigger)}`;
+  el.title = firingText(trigger);
+}
+
+// The execution card's mark: what trigger started the run on show.
+function showRunTrigger(view) {
+  const el = $("#exec-trigger");
+  const id = view && view.executionId;
+  const trigger = id ? runTrigger(state.runs.get(id)) || state.triggerRuns.get(id) || null : null;
+  fillTriggerMark(el, trigger);
+  if (trigger) el.dataset.trigger = `${trigger.flowId}/${trigger.id}`;
+  else delete el.dataset.trigger;
+}
+
+// The runs a trigger's state lists (going on, its last) are noted as its: a run the event
+// stream announces is marked at once, before its summary says what fired it.
+function noteTriggerRuns(t) {
+  const ids = [...(t.running || [])];
+  if (t.lastRun && t.lastRun.executionId) ids.push(t.lastRun.executionId);
+  for (const eid of ids) {
+    if (state.triggerRuns.has(eid)) continue;
+    state.triggerRuns.set(eid, { flowId: t.flowId, id: t.id, type: t.type });
+    if (state.triggerRuns.size > 5000) state.triggerRuns.delete(state.triggerRuns.keys().next().value);
+    const run = state.runs.get(eid);
+    if (run && !run.trigger) upsertRun({ executionId: eid });
+  }
+}
+
+async function loadTriggers() {
+  const tr = state.triggers;
+  clearTimeout(tr.loadTimer);
+  const seq = ++tr.seq;
+  const asked = performance.now();
+  let data;
+  try {
+    data = await api("/api/triggers");
+  } catch (e) {
+    if (seq !== tr.seq) return;
+    tr.off = e.status === 404;
+    tr.error = tr.off ? null : e;
+    renderTriggers();
+    return;
+  }
+  if (seq !== tr.seq) return; // a newer read was asked for meanwhile
+  tr.off = false;
+  tr.error = null;
+  const listed = new Set();
+  (data.triggers || []).forEach((t, rank) => {
+    listed.add(t.key);
+    const old = tr.byKey.get(t.key);
+    if (old) {
+      old.rank = rank;
+      if (old.seenAt > asked) return; // an event or an answer newer than this read
+      old.data = t;
+      old.seenAt = asked;
+    } else {
+      tr.byKey.set(t.key, { data: t, seenAt: asked, rank, msg: null, busy: false });
+    }
+    noteTriggerRuns(t);
+  });
+  for (const [key, entry] of tr.byKey) {
+    if (!listed.has(key) && entry.seenAt <= asked) tr.byKey.delete(key); // gone since
+  }
+  tr.problems = data.problems || [];
+  renderTriggers();
+}
+
+function scheduleTriggersLoad() {
+  clearTimeout(state.triggers.loadTimer);
+  state.triggers.loadTimer = setTimeout(loadTriggers, 300);
+}
+
+function scheduleTriggersPoll(wait = TRIGGERS_POLL_MS) {
+  clearTimeout(state.triggers.timer);
+  state.triggers.timer = setTimeout(pollTriggers, wait);
+}
+
+async function pollTriggers() {
+  if (!state.connected) return;
+  const asked = performance.now();
+  if (!document.hidden) await loadTriggers();
+  const took = performance.now() - asked;
+  if (state.connected) scheduleTriggersPoll(Math.min(POLL_MAX_MS, Math.max(TRIGGERS_POLL_MS, took * POLL_SHARE)));
+}
+
+// A trigger's state from an event or an answer: newer than any read under way.
+function upsertTrigger(t) {
+  const tr = state.triggers;
+  let entry = tr.byKey.get(t.key);
+  if (!entry) {
+    entry = { data: t, seenAt: 0, rank: Infinity, msg: null, busy: false };
+    tr.byKey.set(t.key, entry);
+  }
+  entry.data = t;
+  entry.seenAt = performance.now();
+  noteTriggerRuns(t);
+  renderTrigger(entry);
+  renderTriggersHead();
+}
+
+function removeTrigger(key) {
+  state.triggers.byKey.delete(key);
+  const body = triggerBody(key);
+  if (body) body.remove();
+  renderTriggersHead();
+}
+
+function sortedTriggers() {
+  return [...state.triggers.byKey.values()].sort((a, b) => {
+    const x = a.data.flowId;
+    const y = b.data.flowId;
+    if (x !== y) return x < y ? -1 : 1;
+    if (a.rank !== b.rank) return a.rank < b.rank ? -1 : 1;
+    return a.data.key < b.data.key ? -1 : 1;
+  });
+}
+
+function triggerBody(key) {
+  return $("#triggers").querySelector(`tbody[data-key="${CSS.escape(key)}"]`);
+}
+
+function renderTriggers() {
+  const table = $("#triggers");
+  const entries = sortedTriggers();
+  const keys = new Set(entries.map((e) => e.data.key));
+  for (const body of [...table.tBodies]) if (!keys.has(body.dataset.key)) body.remove();
+  for (const entry of entries) renderTrigger(entry);
+  for (const entry of entries) table.append(triggerBody(entry.data.key)); // in order
+  renderTriggersHead();
+}
+
+// The card's title, note and the flows whose triggers cannot be read.
+function renderTriggersHead() {
+  const tr = state.triggers;
+  const all = [...tr.byKey.values()].map((e) => e.data);
+  $("#triggers").hidden = !all.length;
+  const note = $("#triggers-note");
+  note.classList.toggle("bad", !!tr.error);
+  if (tr.off) note.textContent = "This server runs no triggers.";
+  else if (tr.error) note.textContent = tr.error.message;
+  else if (!all.length && !tr.problems.length) {
+    note.textContent = state.connected ? "No stored flow has triggers (a flow's `triggers:` section: schedule, webhook, watch)." : "Connect to see the triggers.";
+  } else note.textContent = "";
+  note.hidden = !note.textContent;
+  const count = (status) => all.filter((t) => t.status === status).length;
+  const bits = all.length ? [`${all.length} trigger${all.length === 1 ? "" : "s"}`] : [];
+  for (const status of ["paused", "error", "disabled"]) if (count(status)) bits.push(`${count(status)} ${status}`);
+  if (tr.problems.length) bits.push(`${tr.problems.length} flow(s) unreadable`);
+  $("#triggers-title").textContent = bits.join(" · ");
+
+  const box = $("#trigger-problems");
+  box.innerHTML = "";
+  box.hidden = !tr.problems.length;
+  for (const p of tr.problems) {
+    const item = document.createElement("div");
+    item.className = "flow-problem";
+    item.dataset.flow = p.flowId;
+    const head = document.createElement("div");
+    const name = document.createElement("strong");
+    name.textContent = p.flowId;
+    head.append(name, document.createTextNode(": its triggers cannot be read, so none of them runs"));
+    const message = document.createElement("div");
+    message.className = "problem-message";
+    message.textContent = p.message;
+    item.append(head, message);
+    box.append(item);
+  }
+  if (!all.length) stopTicker();
+  else startTicker();
+}
+
+function startTicker() {
+  if (!state.triggers.ticker) state.triggers.ticker = setInterval(tickTriggers, TRIGGERS_TICK_MS);
+}
+
+function stopTicker() {
+  clearInterval(state.triggers.ticker);
+  state.triggers.ticker = null;
+}
+
+function markTriggersOfFlow() {
+  const flowId = state.flow ? state.flow.id : null;
+  for (const body of $("#triggers").tBodies) body.classList.toggle("current", body.dataset.flow === flowId);
+}
+
+function buildTriggerBody(key) {
+  const body = document.createElement("tbody");
+  body.dataset.key = key;
+  body.innerHTML =
+    '<tr class="trig-row">' +
+    '<td class="trig-name"><strong class="tid"></strong> <span class="ttype"></span>' +
+    '<button type="button" class="flow-link" title="Show this flow"></button><div class="tdesc muted"></div></td>' +
+    '<td class="trig-when"></td>' +
+    '<td class="trig-status"><span class="badge"></span><div class="trig-busy muted"></div></td>' +
+    '<td class="trig-next"><span class="at num"></span> <span class="rel muted"></span><div class="tz muted"></div></td>' +
+    '<td class="trig-last"><div class="last-fire"><span class="at num"></span> <span class="rel muted"></span></div>' +
+    '<div class="last-run"></div></td>' +
+    '<td class="trig-counts"></td>' +
+    '<td class="trig-actions">' +
+    '<button type="button" data-action="pause" title="Fire no more until resumed (kept across restarts)">❚❚ Pause</button>' +
+    '<button type="button" data-action="resume" title="Fire again">▶ Resume</button>' +
+    '<button type="button" data-action="fire" title="Start a run now, paused or not, under its overlap policy">⚑ Fire</button>' +
+    "</td></tr>" +
+    '<tr class="trig-notes"><td colspan="7"><div class="trig-problem error"></div><div class="trig-error error"></div>' +
+    '<div class="trig-msg" role="status"></div></td></tr>';
+  for (const button of body.querySelectorAll("button[data-action]")) {
+    button.addEventListener("click", () => triggerAction(key, button.dataset.action));
+  }
+  body.querySelector(".flow-link").addEventListener("click", () => {
+    const entry = state.triggers.byKey.get(key);
+    const select = $("#flow-select");
+    if (!entry || select.disabled || ![...select.options].some((o) => o.value === entry.data.flowId)) return;
+    select.value = entry.data.flowId;
+    pickFlow(entry.data.flowId).catch((err) => say(err.message, true));
+  });
+  return body;
+}
+
+function codeEl(text) {
+  const el = document.createElement("code");
+  el.textContent = text;
+  return el;
+}
+
+function smallNote(parts) {
+  const el = document.createElement("div");
+  el.className = "muted small";
+  el.textContent = parts.filter(Boolean).join(" · ");
+  return el;
+}
+
+// What fires a trigger, as its flow declares it: the cron and its time zone or the interval;
+// the webhook's method and path, and what it needs; the watched folder and glob.
+function fillWhen(cell, t) {
+  const spec = t.spec || {};
+  cell.innerHTML = "";
+  cell.title = t.when || "";
+  const line = document.createElement("div");
+  line.className = "what";
+  if (t.type === "schedule") {
+    if (spec.cron != null) {
+      line.append("cron ", codeEl(spec.cron), " ", Object.assign(document.createElement("span"), { className: "tzname", textContent: spec.timezone || "UTC" }));
+    } else {
+      line.append("every ", codeEl(typeof spec.interval === "number" ? `${spec.interval} ms` : String(spec.interval)));
+    }
+    cell.append(line, smallNote([`overlap: ${t.overlap}`, t.missed === "once" ? "missed: run once" : "missed: skip"]));
+  } else if (t.type === "webhook") {
+    line.append(codeEl(`${t.method || "POST"} ${t.url || "/api/hooks/" + (spec.path || "")}`));
+    cell.append(line, smallNote([t.public ? "public" : "needs the token", t.signed ? `signed (${spec.signatureHeader || "X-Signature-256"})` : "unsigned",
+      spec.respond === "result" ? "answers with the outputs" : "answers 202", `overlap: ${t.overlap}`]));
+  } else {
+    line.append(codeEl(spec.glob || "*"), " in ", codeEl(spec.folder || ""));
+    cell.append(line, smallNote([spec.recursive ? "and the folders inside" : "", t.watching ? "watching" : "not watching yet", `overlap: ${t.overlap}`]));
+  }
+}
+
+function localZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone;
+  } catch (e) {
+    return null;
+  }
+}
+
+function timeIn(ms, zone) {
+  try {
+    return new Date(ms).toLocaleTimeString([], { timeZone: zone, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false, weekday: "short" });
+  } catch (e) {
+    return "";
+  }
+}
+
+function renderTrigger(entry) {
+  const t = entry.data;
+  let body = triggerBody(t.key);
+  if (!body) {
+    body = buildTriggerBody(t.key);
+    const entries = sortedTriggers();
+    const later = entries.slice(entries.indexOf(entry) + 1).map((e) => triggerBody(e.data.key)).find(Boolean);
+    $("#triggers").insertBefore(body, later || null);
+  }
+  const spec = t.spec || {};
+  body.dataset.status = t.status;
+  body.dataset.type = t.type;
+  body.dataset.flow = t.flowId;
+  body.classList.toggle("current", !!state.flow && state.flow.id === t.flowId);
+
+  body.querySelector(".tid").textContent = t.id;
+  const type = body.querySelector(".ttype");
+  type.textContent = t.type;
+  type.dataset.type = t.type;
+  body.querySelector(".flow-link").textContent = t.flowId;
+  body.querySelector(".tdesc").textContent = t.description || "";
+
+  fillWhen(body.querySelector(".trig-when"), t);
+
+  const badge = body.querySelector(".trig-status .badge");
+  badge.dataset.status = t.status;
+  badge.textContent = t.status;
+  const running = (t.running || []).length;
+  body.querySelector(".trig-busy").textContent = [running ? `${running} running` : "", t.queued ? `${t.queued} queued` : ""].filter(Boolean).join(" · ");
+
+  const next = body.querySelector(".trig-next");
+  const nextMs = isoMs(t.nextFireAt);
+  next.dataset.at = t.nextFireAt || "";
+  next.title = t.nextFireAt ? `next slot: ${t.nextFireAt}` : "";
+  const nextAt = next.querySelector(".at");
+  nextAt.classList.toggle("muted", nextMs == null);
+  if (nextMs != null) nextAt.textContent = fmtWhen(nextMs);
+  else if (!t.enabled) nextAt.textContent = "never (disabled)";
+  else if (t.type === "webhook") nextAt.textContent = "on a request";
+  else if (t.type === "watch") nextAt.textContent = "on a new or changed file";
+  else nextAt.textContent = "—";
+  setRel(next.querySelector(".rel"), nextMs, "next", nextMs != null && t.paused ? "(paused: no run)" : "");
+  const zone = t.type === "schedule" && spec.cron != null ? spec.timezone || "UTC" : null;
+  next.querySelector(".tz").textContent = nextMs != null && zone && zone !== localZone() ? `${timeIn(nextMs, zone)} ${zone}` : "";
+
+  const lastFire = body.querySelector(".last-fire");
+  const fireMs = isoMs(t.lastFireAt);
+  lastFire.dataset.at = t.lastFireAt || "";
+  lastFire.querySelector(".at").textContent = fireMs != null ? fmtWhen(fireMs) : "never fired";
+  lastFire.querySelector(".at").classList.toggle("muted", fireMs == null);
+  setRel(lastFire.querySelector(".rel"), fireMs, "past");
+  const lastRun = body.querySelector(".last-run");
+  const run = t.lastRun;
+  const link = lastRun.querySelector("a");
+  if (!run || !run.executionId) {
+    lastRun.innerHTML = '<span class="muted">no run yet</span>';
+  } else if (!link || link.dataset.id !== run.executionId) {
+    lastRun.innerHTML = "";
+    const a = document.createElement("a");
+    a.href = `#run-${run.executionId}`;
+    a.className = "run-link";
+    a.dataset.id = run.executionId;
+    a.innerHTML = '<span class="badge"></span> <code></code>';
+    a.addEventListener("click", (e) => {
+      e.preventDefault();
+      const now = (state.triggers.byKey.get(t.key) || { data: t }).data.lastRun || run;
+      openRunFor(a.dataset.id, t.flowId, now.executionId === a.dataset.id ? now.status : null);
+    });
+    lastRun.append(a);
+  }
+  const a = lastRun.querySelector("a");
+  if (a && run) {
+    a.dataset.status = run.status || "";
+    a.querySelector(".badge").dataset.status = run.status || "idle";
+    a.querySelector(".badge").textContent = run.status || "?";
+    a.querySelector("code").textContent = run.executionId.slice(0, 8);
+    a.title = `open run ${run.executionId}${run.startedAt ? ", started " + fmtWhen(isoMs(run.startedAt)) : ""}`;
+  }
+
+  const counts = body.querySelector(".trig-counts");
+  counts.innerHTML = "";
+  const c = t.counts || {};
+  for (const name of ["fired", "started", "queued", "skipped", "failed", "missed"]) {
+    const n = c[name] || 0;
+    if (!n && name !== "fired" && name !== "started") continue;
+    const span = document.createElement("span");
+    span.className = "count" + (name === "failed" ? " bad" : "");
+    span.dataset.count = name;
+    span.dataset.n = String(n);
+    span.textContent = `${numberFormat.format(n)} ${name}`;
+    counts.append(span);
+  }
+
+  const pause = body.querySelector("[data-action='pause']");
+  const resume = body.querySelector("[data-action='resume']");
+  const fire = body.querySelector("[data-action='fire']");
+  pause.hidden = !!t.paused;
+  resume.hidden = !t.paused;
+  pause.disabled = resume.disabled = entry.busy;
+  fire.disabled = entry.busy || !t.enabled;
+  fire.title = t.enabled ? "Start a run now, paused or not, under its overlap policy" : "disabled in its flow (enabled: false): it never fires";
+
+  const problem = body.querySelector(".trig-problem");
+  problem.hidden = !t.problem;
+  problem.textContent = t.problem ? `problem: ${t.problem}` : "";
+  const error = body.querySelector(".trig-error");
+  const le = t.lastError;
+  error.hidden = !le;
+  error.innerHTML = "";
+  if (le) {
+    const head = document.createElement("div");
+    head.textContent = `last error${le.at ? " (" + fmtWhen(isoMs(le.at)) + ")" : ""}: ${le.code || "ERROR"}: ${le.message || ""}`;
+    error.append(head);
+    if (le.hint) error.append(Object.assign(document.createElement("div"), { className: "hint", textContent: `hint: ${le.hint}` }));
+  }
+  const msg = body.querySelector(".trig-msg");
+  msg.hidden = !entry.msg;
+  msg.classList.toggle("bad", !!(entry.msg && entry.msg.bad));
+  msg.innerHTML = "";
+  if (entry.msg) {
+    msg.append(entry.msg.text);
+    if (entry.msg.run) {
+      const open = document.createElement("a");
+      open.href = `#run-${entry.msg.run}`;
+      open.className = "run-link";
+      open.dataset.id = entry.msg.run;
+      open.append(codeEl(entry.msg.run.slice(0, 8)));
+      open.addEventListener("click", (e) => {
+        e.preventDefault();
+        openRunFor(entry.msg.run, t.flowId, null);
+      });
+      msg.append(" ", open);
+    }
+  }
+  body.querySelector(".trig-notes").hidden = problem.hidden && error.hidden && msg.hidden;
+}
+
+// Open a run by id: as the list has it, else as its trigger says (running: live).
+function openRunFor(executionId, flowId, status) {
+  if (state.runs.has(executionId)) openRun(executionId);
+  else if (status === "running") openLive(executionId, flowId);
+  else openPast(executionId, flowId);
+}
+
+async function triggerAction(key, action) {
+  const tr = state.triggers;
+  const entry = tr.byKey.get(key);
+  if (!entry || entry.busy) return;
+  const t = entry.data;
+  entry.busy = true;
+  renderTrigger(entry);
+  const url = `/api/triggers/${encodeURIComponent(t.flowId)}/${encodeURIComponent(t.id)}/${action}`;
+  try {
+    const answer = await api(url, { method: "POST" });
+    if (action === "fire") {
+      if (answer.executionId) {
+        state.triggerRuns.set(answer.executionId, { flowId: t.flowId, id: t.id, type: t.type, manual: true });
+        if (state.runs.has(answer.executionId)) upsertRun({ executionId: answer.executionId });
+        entry.msg = { text: "fired by hand: run", run: answer.executionId };
+        say(`trigger ${key} fired: run ${answer.executionId.slice(0, 12)} started`);
+      } else {
+        entry.msg = { text: `fired by hand: queued (${answer.position} waiting), it starts when a run of it ends` };
+        say(`trigger ${key} fired: queued`);
+      }
+    } else {
+      entry.data = answer;
+      entry.seenAt = performance.now();
+      entry.msg = null;
+      say(`trigger ${key} ${answer.status === "paused" ? "paused" : "resumed"}`);
+    }
+  } catch (e) {
+    // refused by its state or policy (paused, skipping, a full queue): the answer says why; a
+    // run that could not start is the trigger's last error, shown below it in full
+    const said = [401, 404, 409, 429].includes(e.status) || action !== "fire";
+    const short = `${e.status || ""} ${e.code || ""}`.trim();
+    entry.msg = { text: said ? `${action}: ${e.message}` : `fire: ${short}: the run was not started (its last error says why)`, bad: true };
+    say(`trigger ${key}: ${action}: ${said ? e.message : short}`, true);
+  } finally {
+    entry.busy = false;
+    if (tr.byKey.get(key) === entry) {
+      renderTrigger(entry);
+      renderTriggersHead();
+    }
+  }
+}
+
 // -- wiring ------------------------------------------------------------------------------------
 $("#token").value = state.token;
 $("#token-form").addEventListener("submit", (e) => {
@@ -2229,6 +2819,7 @@ $("#token-form").addEventListener("submit", (e) => {
   connect();
 });
 $("#refresh").addEventListener("click", connect);
+$("#triggers-refresh").addEventListener("click", loadTriggers);
 $("#flow-select").addEventListener("change", (e) => pickFlow(e.target.value).catch((err) => say(err.message, true)));
 $("#execute").addEventListener("click", execute);
 $("#debug-step").addEventListener("click", () => debugAction("step"));
