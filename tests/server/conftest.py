@@ -283,3 +283,37 @@ def _serve_cli(storage: Path, *extra: str) -> Iterator[tuple[str, str]]:
 def serve_cli() -> Callable[..., contextlib.AbstractContextManager[tuple[str, str]]]:
     """``with serve_cli(storage, *options) as (url, token)``: a real ``atomiton serve``."""
     return _serve_cli
+
+
+# -- the page in a real browser (headless Chromium, driven by Playwright) ---------------------
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (Debian's package) for a module's page tests."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is missing: pip install playwright"
+    )
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def expect() -> Any:
+    """Playwright's waiting ``expect``, with 15 s to see each state."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api.expect.set_options(timeout=15_000)
+    return sync_api.expect

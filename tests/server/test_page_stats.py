@@ -30,16 +30,7 @@ from atomiton_core import NodeContext, create_conductor, hookimpl, loads_flow, n
 from atomiton_core.errors import ExecutionError
 from atomiton_core.server.app import create_app
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TOKEN = "page-stats-token-0123456789"
 
 pytestmark = pytest.mark.slow
@@ -99,26 +90,6 @@ edges:
 
 #: (fail, ms) of the runs of `measured`: `work` fails in 2 of 5.
 RUNS = [(False, 10), (True, 30), (False, 20), (True, 40), (False, 50)]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is missing: pip install playwright"
-    )
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def expect() -> Any:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    sync_api.expect.set_options(timeout=15_000)
-    return sync_api.expect
 
 
 @pytest.fixture
