@@ -480,7 +480,12 @@ nodes:
 
 
 def test_fetching_a_large_value_does_not_block_the_loop(conductor: Conductor) -> None:
-    """200 MB fetched for a node here (an async one): the event loop keeps turning."""
+    """200 MB fetched for a node here (an async one): the event loop keeps turning.
+
+    Fetched with the blocking ``Future.result()`` the loop stood still for the whole transfer (2 s
+    and more); fetched asynchronously the worst gap measured is 0.2-0.3 s, Dask copying the frames
+    while it holds the GIL. The bound leaves room for a loaded machine.
+    """
     import asyncio
 
     flow = loads_flow(
@@ -516,4 +521,4 @@ edges:
     result, worst = asyncio.run(main())
     assert result.ok, result.error
     assert result.outputs["local"]["n"] == 200 * MB
-    assert worst < 0.5, f"the loop stood still for {worst:.3f} s"
+    assert worst < 1.0, f"the loop stood still for {worst:.3f} s"
