@@ -131,7 +131,7 @@ def test_shell_timeout_kills_the_whole_process_group_quickly(
     elapsed = time.monotonic() - t0
     assert result.status == "failed"
     assert result.nodes["sh"].error.code == "TIMEOUT"
-    assert elapsed < 1.0, f"the node took {elapsed:.2f}s to stop"
+    assert elapsed < 3, f"the node took {elapsed:.2f}s to stop"  # its processes sleep 60 s
     pids = read_pids(pidfile, 2)
     assert wait_gone(pids) == []
 
@@ -149,7 +149,7 @@ def test_shell_sigkill_follows_sigterm_after_the_grace_period(
     result = conductor.run(flow)
     elapsed = time.monotonic() - t0
     assert result.nodes["sh"].error.code == "TIMEOUT"
-    assert 0.55 < elapsed < 1.5
+    assert 0.55 < elapsed < 3  # the timeout and the grace period; its processes sleep 60 s
     assert wait_gone(read_pids(pidfile, 2)) == []
 
 
