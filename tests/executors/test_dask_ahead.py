@@ -3,7 +3,6 @@ chained on the cluster, and nothing runs ahead that the conductor would not have
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -178,8 +177,9 @@ def test_a_trivial_chain_costs_at_most_1_5x_dask_futures(
 
     ours(), native()  # warm-up: the node type checked on the workers, the functions shipped
     times: dict[str, list[float]] = {"ours": [], "native": []}
-    for i in range(5):
+    for i in range(7):
         for name, fn in sorted({"ours": ours, "native": native}.items(), reverse=bool(i % 2)):
             times[name].append(fn())
-    ratio = statistics.median(times["ours"]) / statistics.median(times["native"])
-    assert ratio <= 1.5, times
+    # the best of each: what the path costs when nothing else on the machine gets in the way
+    ratio = min(times["ours"]) / min(times["native"])
+    assert ratio <= 1.5, (ratio, times)
