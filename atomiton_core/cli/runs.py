@@ -87,16 +87,32 @@ def runs() -> None:
 @click.option("--flow", "flow_id", default=None, metavar="ID", help="Only runs of this flow.")
 @click.option("--status", default=None, help="Only runs in this status (failed, interrupted...).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most this many.")
+@click.option(
+    "--before",
+    default=None,
+    metavar="RUN",
+    help="Only runs that started before this one (the last of the previous page).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @storage_option
 def runs_list(
-    flow_id: str | None, status: str | None, limit: int | None, as_json: bool, storage: str | None
+    flow_id: str | None,
+    status: str | None,
+    limit: int | None,
+    before: str | None,
+    as_json: bool,
+    storage: str | None,
 ) -> None:
     """List stored runs, newest first."""
     from rich.table import Table
 
+    from atomiton_core.errors import AtomitonError
+
     store = _storage(storage)
-    found = store.runs(flow_id=flow_id, status=status)[:limit]
+    try:
+        found = store.runs(flow_id=flow_id, status=status, limit=limit, before=before)
+    except AtomitonError as exc:  # --before a run that is not there
+        _fail(str(exc), EXIT_FAILED)
     if as_json:
         click.echo(json.dumps([r.summary() for r in found], indent=2))
         return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import uuid
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,7 +32,7 @@ from atomiton_core.secrets import SecretProvider, create_providers
 from atomiton_core.security import Security
 from atomiton_core.storage.cache import CACHE_MODES, CacheStore
 from atomiton_core.storage.flows import FlowStorage, create_storage
-from atomiton_core.storage.runs import PriorRun
+from atomiton_core.storage.runs import PriorRun, new_run_id
 
 if TYPE_CHECKING:
     from atomiton_core.conductor.isolation import ProcessPool
@@ -357,7 +356,7 @@ class Conductor:
         plan = self.prepare(flow)
         if debug is not None:
             debug.check(plan.flow)
-        eid = execution_id or uuid.uuid4().hex
+        eid = execution_id or new_run_id()
         if eid in self._executions:
             raise ExecutionConflict(f"execution id {eid!r} is already running")
         checked = check_inputs(plan.flow, inputs)

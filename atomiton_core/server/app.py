@@ -16,7 +16,6 @@ import json
 import math
 import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -61,7 +60,7 @@ from atomiton_core.server.graph import flow_graph, run_graph
 from atomiton_core.server.openapi import openapi_json
 from atomiton_core.server.plans import PlanCache
 from atomiton_core.server.triggers import TriggerEngine, trigger_routes
-from atomiton_core.storage.runs import read_events
+from atomiton_core.storage.runs import new_run_id, read_events
 from atomiton_core.version import __version__
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "uvicorn_settings", "uvicorn_ws_protocol"]
@@ -411,7 +410,7 @@ class Api:
         execution = self.conductor.start(
             prepared,
             inputs,
-            execution_id=uuid.uuid4().hex,
+            execution_id=new_run_id(),
             resume=prior,
             cache=cache,
             **debug,
@@ -450,16 +449,20 @@ class Api:
         return JSONResponse({"executions": listed})
 
     async def list_runs(self, request: Request) -> Response:
-        """Stored runs, newest first: ``?flowId=`` / ``?status=`` / ``?limit=`` filter them."""
+        """Stored runs, newest first: ``?flowId=`` / ``?status=`` filter them, ``?limit=`` (at
+        most that many: only those records are read) and ``?before=<run id>`` (the last run of
+        the previous page) page through them."""
         query = request.query_params
         limit = query.get("limit")
-        if limit is not None and not limit.isdigit():
+        if limit is not None and not (limit.isascii() and limit.isdigit() and len(limit) <= 9):
             raise RequestError("`limit` must be a whole number")
         found = await asyncio.to_thread(
-            self.storage().runs, flow_id=query.get("flowId"), status=query.get("status")
+            self.storage().runs,
+            flow_id=query.get("flowId"),
+            status=query.get("status"),
+            limit=None if limit is None else int(limit),
+            before=query.get("before"),
         )
-        if limit is not None:
-            found = found[: int(limit)]
         return JSONResponse({"runs": [r.summary() for r in found]})
 
     async def flow_stats(self, request: Request) -> Response:

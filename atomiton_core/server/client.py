@@ -436,13 +436,24 @@ class RemoteConductor:
         return data
 
     def runs(
-        self, *, flow_id: str | None = None, status: str | None = None, limit: int | None = None
+        self,
+        *,
+        flow_id: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        before: str | None = None,
     ) -> list[dict[str, Any]]:
         """Summaries of the runs in the server's storage, newest first (they outlive the
-        server: a restarted one lists them too)."""
+        server: a restarted one lists them too); ``limit`` and ``before`` (the last run id of
+        the previous page) page through them."""
         params = {
             k: v
-            for k, v in (("flowId", flow_id), ("status", status), ("limit", limit))
+            for k, v in (
+                ("flowId", flow_id),
+                ("status", status),
+                ("limit", limit),
+                ("before", before),
+            )
             if v is not None
         }
         data: list[dict[str, Any]] = self._request("GET", "/api/runs", params=params).json()["runs"]

@@ -203,14 +203,17 @@ class FlowStorage:
         return RunRecord.load(self, execution_id)
 
     def runs(
-        self, *, flow_id: str | None = None, status: str | None = None
+        self,
+        *,
+        flow_id: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        before: str | None = None,
     ) -> builtins.list[RunRecord]:
-        """Stored runs, newest first, of one flow and in one status if given."""
-        return [
-            r
-            for r in list_records(self)
-            if (flow_id is None or r.flow_id == flow_id) and (status is None or r.status == status)
-        ]
+        """Stored runs, newest first, of one flow and in one status if given: at most
+        ``limit`` (only those are read), started before the run ``before`` if given (the last
+        of the previous page)."""
+        return list_records(self, flow_id=flow_id, status=status, limit=limit, before=before)
 
     def stats(self, flow_id: str, *, last: int = DEFAULT_LAST) -> FlowStats:
         """Each node's p50 / p95 duration and failure rate over the flow's ``last`` newest

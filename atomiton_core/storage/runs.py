@@ -10,19 +10,27 @@ ignoring a torn last line. :class:`PriorRun` is what ``execute(flow, resume=ID)`
 per node path, the key and the stored outputs of its last completion.
 
 Records of earlier versions (one ``runs/<id>.json`` holding the result) are read too.
+
+A new run's id is a UUID of version 7 (:func:`new_run_id`, from the ``uuid6`` package): its first
+48 bits are when it was made, so :func:`list_records` orders the runs by their ids and reads only
+as many records as a ``limit`` needs. Runs with other ids (given by a caller, or made before) are
+read whole and merged by their start time.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import json
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pydantic_core
+import uuid6
 
 from atomiton_core import codec, wire
 from atomiton_core.errors import ConfigurationError, RunNotFound, StorageError, ValueNotEncodable
@@ -42,7 +50,9 @@ __all__ = [
     "StoredOutputs",
     "digest",
     "digest_parts",
+    "id_time",
     "list_records",
+    "new_run_id",
     "pack",
     "pack_parts",
     "read_events",
@@ -443,7 +453,7 @@ class RunRecord:
                 raise RunNotFound(
                     f"no run {execution_id!r} in storage {storage.url}",
                     hint="storage.runs() gives the stored runs (`atomiton runs list`, "
-                    "GET /api/executions)",
+                    "GET /api/runs)",
                 )
             return cls(storage, execution_id, _from_legacy(json.loads(legacy)))
         try:
@@ -633,14 +643,94 @@ def _from_legacy(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def list_records(storage: FlowStorage) -> list[RunRecord]:
-    """Every stored run's record, newest first (by start time); large finished ones brief
-    (read from their summaries)."""
-    records = []
+def new_run_id() -> str:
+    """A new run's id: a UUID of version 7 (RFC 9562) as 32 hex digits. Its first 48 bits are
+    the time in milliseconds, so ids sort as their runs started (within a millisecond too)."""
+    return uuid6.uuid7().hex
+
+
+_TIMED_ID = re.compile(r"[0-9a-f]{12}7[0-9a-f]{3}[89ab][0-9a-f]{15}")
+_EARLIEST_ID_TIME = 1.6e12  # 2020: an id of this shape from before is not one of ours
+#: How far an id's time may run ahead of its run's start: ids made in the same millisecond
+#: take the following milliseconds (uuid6's monotonic ids), and processes' clocks differ.
+_ID_TIME_SLACK = 60.0
+
+
+def id_time(execution_id: str) -> float | None:
+    """The time in a run id of :func:`new_run_id` (seconds since the epoch): when it was made,
+    or a little after for ids made in a burst (each id in the same millisecond takes the next
+    one); None for any other id, or one whose time is implausible (before 2020, a day ahead)."""
+    if not _TIMED_ID.fullmatch(execution_id):
+        return None
+    ms = int(execution_id[:12], 16)
+    if ms < _EARLIEST_ID_TIME or ms > (time.time() + 86_400) * 1000:
+        return None
+    return ms / 1000
+
+
+def list_records(
+    storage: FlowStorage,
+    *,
+    flow_id: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    before: str | None = None,
+) -> list[RunRecord]:
+    """The stored runs' records, newest first, of one flow and in one status if given; large
+    finished ones brief (read from their summaries).
+
+    ``limit``: at most that many; records are read newest first until it is reached (runs with
+    time-ordered ids, see :func:`new_run_id`; any others are all read). ``before``: only runs
+    that started before that run (the last one of a page), for the next page.
+    """
+    if limit is not None and limit < 0:
+        raise ConfigurationError(f"a limit of runs must be 0 or more (got {limit})")
+    timed: list[tuple[float, str]] = []
+    others: list[tuple[tuple[float, str], RunRecord]] = []
     for eid in storage.list_runs():
-        try:
-            records.append(RunRecord.load(storage, eid, brief=True))
-        except (RunNotFound, StorageError, ValueError):
-            continue
-    records.sort(key=lambda r: r.started_at or 0.0, reverse=True)
-    return records
+        at = id_time(eid)
+        if at is not None:
+            timed.append((at, eid))
+        elif (record := _try_load(storage, eid)) is not None:
+            others.append(((record.started_at or 0.0, eid), record))
+    bound = _position(storage, before) if before is not None else None
+    bound_timed = before is not None and id_time(before) is not None
+    timed.sort(reverse=True)
+    others.sort(key=lambda pair: pair[0], reverse=True)
+
+    def read_timed() -> Iterator[tuple[tuple[float, str], RunRecord]]:
+        # in the order of their ids, which is the order of their start times; a record's own
+        # start time is its key, as for the others (an id's time is cut to the millisecond)
+        for at, eid in timed:
+            if bound is not None and (
+                eid >= bound[1] if bound_timed else at > bound[0] + _ID_TIME_SLACK
+            ):
+                continue  # made after the bound: not read
+            if (record := _try_load(storage, eid)) is not None:
+                yield (record.started_at or at, eid), record
+
+    def kept(pairs: Iterable[tuple[tuple[float, str], RunRecord]]) -> Iterator[RunRecord]:
+        for key, record in pairs:
+            if bound is not None and key >= bound:
+                continue
+            if (flow_id is None or record.flow_id == flow_id) and (
+                status is None or record.status == status
+            ):
+                yield record
+
+    merged = kept(heapq.merge(read_timed(), others, key=lambda pair: pair[0], reverse=True))
+    return list(itertools.islice(merged, limit))  # the merge reads no record past the limit
+
+
+def _try_load(storage: FlowStorage, execution_id: str) -> RunRecord | None:
+    """A run's brief record, or None when it cannot be read (being deleted, torn, foreign)."""
+    try:
+        return RunRecord.load(storage, execution_id, brief=True)
+    except (RunNotFound, StorageError, ValueError):
+        return None
+
+
+def _position(storage: FlowStorage, execution_id: str) -> tuple[float, str]:
+    """Where a run stands in the newest-first order (for ``before=``); RunNotFound if absent."""
+    record = RunRecord.load(storage, execution_id, brief=True)
+    return (record.started_at or id_time(execution_id) or 0.0, execution_id)

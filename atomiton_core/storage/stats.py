@@ -146,7 +146,7 @@ def flow_stats(storage: FlowStorage, flow_id: str, *, last: int = DEFAULT_LAST) 
             f"statistics are over the last 1 or more runs (got last={last!r})",
             hint="give last=N, a whole number of runs (`atomiton runs stats FLOW --last N`)",
         )
-    records = storage.runs(flow_id=flow_id)[:last]
+    records = storage.runs(flow_id=flow_id, limit=last)
     stats = FlowStats(flow_id, last, runs=len(records))
     if not records and not _stored(storage, flow_id):
         raise FlowNotFound(

@@ -57,7 +57,18 @@ def test_a_restarted_server_still_lists_and_reads_past_runs(tmp_path: Path, serv
             f"{url}/api/executions", json={"flowId": "twice", "resume": "nope"}, headers=auth
         )
         assert bad.status_code == 404, bad.text
+        # pages: the newest first, then those before the last of a page; a gone one is a 404
+        third = client.run("twice", {"d": 3})
+        newest = [third.execution_id, fixed.execution_id, failed.execution_id]
+        assert [r["executionId"] for r in client.runs(limit=2)] == newest[:2]
+        after = client.runs(limit=2, before=fixed.execution_id)
+        assert [r["executionId"] for r in after] == newest[2:]
+        gone = httpx.get(f"{url}/api/runs", params={"before": "nope"}, headers=auth)
+        assert gone.status_code == 404 and gone.json()["error"]["code"] == "RUN_NOT_FOUND"
+        bad_limit = httpx.get(f"{url}/api/runs", params={"limit": "-1"}, headers=auth)
+        assert bad_limit.status_code == 400, bad_limit.text
         client.delete_run(failed.execution_id)
+        client.delete_run(third.execution_id)
         assert [r["executionId"] for r in client.runs()] == [fixed.execution_id]
 
 

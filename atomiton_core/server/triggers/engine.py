@@ -8,7 +8,6 @@ import contextlib
 import json
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +40,7 @@ from atomiton_core.server.triggers.state import (
     state_location,
 )
 from atomiton_core.storage.flows import FLOW_SUFFIX
+from atomiton_core.storage.runs import new_run_id
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -517,7 +517,7 @@ class TriggerEngine:
                     hint="start the server with a higher limit, or make the trigger queue",
                 )
             with triggered_by(self._header(trig, firing)):
-                execution = self.conductor.start(plan, firing.inputs, execution_id=uuid.uuid4().hex)
+                execution = self.conductor.start(plan, firing.inputs, execution_id=new_run_id())
         except Exception as exc:
             err = (
                 exc
