@@ -32,7 +32,7 @@ from atomiton_core import (
     signals,
 )
 from atomiton_core.errors import AtomitonError
-from atomiton_core.storage.runs import RunRecord, read_events
+from atomiton_core.storage.runs import RunRecord, read_events, read_events_after
 
 ATOMITON = [sys.executable, "-m", "atomiton_core.cli"]
 #: How many times each node (by path) really ran, across runs.
@@ -314,6 +314,42 @@ def test_a_torn_last_line_is_ignored(conductor: Conductor) -> None:
     with log.open("ab") as fh:
         fh.write(b'{"type":"node.started","path":"n9","t":1')  # a write cut by a kill
     assert read_events(storage, result.execution_id) == whole
+
+
+def test_a_log_is_read_on_from_where_a_reader_stopped(conductor: Conductor) -> None:
+    """``read_events_after``: the lines after ``next``, so a follower decodes each line once;
+    a line still being written is neither given nor counted until it is finished."""
+    result = conductor.run(_chain(3))
+    storage = conductor.storage
+    assert storage is not None
+    eid = result.execution_id
+    whole = read_events(storage, eid)
+    assert read_events_after(storage, eid) == (whole, len(whole))
+    assert read_events_after(storage, eid, 2) == (whole[2:], len(whole))
+    assert read_events_after(storage, eid, len(whole) + 5) == ([], len(whole))
+    log = Path(storage.run_folder(eid)) / "events.jsonl"
+    with log.open("ab") as fh:
+        fh.write(b'{"type":"node.started","path":"n9"')  # half a line: its writer goes on
+    assert read_events_after(storage, eid, len(whole)) == ([], len(whole))
+    with log.open("ab") as fh:
+        fh.write(b',"t":1}\n')
+    later = read_events_after(storage, eid, len(whole))
+    assert later == ([{"type": "node.started", "path": "n9", "t": 1}], len(whole) + 1)
+    with pytest.raises(AtomitonError, match="after=-1"):
+        read_events_after(storage, eid, -1)
+
+
+def test_a_log_in_segments_is_read_on_the_same_way(tmp_path: Path) -> None:
+    """On an object store the log is segments (``events/<n>.jsonl``), read on by line too."""
+    with create_conductor(
+        f"memory://read-on-{tmp_path.name}", plugins=[Plugin()], autoload=False
+    ) as c:
+        result = c.run(_chain(3))
+        assert c.storage is not None
+        eid = result.execution_id
+        assert c.storage.fs.ls(c.storage.run_folder(eid) + "/events")
+        whole = read_events(c.storage, eid)
+        assert len(whole) > 3 and read_events_after(c.storage, eid, 3) == (whole[3:], len(whole))
 
 
 def test_history_sorts_by_start_and_filters(conductor: Conductor) -> None:

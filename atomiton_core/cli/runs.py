@@ -214,7 +214,7 @@ def _describe(event: dict[str, Any]) -> str:
 @storage_option
 def runs_logs(execution_id: str, follow: bool, as_json: bool, storage: str | None) -> None:
     """Print a run's log: its events in order."""
-    from atomiton_core.storage.runs import read_events
+    from atomiton_core.storage.runs import read_events_after
 
     store = _storage(storage)
     record = _record(store, execution_id)
@@ -223,21 +223,21 @@ def runs_logs(execution_id: str, follow: bool, as_json: bool, storage: str | Non
             f"run {execution_id!r} was recorded without a log (record={record.mode!r})",
             EXIT_FAILED,
         )
-    seen = 0
+    seen = 0  # the log's lines printed so far: each poll decodes only the lines after them
     while True:
-        events = read_events(store, execution_id)
-        for event in events[seen:]:
+        events, lines = read_events_after(store, execution_id, seen)
+        for event in events:
             line = json.dumps(event) if as_json else _describe(event)
             click.echo(line)
             if str(event.get("type", "")).startswith("execution.") and event["type"] not in (
                 "execution.started",
             ):
                 return
-        seen = len(events)
+        seen = lines
         if not follow:
             return
         if store.record(execution_id).status != "running":  # ended, or its writer died
-            for event in read_events(store, execution_id)[seen:]:
+            for event in read_events_after(store, execution_id, seen)[0]:
                 click.echo(json.dumps(event) if as_json else _describe(event))
             return
         sys.stdout.flush()

@@ -60,7 +60,7 @@ from atomiton_core.server.graph import flow_graph, run_graph
 from atomiton_core.server.openapi import openapi_json
 from atomiton_core.server.plans import PlanCache
 from atomiton_core.server.triggers import TriggerEngine, trigger_routes
-from atomiton_core.storage.runs import new_run_id, read_events
+from atomiton_core.storage.runs import new_run_id, read_events_after
 from atomiton_core.version import __version__
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "uvicorn_settings", "uvicorn_ws_protocol"]
@@ -485,12 +485,19 @@ class Api:
         return Response(await asyncio.to_thread(body), media_type="application/json")
 
     async def run_events(self, request: Request) -> Response:
+        """A stored run's log: ``events`` in order, and ``next``, the number of its lines;
+        ``?after=N`` gives only the events after the first N lines (a reader following a
+        run that is still being written asks with the ``next`` it was given)."""
         eid = request.path_params["run_id"]
+        after = request.query_params.get("after", "0")
+        if not (after.isascii() and after.isdigit() and len(after) <= 12):
+            raise RequestError("`after` must be a whole number of lines (the `next` given)")
         storage = self.storage()
         await asyncio.to_thread(storage.record, eid)  # 404 for a run that is not there
 
         def body() -> bytes:  # a long run's log is read and encoded off the loop
-            return _json_bytes({"events": read_events(storage, eid)})
+            events, lines = read_events_after(storage, eid, int(after))
+            return _json_bytes({"events": events, "next": lines})
 
         return Response(await asyncio.to_thread(body), media_type="application/json")
 

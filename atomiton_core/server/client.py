@@ -471,10 +471,12 @@ class RemoteConductor:
         data: dict[str, Any] = self._request("GET", f"/api/runs/{execution_id}").json()
         return data
 
-    def run_events(self, execution_id: str) -> list[dict[str, Any]]:
-        """A stored run's log: its events in order."""
+    def run_events(self, execution_id: str, *, after: int = 0) -> list[dict[str, Any]]:
+        """A stored run's log: its events in order; ``after``: only those after its first
+        ``after`` lines (for a run still being written: how many events were read before)."""
+        params = {"after": after} if after else {}
         data: list[dict[str, Any]] = self._request(
-            "GET", f"/api/runs/{execution_id}/events"
+            "GET", f"/api/runs/{execution_id}/events", params=params
         ).json()["events"]
         return data
 

@@ -56,6 +56,7 @@ __all__ = [
     "pack",
     "pack_parts",
     "read_events",
+    "read_events_after",
     "store_outputs",
     "unpack",
     "value_digest",
@@ -270,7 +271,35 @@ def read_events(storage: FlowStorage, execution_id: str) -> list[dict[str, Any]]
     return list(_events(storage, execution_id))
 
 
-def _events(storage: FlowStorage, execution_id: str) -> Iterator[dict[str, Any]]:
+def read_events_after(
+    storage: FlowStorage, execution_id: str, after: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """A growing log read on from where a reader stopped: the events of its lines after the
+    first ``after`` finished ones, and how many finished lines there are now (the next
+    ``after``). Only those lines are decoded; a line still being written is not counted."""
+    if after < 0:
+        raise ConfigurationError(f"a log is read on from line 0 or later (got after={after})")
+    events: list[dict[str, Any]] = []
+    seen = 0
+    for chunk in _log_chunks(storage, execution_id):
+        lines = chunk.split(b"\n")
+        for line in lines[:-1]:  # the last piece has no newline yet: not a finished line
+            if not line.strip():
+                continue
+            seen += 1
+            if seen <= after:
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+    return events, seen
+
+
+def _log_chunks(storage: FlowStorage, execution_id: str) -> list[bytes]:
+    """A run's log as written: ``events.jsonl``, then its segments (``events/``) in order."""
     folder = storage.run_folder(execution_id)
     chunks: list[bytes] = []
     whole = _read_bytes(storage, f"{folder}/events.jsonl")
@@ -282,7 +311,11 @@ def _events(storage: FlowStorage, execution_id: str) -> Iterator[dict[str, Any]]
             data = _read_bytes(storage, str(name))
             if data is not None:
                 chunks.append(data)
-    for chunk in chunks:
+    return chunks
+
+
+def _events(storage: FlowStorage, execution_id: str) -> Iterator[dict[str, Any]]:
+    for chunk in _log_chunks(storage, execution_id):
         for line in chunk.split(b"\n"):
             if not line.strip():
                 continue

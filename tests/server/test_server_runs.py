@@ -42,8 +42,10 @@ def test_a_restarted_server_still_lists_and_reads_past_runs(tmp_path: Path, serv
         # the earlier server's run: its record, its log, its result
         record = client.run_record(failed.execution_id)
         assert record["nodes"]["split"]["status"] == "failed"
-        kinds = [e["type"] for e in client.run_events(failed.execution_id)]
+        log = client.run_events(failed.execution_id)
+        kinds = [e["type"] for e in log]
         assert kinds[0] == "execution.started" and kinds[-1] == "execution.failed"
+        assert client.run_events(failed.execution_id, after=2) == log[2:]
         past = client.get(failed.execution_id)
         assert type(past) is ExecutionResult and past.status == "failed"
         listed = {e["executionId"] for e in client.executions()}
@@ -67,6 +69,12 @@ def test_a_restarted_server_still_lists_and_reads_past_runs(tmp_path: Path, serv
         assert gone.status_code == 404 and gone.json()["error"]["code"] == "RUN_NOT_FOUND"
         bad_limit = httpx.get(f"{url}/api/runs", params={"limit": "-1"}, headers=auth)
         assert bad_limit.status_code == 400, bad_limit.text
+        events_url = f"{url}/api/runs/{fixed.execution_id}/events"
+        page = httpx.get(events_url, params={"after": "1"}, headers=auth).json()
+        assert page["next"] == len(client.run_events(fixed.execution_id))
+        assert page["events"] == client.run_events(fixed.execution_id)[1:]
+        bad_after = httpx.get(events_url, params={"after": "x"}, headers=auth)
+        assert bad_after.status_code == 400 and "`after`" in bad_after.text
         client.delete_run(failed.execution_id)
         client.delete_run(third.execution_id)
         assert [r["executionId"] for r in client.runs()] == [fixed.execution_id]

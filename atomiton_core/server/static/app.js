@@ -1218,20 +1218,23 @@ async function followStored(view) {
     let log;
     let record;
     try {
-      [log, record] = await Promise.all([api(`/api/runs/${id}/events`), api(`/api/runs/${id}`)]);
+      [log, record] = await Promise.all([
+        api(`/api/runs/${id}/events?after=${applied}`), // only the lines not yet applied
+        api(`/api/runs/${id}`),
+      ]);
     } catch (e) {
       if (state.view === view) say(e.message, true);
       return;
     }
     if (state.view !== view || view.finished) return;
     const events = log.events || [];
-    for (const ev of events.slice(applied)) {
+    for (const ev of events) {
       if (ev.type === "execution.started" && ev.t != null) view.t0 = ev.t * 1000;
       else applyEvent(view, ev);
       const node = ev.type === "node.started" ? view.nodes.get(ev.path) : null;
       if (node) node.fraction = null; // a log has no progress: "running", not "running 0%"
     }
-    applied = events.length;
+    applied = log.next ?? applied + events.length;
     if (view.t0 == null && record.startedAt != null) view.t0 = isoMs(record.startedAt);
     if (record.status !== "running") {
       try {
