@@ -154,6 +154,9 @@ class ExecutionEvent:
     error: Error = None
     #: The ExecutionResult, on the finishing events.
     result: ExecutionResult | None = field(default=None, compare=False)
+    #: What started the run by itself: a trigger of ``atomiton serve`` (its flow, id, type,
+    #: ``firedAt`` and what fired it), as its record says; None for a run someone started.
+    trigger: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

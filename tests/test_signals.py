@@ -7,6 +7,7 @@ import gc
 from typing import Any
 
 from atomiton_core import Conductor, loads_flow, signals, wire
+from atomiton_core.conductor.runlog import triggered_by
 
 FLOW = """
 id: sig
@@ -73,6 +74,43 @@ def test_events_in_order_with_typed_payloads(conductor: Conductor) -> None:
     finished = events[-1]
     assert finished.result is result and wire.dump(finished)["result"]["status"] == "completed"
     assert any(e.type == "node.progress" and e.message == "step 2" for e in events)
+
+
+def test_execution_events_say_what_triggered_the_run(conductor: Conductor) -> None:
+    """A run someone started says None; one begun within ``triggered_by`` (as the server's
+    triggers start theirs) carries that trigger on each execution event."""
+    heard: list[Any] = []
+    flow = loads_flow("id: t\nname: T\nnodes:\n  - {id: x, type: test.sleep}\n")
+
+    def on_event(sender: Any, event: signals.ExecutionEvent) -> None:
+        heard.append((event.type, event.trigger))
+
+    fired = {"flowId": "t", "id": "every-minute", "type": "schedule", "firedAt": "now"}
+    with (
+        signals.execution_started.connected_to(on_event, sender=conductor),
+        signals.execution_completed.connected_to(on_event, sender=conductor),
+    ):
+        conductor.run(flow)
+
+        async def triggered() -> Any:
+            with triggered_by(fired):
+                execution = conductor.start(flow)
+            return await execution.result()
+
+        result = asyncio.run(triggered())
+    assert heard == [
+        ("execution.started", None),
+        ("execution.completed", None),
+        ("execution.started", fired),
+        ("execution.completed", fired),
+    ]
+    assert (
+        wire.dump(signals.ExecutionEvent("x", "e", "t", 0.0, 0, "running", trigger=fired))[
+            "trigger"
+        ]
+        == fired
+    )
+    assert result.ok
 
 
 def test_receivers_for_another_conductor_hear_nothing(

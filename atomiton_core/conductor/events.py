@@ -108,5 +108,6 @@ def emit_execution(run: Run, signal: NamedSignal, kind: str) -> None:
             status=str(res.status),
             error=res.error,
             result=res if res.status is not ExecutionStatus.RUNNING else None,
+            trigger=run.trigger,
         ),
     )

@@ -20,7 +20,7 @@ from atomiton_core.conductor.debug import Debugger, DebugOptions
 from atomiton_core.conductor.events import emit_execution
 from atomiton_core.conductor.plan import FlowPlan
 from atomiton_core.conductor.progress import overall
-from atomiton_core.conductor.runlog import RunLog, StoredOutputs, value_digest
+from atomiton_core.conductor.runlog import RunLog, StoredOutputs, current_trigger, value_digest
 from atomiton_core.conductor.scheduler import DONE, GraphRun
 from atomiton_core.errors import (
     AtomitonError,
@@ -75,6 +75,8 @@ class Run:
         self.variables = variables
         #: What the caller gave (the variables are the flow's defaults with these over them).
         self.inputs: Mapping[str, Any] = inputs or {}
+        #: What started the run by itself (a trigger of ``atomiton serve``), or None.
+        self.trigger = current_trigger()
         #: The stored run this one resumes: its reusable node outputs by path.
         self.prior = prior
         self.resumed_from = prior.execution_id if prior is not None else None

@@ -80,6 +80,7 @@ __all__ = [
     "RECORD_MODES",
     "LogWriter",
     "RunLog",
+    "current_trigger",
     "triggered_by",
 ]
 __all__ += ["StoredOutputs", "store_outputs", "value_digest"]  # the stored form, re-exported
@@ -112,6 +113,12 @@ _now = time.time
 _TRIGGER: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
     "atomiton_run_trigger", default=None
 )
+
+
+def current_trigger() -> dict[str, Any] | None:
+    """What is starting runs in this context (see :func:`triggered_by`), or None."""
+    trigger = _TRIGGER.get()
+    return dict(trigger) if trigger is not None else None
 
 
 @contextlib.contextmanager

@@ -88,6 +88,8 @@ class Runs:
         self.cond = threading.Condition()
         self.started: list[str] = []
         self.ended: dict[str, str] = {}
+        #: What each execution's ``execution.started`` event said started it.
+        self.triggers: dict[str, dict[str, Any] | None] = {}
         self._signals = (signals.execution_started, *signals.EXECUTION_SIGNALS[1:])
         for sig in self._signals:
             sig.connect(self._receive, sender=conductor, weak=False)
@@ -96,6 +98,7 @@ class Runs:
         with self.cond:
             if event.type == "execution.started":
                 self.started.append(event.execution_id)
+                self.triggers[event.execution_id] = event.trigger
             else:
                 self.ended[event.execution_id] = event.type.split(".", 1)[1]
             self.cond.notify_all()
@@ -362,6 +365,7 @@ def test_a_signed_webhook_starts_a_run_with_the_body_as_inputs(hooks: Site) -> N
     assert "authorization" not in inputs["headers"] and "x-signature-256" not in inputs["headers"]
     assert record.trigger is not None
     assert record.trigger["type"] == "webhook" and record.trigger["path"] == "orders/new"
+    assert hooks.runs.triggers[eid] == record.trigger  # the live event says so as it starts
     result = hooks.remote.get(eid)
     assert result.outputs["greet"]["output"] == {"message": "Hello Ada"}
 

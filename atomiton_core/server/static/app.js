@@ -2236,7 +2236,9 @@ function onStreamEvent(ev) {
   }
   if (!ev.executionId) return;
   if (ev.type === "execution.started") {
-    upsertRun({ executionId: ev.executionId, flowId: ev.flowId, status: "running", startedAt: ev.timestamp, progress: 0, live: true });
+    const started = { executionId: ev.executionId, flowId: ev.flowId, status: "running", startedAt: ev.timestamp, progress: 0, live: true };
+    if (ev.trigger) started.trigger = ev.trigger; // what fired it, as the event says
+    upsertRun(started);
     followNew(ev.executionId, ev.flowId);
     return;
   }
