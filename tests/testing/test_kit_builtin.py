@@ -117,11 +117,16 @@ def test_a_long_loop_of_inline_children_respects_its_timeout() -> None:
     check_node(
         "loop",
         params=st.just(
-            {"loopType": "times", "count": 50_000, "maxIterations": 50_000, "collectResults": False}
+            {
+                "loopType": "times",
+                "count": 500_000,
+                "maxIterations": 500_000,
+                "collectResults": False,
+            }
         ),
         rules=["timeout"],
         timeout=0.05,
-        margin=0.5,
+        margin=1.5,  # room for a loaded machine; running all iterations takes several seconds
         max_examples=1,
         autoload=False,
     )
